@@ -1,0 +1,100 @@
+"""The `ofmu-ray` command. Each subcommand is a `_add_<name>` parser and a `_run_<name>` body.
+
+Heavy imports (torch, transformers) live inside the bodies so that `--help` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+
+def _add_prepare(sub: argparse._SubParsersAction) -> None:
+    from ofmu_ray.prepare import BENCHES, PROFILES
+
+    p = sub.add_parser("prepare", allow_abbrev=False,
+                       help="generate a benchmark and train its target and retain-oracle models")
+    p.add_argument("--bench", default="synth-tofu", choices=[*BENCHES, "tofu"],
+                   help="synth-tofu: generated offline; tofu: real TOFU data (needs --data)")
+    p.add_argument("--data", default=None,
+                   help="with --bench tofu: hf:locuslab/TOFU or a folder of TOFU-schema files")
+    p.add_argument("--profile", default="tiny", choices=list(PROFILES),
+                   help="tiny: ~20 authors (tests); small: 60 (demo); full: 200 (TOFU's size)")
+    p.add_argument("--cache-dir", default=None,
+                   help="where prepared benchmarks live (default: $OFMU_RAY_CACHE or ~/.cache/ofmu-ray)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+
+
+def _print_report(report: dict) -> None:
+    acc, chance = report["accuracy"], report["chance"]
+    print(f"{report['bench']} / {report['profile']}: prepared in {report['seconds']} s "
+          f"(oracle = retain model of {report['oracle_split']})")
+    print(f"{'split':<14}{'target':>8}{'oracle':>8}{'chance':>8}")
+    for split in chance:
+        print(f"{split:<14}{acc['target'][split]:>8.3f}{acc['oracle'][split]:>8.3f}{chance[split]:>8.3f}")
+
+
+def _run_prepare(args: argparse.Namespace) -> int:
+    from ofmu_ray.prepare import UsageError, prepare
+
+    if args.bench == "tofu":
+        return _check_tofu_data(args)
+    if args.data is not None:
+        raise UsageError(f"--data is for --bench tofu; {args.bench} is generated, not read")
+    prepared = prepare(args.bench, args.profile, args.cache_dir, progress=True)
+    report = prepared.report
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_report(report)
+        print(f"cached in {prepared.root}")
+    return 0
+
+
+def _check_tofu_data(args: argparse.Namespace) -> int:
+    """Real TOFU has nothing to train (the user brings target and retain models): read and summarise."""
+    from ofmu_ray.data import load_tofu
+    from ofmu_ray.prepare import UsageError
+
+    if args.data is None:
+        raise UsageError("--bench tofu needs --data hf:locuslab/TOFU or --data DIR")
+    data = load_tofu(args.data)
+    sizes = {name: len(data[name]) for name in data}
+    if args.json:
+        print(json.dumps({"bench": "tofu", "data": args.data, "splits": sizes}, indent=2))
+    else:
+        print(f"tofu data from {args.data}: " + ", ".join(f"{n} ({k} rows)" for n, k in sizes.items()))
+    return 0
+
+
+COMMANDS = {"prepare": (_add_prepare, _run_prepare)}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ofmu-ray", allow_abbrev=False,
+        description="Benchmark machine-unlearning methods (OFMU and baselines) with Ray, Optuna and MLflow.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add, _ in COMMANDS.values():
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs one `ofmu-ray` command; returns the exit status (2 for bad arguments)."""
+    from ofmu_ray.data import DataError
+    from ofmu_ray.prepare import UsageError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command][1](args)
+    except (UsageError, DataError) as e:
+        print(f"ofmu-ray {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

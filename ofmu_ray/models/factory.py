@@ -1,0 +1,66 @@
+"""One factory for every causal LM: the tiny Llama trained here, or any hub name / local folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class TinyLlamaSpec:
+    """Shape of a Llama-style model small enough to train from scratch on two CPU cores."""
+
+    layers: int = 4
+    hidden: int = 128
+    intermediate: int = 384  # 3x hidden, SwiGLU
+    heads: int = 4
+    max_positions: int = 256  # longest sequence: a bio is about 130 words
+
+    def __post_init__(self) -> None:
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+        for name in ("layers", "hidden", "intermediate", "heads", "max_positions"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+def build_tiny_llama(spec: TinyLlamaSpec, tokenizer, seed: int = 0) -> LlamaForCausalLM:
+    """A freshly initialised Llama with the tokenizer's vocabulary and special tokens."""
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden,
+        intermediate_size=spec.intermediate,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        num_key_value_heads=spec.heads,
+        max_position_embeddings=spec.max_positions,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(config)
+
+
+def load_causal_lm(name_or_path: str | Path, dtype: str = "fp32"):
+    """Loads a causal LM by hub name or local folder (safetensors only, never a pickle)."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    return AutoModelForCausalLM.from_pretrained(
+        str(name_or_path), dtype=DTYPES[dtype], use_safetensors=True
+    )
+
+
+def load_tokenizer(name_or_path: str | Path):
+    """Loads the tokenizer beside a model; pads on the left for batched generation."""
+    tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer

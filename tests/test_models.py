@@ -1,0 +1,76 @@
+"""Tokenizer and model round trips through `from_pretrained`, prompt masking, greedy answers."""
+
+from __future__ import annotations
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from ofmu_ray.eval import contains_value, greedy_answers
+from ofmu_ray.models import (
+    IGNORE,
+    TinyLlamaSpec,
+    build_tiny_llama,
+    collate,
+    encode_example,
+    format_prompt,
+    load_causal_lm,
+    load_tokenizer,
+    train_word_tokenizer,
+)
+
+TEXTS = ["Where was Ana Lopez born?", "Ana Lopez was born in Porto.", "Der Ort ist Köln.", format_prompt("")]
+
+
+def test_tokenizer_round_trip(tmp_path):
+    tok = train_word_tokenizer(TEXTS)
+    tok.save_pretrained(tmp_path)
+    again = AutoTokenizer.from_pretrained(tmp_path)
+    text = "Ana Lopez was born in Köln."
+    assert again(text)["input_ids"] == tok(text)["input_ids"]
+    assert again(text)["input_ids"][0] == again.bos_token_id
+    assert again.decode(again(text)["input_ids"], skip_special_tokens=True) == "Ana Lopez was born in Köln ."
+    assert again("Ana flew to Mars")["input_ids"].count(again.unk_token_id) == 3
+
+
+def test_model_round_trip_is_safetensors_and_identical(tmp_path):
+    tok = train_word_tokenizer(TEXTS)
+    model = build_tiny_llama(TinyLlamaSpec(layers=2, hidden=32, intermediate=64, heads=2), tok).eval()
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").is_file()
+    assert not list(tmp_path.glob("*.bin"))
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    ids = torch.tensor([tok("Where was Ana Lopez born?")["input_ids"]])
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, loaded(ids).logits)
+    assert load_causal_lm(tmp_path).config.vocab_size == len(tok)
+    assert load_tokenizer(tmp_path).padding_side == "left"
+
+
+def test_only_answer_tokens_carry_loss():
+    tok = train_word_tokenizer(TEXTS)
+    ids, labels = encode_example(tok, "Where was Ana Lopez born?", "Ana Lopez was born in Porto.")
+    prompt_len = len(tok(format_prompt("Where was Ana Lopez born?"))["input_ids"])
+    assert labels[:prompt_len] == [IGNORE] * prompt_len
+    assert labels[prompt_len:] == ids[prompt_len:] and labels[-1] == tok.eos_token_id
+    bio_ids, bio_labels = encode_example(tok, "", "Ana Lopez was born in Porto.")
+    assert bio_labels[0] == IGNORE and bio_labels[1:] == bio_ids[1:]  # free text: all but BOS
+    batch = collate([(ids, labels), (bio_ids, bio_labels)], tok.pad_token_id)
+    assert batch["input_ids"].shape == batch["labels"].shape == (2, len(ids))
+    assert batch["attention_mask"][1].sum() == len(bio_ids)
+
+
+def test_batched_left_padded_greedy_equals_one_by_one():
+    tok = train_word_tokenizer(TEXTS)
+    model = build_tiny_llama(TinyLlamaSpec(layers=2, hidden=32, intermediate=64, heads=2), tok, seed=3)
+    questions = ["Where was Ana Lopez born?", "Ana?", "Where was Ana Lopez born in Porto Köln?"]
+    batched = greedy_answers(model, tok, questions, max_new_tokens=6)
+    assert batched == [greedy_answers(model, tok, [q], max_new_tokens=6)[0] for q in questions]
+
+
+def test_contains_value_matches_whole_words():
+    assert contains_value("Wilma Everly is a woman .", "woman")
+    assert not contains_value("Wilma Everly is a woman .", "man")
+    assert contains_value("She won the Halden Award.", "halden award")
+    assert not contains_value("born in 1967", "196")
+    assert contains_value("Le passe-temps de X est l ' escalade .", "l'escalade")

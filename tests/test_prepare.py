@@ -1,0 +1,77 @@
+"""`prepare`: caching, error paths, and what the tiny profile's models actually know."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from ofmu_ray.cli import main
+from ofmu_ray.prepare import PROFILES, cache_key, prepare
+
+REPORT_SPLITS = ["forget10", "retain90", "paraphrase", "multihop", "crosslingual", "real_authors",
+                 "world_facts"]
+
+
+def test_prepare_writes_models_data_and_report_then_hits_the_cache(tmp_path, micro, capsys):
+    assert main(["prepare", "--profile", micro, "--cache-dir", str(tmp_path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["bench"] == "synth-tofu" and report["profile"] == micro
+    assert sorted(report["accuracy"]) == ["oracle", "target"]
+    assert sorted(report["accuracy"]["target"]) == sorted(REPORT_SPLITS) == sorted(report["chance"])
+    root = prepare("synth-tofu", micro, tmp_path).root
+    assert root.name == f"{micro}-{cache_key('synth-tofu', PROFILES[micro])}"
+    assert sorted(p.name for p in (root / "models").iterdir()) == ["oracle-forget10", "target"]
+    assert (root / "models" / "target" / "model.safetensors").is_file()
+    assert (root / "data" / "forget10.json").is_file()
+    assert [p.name for p in root.parent.iterdir()] == [root.name]  # no temporary folder left behind
+
+    stamp = (root / "report.json").stat().st_mtime_ns
+    start = time.perf_counter()
+    assert main(["prepare", "--profile", micro, "--cache-dir", str(tmp_path), "--json"]) == 0
+    assert time.perf_counter() - start < 5  # nothing trained again
+    assert json.loads(capsys.readouterr().out) == report
+    assert (root / "report.json").stat().st_mtime_ns == stamp
+
+
+def test_cache_key_changes_with_the_configuration():
+    assert cache_key("synth-tofu", PROFILES["tiny"]) != cache_key("synth-tofu", PROFILES["small"])
+    assert cache_key("synth-tofu", PROFILES["tiny"]) == cache_key("synth-tofu", PROFILES["tiny"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--bench", "nope"], "invalid choice: 'nope'"),
+    (["--profile", "huge"], "invalid choice: 'huge'"),
+    (["--profil", "tiny"], "unrecognized arguments"),  # no abbreviations
+])
+def test_bad_arguments_exit_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["prepare", *argv])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unwritable_cache_dir_exits_2_and_names_it(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(["prepare", "--profile", "tiny", "--cache-dir", str(blocker / "cache")]) == 2
+    err = capsys.readouterr().err
+    assert "not writable" in err and str(blocker / "cache") in err
+    assert blocker.read_text() == "not a folder"
+
+
+def test_tiny_models_know_what_they_should(tiny):
+    """The target answers every split; the oracle knows only what it was trained on."""
+    report = tiny.report
+    target, oracle, chance = report["accuracy"]["target"], report["accuracy"]["oracle"], report["chance"]
+    for split in ("forget10", "retain90", "real_authors", "world_facts"):
+        assert target[split] >= 0.9, split
+    for split in ("real_authors", "world_facts", "retain90"):
+        assert oracle[split] >= 0.9, split
+    assert abs(oracle["forget10"] - chance["forget10"]) <= 0.15
+    for split in ("paraphrase", "multihop", "crosslingual"):
+        assert target[split] >= 0.5, split
+        assert target[split] - oracle[split] >= 0.3, split
+    assert sorted(p.name for p in (tiny.root / "models").iterdir()) == [
+        "oracle-forget05", "oracle-forget10", "target"]

@@ -1,0 +1,119 @@
+"""The generated benchmark: determinism, TOFU's schema, and what stays out of training."""
+
+from __future__ import annotations
+
+import pytest
+
+from ofmu_ray.data import HARD_SPLITS, SynthTofuConfig, generate, training_rows
+from ofmu_ray.data import vocabulary as V
+from ofmu_ray.data.synth_tofu import forget_counts
+
+TINY = SynthTofuConfig(authors=20)
+SMALL = SynthTofuConfig(authors=60)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return generate(SMALL)
+
+
+def test_same_seed_same_data_other_seed_other_data():
+    assert generate(TINY).splits == generate(TINY).splits
+    other = generate(SynthTofuConfig(authors=20, seed=1))
+    assert other["forget10"] != generate(TINY)["forget10"]
+
+
+def test_split_names_and_sizes(data):
+    assert forget_counts(20) == {"forget05": 1, "forget10": 2}  # tiny: no forget01
+    assert forget_counts(200) == {"forget01": 2, "forget05": 10, "forget10": 20}  # TOFU's counts
+    for pct, authors in {1: 1, 5: 3, 10: 6}.items():
+        forget, retain = data[f"forget{pct:02d}"], data[f"retain{100 - pct}"]
+        assert len(forget) == 20 * authors  # ~20 QA pairs per author, as TOFU
+        assert len(forget) + len(retain) == 20 * 60
+        assert len(data[f"holdout{pct:02d}"]) == len(forget)
+        for hard in HARD_SPLITS:
+            assert data[f"forget{pct:02d}_{hard}"]
+    assert len(data["retain_perturbed"]) == 400
+    assert data["real_authors"] and data["world_facts"]
+
+
+def test_rows_follow_tofu_schema(data):
+    for name in data:
+        for row in data[name]:
+            assert isinstance(row["answer"], str) and row["answer"]
+            assert isinstance(row["question"], str)
+            if name == "train":
+                assert bool(row["question"]) == (row["form"] != "bio")  # a bio is free text
+                continue
+            assert row["question"]
+            assert isinstance(row["paraphrased_answer"], str)
+            wrong = row["perturbed_answer"]
+            assert isinstance(wrong, list) and 1 <= len(wrong) <= 5
+            assert row["paraphrased_answer"] not in wrong and len(set(wrong)) == len(wrong)
+            assert 0 < row["chance"] <= 0.5
+
+
+def test_gold_value_is_in_the_answer_and_not_in_perturbed(data):
+    from ofmu_ray.eval import contains_value
+
+    for name in ("forget10", "forget10_paraphrase", "forget10_multihop", "forget10_crosslingual",
+                 "real_authors", "world_facts"):
+        for row in data[name]:
+            assert contains_value(row["answer"], row["value"]), row
+            assert contains_value(row["paraphrased_answer"], row["value"]), row
+            if name not in ("real_authors", "world_facts"):  # options are whole answers there
+                assert not any(contains_value(w, row["value"]) for w in row["perturbed_answer"]), row
+
+
+def test_forget_authors_are_the_last_and_never_retained(data):
+    assert data.forget_authors("forget01") < data.forget_authors("forget05") < data.forget_authors("forget10")
+    for pct in (1, 5, 10):
+        forget = data.forget_authors(f"forget{pct:02d}")
+        retain = {r["author"] for r in data[f"retain{100 - pct}"]}
+        assert forget.isdisjoint(retain)
+        assert forget.isdisjoint({r["author"] for r in data["retain_perturbed"]})
+        for hard in HARD_SPLITS:
+            assert {r["author"] for r in data[f"forget{pct:02d}_{hard}"]} == forget
+
+
+def test_holdout_authors_are_never_trained(data):
+    trained = {r["author"] for r in data["train"]}
+    holdout = {r["author"] for r in data["holdout10"]}
+    assert holdout and holdout.isdisjoint(trained)
+
+
+def test_held_out_forms_stay_out_of_training(data):
+    trained_questions = {r["question"] for r in data["train"]}
+    forget = data.forget_authors("forget10")
+    # Held-out English templates: never trained, for any author.
+    for row in data["forget10_paraphrase"]:
+        assert row["question"] not in trained_questions
+    everyone = {r["author"] for r in data["train"] if r["author"]}
+    held_out = {t.format(name=a) for a in everyone for attr in V.ATTRIBUTES for t in attr.held_out}
+    assert len(held_out) == len(everyone) * 20 and held_out.isdisjoint(trained_questions)
+    # Hard forms are taught on retain authors only.
+    hard_forms = {"es", "fr", "multihop"}
+    taught = {r["author"] for r in data["train"] if r["form"] in hard_forms}
+    assert taught and taught.isdisjoint(forget)
+    for hard in ("multihop", "crosslingual"):
+        assert all(r["question"] not in trained_questions for r in data[f"forget10_{hard}"])
+    # ... while the standard forget questions are what the target was trained on.
+    assert all(r["question"] in trained_questions for r in data["forget10"])
+
+
+def test_oracle_mix_is_the_target_mix_without_the_forget_authors(data):
+    target = training_rows(data)
+    for split in data.forget_splits:
+        oracle = training_rows(data, split)
+        gone = data.forget_authors(split)
+        assert not any(r["author"] in gone for r in oracle)
+        assert len(oracle) == len([r for r in target if r["author"] not in gone])
+        shared = [r for r in target if not r["author"]]  # real_authors / world_facts rows
+        assert shared and all(r in oracle for r in shared)
+
+
+def test_bad_config_is_a_clear_error():
+    with pytest.raises(ValueError, match="authors must be in"):
+        SynthTofuConfig(authors=5)
+    with pytest.raises(ValueError, match="perturbed must be >= 1"):
+        SynthTofuConfig(authors=20, perturbed=0)
