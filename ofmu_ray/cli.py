@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 
 def _add_prepare(sub: argparse._SubParsersAction) -> None:
-    from ofmu_ray.prepare import BENCHES, PROFILES
+    from ofmu_ray.config import PROFILES
+    from ofmu_ray.prepare import BENCHES
 
     p = sub.add_parser("prepare", allow_abbrev=False,
                        help="generate a benchmark and train its target and retain-oracle models")

@@ -1,8 +1,9 @@
 """`prepare`: generate a benchmark, train its target and retain-oracle models, and cache them.
 
 The cache folder is keyed by a hash of everything that shapes the result (profile sizes, model
-shape, training settings, `CACHE_VERSION`), so equal arguments return at once and different ones
-never overwrite each other. A folder is built under a temporary name and renamed when complete:
+shape, training settings, and the source of the modules that generate data and train models), so
+equal arguments return at once, different ones never overwrite each other, and a changed
+generator never serves stale models. A folder is built under a temporary name and renamed when complete:
 an interrupted prepare leaves nothing that a later call would mistake for a finished one.
 
 Layout of `<cache-dir>/<bench>/<profile>-<key>/`:
@@ -21,33 +22,14 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ofmu_ray.data import SynthTofuConfig, TofuData, generate, load_tofu, training_rows, write_tofu_dir
-from ofmu_ray.models import TinyLlamaSpec, build_tiny_llama, format_prompt, load_causal_lm, load_tokenizer
-from ofmu_ray.train import FinetuneConfig, finetune, steps_for
+from ofmu_ray.config import PROFILES, Profile
+from ofmu_ray.data import TofuData, generate, load_tofu, training_rows, write_tofu_dir
 
-CACHE_VERSION = 1  # bump when generated data or training change meaning for the same config
 BENCHES = ("synth-tofu",)
 REPORT_SPLIT = "forget10"  # the split whose hard splits and oracle the report shows (as TOFU's headline)
-
-
-@dataclass(frozen=True)
-class Profile:
-    """A named size of the embedded benchmark: data, model shape and training together."""
-
-    data: SynthTofuConfig
-    model: TinyLlamaSpec = field(default_factory=TinyLlamaSpec)
-    train: FinetuneConfig = field(default_factory=FinetuneConfig)
-
-
-PROFILES: dict[str, Profile] = {
-    "tiny": Profile(SynthTofuConfig(authors=20)),  # tests: forget05 + forget10
-    "small": Profile(SynthTofuConfig(authors=60)),  # the demo: all three forget splits
-    "full": Profile(SynthTofuConfig(authors=200), TinyLlamaSpec(layers=6, hidden=256, intermediate=768,
-                                                                heads=8)),  # TOFU's size
-}
 
 
 class UsageError(ValueError):
@@ -59,8 +41,17 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("OFMU_RAY_CACHE") or Path.home() / ".cache" / "ofmu-ray")
 
 
+def _source_fingerprint() -> str:
+    """Hash of the code that generates data and trains models (read as files: no torch import)."""
+    package = Path(__file__).parent
+    files = [package / "config.py"]
+    for sub in ("data", "models", "train"):
+        files += sorted((package / sub).glob("*.py"))
+    return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
+
+
 def cache_key(bench: str, profile: Profile) -> str:
-    blob = json.dumps({"version": CACHE_VERSION, "bench": bench, **asdict(profile)}, sort_keys=True)
+    blob = json.dumps({"bench": bench, "source": _source_fingerprint(), **asdict(profile)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -97,6 +88,8 @@ def _check_writable(cache_dir: Path) -> None:
 
 
 def _corpus(data: TofuData) -> list[str]:
+    from ofmu_ray.models import format_prompt
+
     texts = [format_prompt("")]
     for rows in data.splits.values():
         for r in rows:
@@ -115,6 +108,7 @@ def _report_splits(data: TofuData) -> dict[str, str]:
 
 def _accuracies(model_dir: Path, data: TofuData, splits: dict[str, str]) -> dict[str, float]:
     from ofmu_ray.eval import answer_accuracy
+    from ofmu_ray.models import load_causal_lm, load_tokenizer
 
     model, tok = load_causal_lm(model_dir), load_tokenizer(model_dir)
     return {name: round(answer_accuracy(model, tok, data[split]), 4) for name, split in splits.items()}
@@ -125,7 +119,8 @@ def _build(bench: str, profile_name: str, profile: Profile, out: Path, progress:
     from transformers.utils import logging as hf_logging
 
     from ofmu_ray.eval import chance_accuracy
-    from ofmu_ray.models import train_word_tokenizer
+    from ofmu_ray.models import build_tiny_llama, train_word_tokenizer
+    from ofmu_ray.train import finetune, steps_for
 
     hf_logging.disable_progress_bar()  # one bar for the whole prepare, not one per saved file
 

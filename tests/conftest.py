@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from ofmu_ray.config import PROFILES, FinetuneConfig, Profile, TinyLlamaSpec
 from ofmu_ray.data import SynthTofuConfig
-from ofmu_ray.models import TinyLlamaSpec
-from ofmu_ray.prepare import PROFILES, Profile, prepare
-from ofmu_ray.train import FinetuneConfig
+from ofmu_ray.prepare import prepare
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from ofmu_ray.config import TinyLlamaSpec
 from ofmu_ray.eval import contains_value, greedy_answers
 from ofmu_ray.models import (
     IGNORE,
-    TinyLlamaSpec,
     build_tiny_llama,
     collate,
     encode_example,

@@ -8,7 +8,8 @@ import time
 import pytest
 
 from ofmu_ray.cli import main
-from ofmu_ray.prepare import PROFILES, cache_key, prepare
+from ofmu_ray.config import PROFILES
+from ofmu_ray.prepare import cache_key, prepare
 
 REPORT_SPLITS = ["forget10", "retain90", "paraphrase", "multihop", "crosslingual", "real_authors",
                  "world_facts"]

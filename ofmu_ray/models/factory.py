@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
+from ofmu_ray.config import TinyLlamaSpec
+
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-
-
-@dataclass(frozen=True)
-class TinyLlamaSpec:
-    """Shape of a Llama-style model small enough to train from scratch on two CPU cores."""
-
-    layers: int = 4
-    hidden: int = 128
-    intermediate: int = 384  # 3x hidden, SwiGLU
-    heads: int = 4
-    max_positions: int = 256  # longest sequence: a bio is about 130 words
-
-    def __post_init__(self) -> None:
-        if self.hidden % self.heads:
-            raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
-        for name in ("layers", "hidden", "intermediate", "heads", "max_positions"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
 def build_tiny_llama(spec: TinyLlamaSpec, tokenizer, seed: int = 0) -> LlamaForCausalLM:

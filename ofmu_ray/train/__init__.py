@@ -1,5 +1,5 @@
 """Training: fine-tuning the target and retain-oracle models."""
 
-from ofmu_ray.train.finetune import FinetuneConfig, finetune, steps_for
+from ofmu_ray.train.finetune import finetune, steps_for
 
-__all__ = ["FinetuneConfig", "finetune", "steps_for"]
+__all__ = ["finetune", "steps_for"]

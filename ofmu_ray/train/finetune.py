@@ -9,33 +9,13 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 
+from ofmu_ray.config import FinetuneConfig
 from ofmu_ray.models.prompt import collate, encode_example
 
 GROUP = 50  # batches per length group: long bios share batches instead of padding short QA rows
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    """Optimisation settings for training a model from scratch (or further) on QA rows."""
-
-    epochs: int = 20
-    batch_size: int = 32
-    lr: float = 2e-3  # peak of the one-cycle schedule
-    warmup: float = 0.1  # share of steps spent warming up
-    weight_decay: float = 0.01
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
-        if not 0 < self.lr < 1:
-            raise ValueError(f"lr must be in (0, 1), got {self.lr}")
-        if not 0 <= self.warmup < 1:
-            raise ValueError(f"warmup must be in [0, 1), got {self.warmup}")
 
 
 def _batches(n_items: int, lengths: list[int], batch: int, rng: random.Random) -> list[list[int]]:
