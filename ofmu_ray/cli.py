@@ -70,7 +70,29 @@ def _check_tofu_data(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"prepare": (_add_prepare, _run_prepare)}
+def _add_methods(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("methods", allow_abbrev=False,
+                       help="list the unlearning methods with their hyper-parameters, defaults and ranges")
+    p.add_argument("--json", action="store_true")
+
+
+def _run_methods(args: argparse.Namespace) -> int:
+    from ofmu_ray.methods import describe_methods
+
+    methods = describe_methods()
+    if args.json:
+        print(json.dumps(methods, indent=2))
+        return 0
+    for name, info in methods.items():
+        print(f"{name}: {info['doc']}")
+        for p in info["params"]:
+            allowed = ("|".join(p["choices"]) if p["choices"] else
+                       f"[{'' if p['low'] is None else p['low']}, {'' if p['high'] is None else p['high']}]")
+            print(f"  {p['name']:<15} {p['type']:<6} default {p['default']!s:<10} {allowed:<28} {p['help']}")
+    return 0
+
+
+COMMANDS = {"prepare": (_add_prepare, _run_prepare), "methods": (_add_methods, _run_methods)}
 
 
 def build_parser() -> argparse.ArgumentParser:

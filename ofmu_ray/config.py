@@ -5,9 +5,88 @@ Only dataclasses live here, so that the CLI can list choices without importing t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import difflib
+import typing
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any
 
 from ofmu_ray.data.synth_tofu import SynthTofuConfig
+
+
+def param(default: Any, help: str, low: float | None = None, high: float | None = None,
+          choices: tuple[str, ...] | None = None) -> Any:
+    """A config field whose meaning, range and choices are written once and enforced on build.
+
+    `low`/`high` are inclusive bounds; `None` leaves that side open.
+    """
+    return field(default=default, metadata={"help": help, "low": low, "high": high, "choices": choices})
+
+
+class Validated:
+    """Base of the configs built from user input: checks every field's range and choices.
+
+    Subclasses are dataclasses whose fields come from `param`.
+    """
+
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        for f in fields(self):
+            value, meta = getattr(self, f.name), f.metadata
+            if meta.get("choices") and value not in meta["choices"]:
+                raise ValueError(f"{name}.{f.name} must be one of {', '.join(meta['choices'])}; got {value!r}")
+            if meta.get("low") is not None and value < meta["low"]:
+                raise ValueError(f"{name}.{f.name} must be >= {meta['low']}; got {value!r}")
+            if meta.get("high") is not None and value > meta["high"]:
+                raise ValueError(f"{name}.{f.name} must be <= {meta['high']}; got {value!r}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]):
+        """Builds the config from `values`, converting strings (`--set beta=0.5`) to each field's type.
+
+        Raises:
+            ValueError: an unknown key (naming the closest field), or a value of the wrong type or range.
+        """
+        known = {f.name: f for f in fields(cls)}
+        hints = typing.get_type_hints(cls)
+        kwargs = {}
+        for key, value in values.items():
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; fields: {', '.join(known)}"
+                raise ValueError(f"{cls.__name__} has no field {key!r}{hint}")
+            kwargs[key] = _coerce(cls.__name__, key, value, hints[key])
+        return cls(**kwargs)
+
+    @classmethod
+    def describe(cls) -> list[dict[str, Any]]:
+        """One entry per field: name, type, default, range or choices, and help."""
+        hints = typing.get_type_hints(cls)
+        out = []
+        for f in fields(cls):
+            meta = f.metadata
+            out.append({"name": f.name, "type": getattr(hints[f.name], "__name__", str(hints[f.name])),
+                        "default": None if f.default is MISSING else f.default,
+                        "low": meta.get("low"), "high": meta.get("high"), "choices": meta.get("choices"),
+                        "help": meta.get("help", "")})
+        return out
+
+
+def _coerce(owner: str, key: str, value: Any, kind: Any) -> Any:
+    target = kind if kind in (int, float, bool, str) else str
+    if isinstance(value, target) and not (target is int and isinstance(value, bool)):
+        return value
+    if target is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            if target is bool:
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(value)
+                return value.lower() in ("true", "1")
+            return target(value)
+        except ValueError:
+            pass
+    raise ValueError(f"{owner}.{key} must be {target.__name__}; got {value!r}")
 
 
 @dataclass(frozen=True)

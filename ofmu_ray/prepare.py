@@ -42,11 +42,10 @@ def default_cache_dir() -> Path:
 
 
 def _source_fingerprint() -> str:
-    """Hash of the code that generates data and trains models (read as files: no torch import)."""
+    """Hash of the code that generates data and trains the models (read as files: no torch import)."""
     package = Path(__file__).parent
-    files = [package / "config.py"]
-    for sub in ("data", "models", "train"):
-        files += sorted((package / sub).glob("*.py"))
+    files = [*sorted((package / "data").glob("*.py")), *sorted((package / "models").glob("*.py")),
+             package / "train" / "finetune.py"]
     return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
 
 

@@ -11,5 +11,6 @@ REPO = Path(__file__).resolve().parents[1]
 def test_ruff_clean():
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
     assert ruff, "ruff is a test dependency: pip install -e '.[test]'"
-    result = subprocess.run([ruff, "check", "ofmu_ray", "tests"], cwd=REPO, capture_output=True, text=True)
+    paths = ["ofmu_ray", "tests", "benchmarks"]
+    result = subprocess.run([ruff, "check", *paths], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

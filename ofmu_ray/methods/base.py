@@ -1,0 +1,88 @@
+"""The interface every unlearning method implements.
+
+A method is built from its typed config, receives the model (and a frozen reference model where it
+needs one) and, one call at a time, a forget batch and a retain batch; it updates the model and
+returns the scalars worth logging. Methods import nothing from Ray or MLflow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from ofmu_ray.config import Validated, param
+from ofmu_ray.methods.losses import Batch
+
+MAX_GRAD_NORM = 1.0  # HF Trainer's default, so OpenUnlearning's baselines clip at 1.0 too
+WEIGHT_DECAY = 0.01  # OpenUnlearning's TOFU setting
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside a DistributedDataParallel wrapper (or the model itself)."""
+    return getattr(model, "module", model)
+
+
+@dataclass(frozen=True)
+class MethodConfig(Validated):
+    """Base of every method's config."""
+
+
+@dataclass(frozen=True)
+class OptimizerConfig(MethodConfig):
+    """Settings of the first-order methods, which all step AdamW."""
+
+    lr: float = param(1e-4, "AdamW learning rate; published defaults are for 1B-7B models (TOFU: 1e-5), "
+                      "the tiny embedded models need a larger one", low=0.0, high=1.0)
+
+
+class Method:
+    """Base class: subclasses set `name`, `Config` and implement `step`."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[MethodConfig]] = MethodConfig
+    needs_reference: ClassVar[bool] = False
+    ddp: ClassVar[bool] = True  # False: the method averages its own gradients (autograd.grad)
+
+    def __init__(self, model: torch.nn.Module, cfg: MethodConfig, reference: torch.nn.Module | None = None):
+        if not isinstance(cfg, self.Config):
+            raise TypeError(f"{self.name} needs a {self.Config.__name__}, got {type(cfg).__name__}")
+        if self.needs_reference and reference is None:
+            raise ValueError(f"{self.name} needs a frozen reference model (the model before unlearning)")
+        self.model, self.cfg, self.reference = model, cfg, reference
+
+    @staticmethod
+    def prepare_model(model: torch.nn.Module, cfg: MethodConfig) -> None:
+        """Adjusts the bare model before any data-parallel wrapping (e.g. freezes parameters)."""
+
+    @property
+    def max_steps(self) -> int | None:
+        """Forget batches after which the method is finished (None: as many as it is given)."""
+        return None
+
+    def step(self, forget: Batch, retain: Batch) -> dict[str, float]:
+        raise NotImplementedError
+
+
+class LossMethod(Method):
+    """A first-order method: one loss, one AdamW step; DDP averages the gradients in `.backward()`."""
+
+    Config: ClassVar[type[OptimizerConfig]] = OptimizerConfig
+
+    def __init__(self, model, cfg, reference=None):
+        super().__init__(model, cfg, reference)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=WEIGHT_DECAY)
+
+    def loss(self, forget: Batch, retain: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        raise NotImplementedError
+
+    def step(self, forget: Batch, retain: Batch) -> dict[str, float]:
+        self.model.train()
+        loss, logs = self.loss(forget, retain)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, MAX_GRAD_NORM)
+        self.optimizer.step()
+        return {"loss": loss.item(), **logs}

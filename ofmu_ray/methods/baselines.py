@@ -1,0 +1,93 @@
+"""The baselines: GradAscent, GradDiff, NPO, SimNPO (losses as OpenUnlearning codes them).
+
+Defaults are the published ones (OpenUnlearning `configs/trainer/*.yaml`), except the learning rate,
+which is set for the tiny embedded models (see `OptimizerConfig.lr`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ofmu_ray.config import param
+from ofmu_ray.methods.base import LossMethod, OptimizerConfig
+from ofmu_ray.methods.losses import Batch, nll, npo_loss, sequence_nll, simnpo_loss
+
+
+class GradAscent(LossMethod):
+    """Gradient ascent on the forget NLL: L = -NLL(forget)."""
+
+    name = "gradascent"
+
+    def loss(self, forget: Batch, retain: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        forget_nll = nll(self.model, forget)
+        return -forget_nll, {"forget_nll": forget_nll.item()}
+
+
+@dataclass(frozen=True)
+class GradDiffConfig(OptimizerConfig):
+    gamma: float = param(1.0, "weight of the forget term", low=0.0)
+    alpha: float = param(1.0, "weight of the retain NLL", low=0.0)
+
+
+class GradDiff(LossMethod):
+    """L = gamma * (-NLL(forget)) + alpha * NLL(retain)."""
+
+    name = "graddiff"
+    Config = GradDiffConfig
+
+    def loss(self, forget, retain):
+        forget_nll, retain_nll = nll(self.model, forget), nll(self.model, retain)
+        loss = -self.cfg.gamma * forget_nll + self.cfg.alpha * retain_nll
+        return loss, {"forget_nll": forget_nll.item(), "retain_nll": retain_nll.item()}
+
+
+@dataclass(frozen=True)
+class NPOConfig(OptimizerConfig):
+    beta: float = param(0.1, "inverse temperature of the preference loss (NPO paper: 0.1)", low=1e-6)
+    gamma: float = param(1.0, "weight of the forget (NPO) term", low=0.0)
+    alpha: float = param(1.0, "weight of the retain NLL (0: NPO without a retain term)", low=0.0)
+
+
+class NPO(LossMethod):
+    """Negative preference optimisation against the frozen target: gamma * L_NPO + alpha * NLL(retain)."""
+
+    name = "npo"
+    Config = NPOConfig
+    needs_reference = True
+
+    def loss(self, forget, retain):
+        s_model, _ = sequence_nll(self.model, forget)
+        with torch.no_grad():
+            s_ref, _ = sequence_nll(self.reference, forget)
+        forget_loss = npo_loss(s_model, s_ref, self.cfg.beta)
+        loss = self.cfg.gamma * forget_loss
+        logs = {"npo_loss": forget_loss.item()}
+        if self.cfg.alpha > 0:
+            retain_nll = nll(self.model, retain)
+            loss = loss + self.cfg.alpha * retain_nll
+            logs["retain_nll"] = retain_nll.item()
+        return loss, logs
+
+
+@dataclass(frozen=True)
+class SimNPOConfig(OptimizerConfig):
+    beta: float = param(4.5, "inverse temperature (OpenUnlearning TOFU: 4.5)", low=1e-6)
+    delta: float = param(0.0, "margin; the SimNPO paper's gamma is beta * delta", low=0.0)
+    gamma: float = param(0.125, "weight of the forget term (SimNPO's npo_coeff)", low=0.0)
+    alpha: float = param(1.0, "weight of the retain NLL", low=0.0)
+
+
+class SimNPO(LossMethod):
+    """Reference-free, length-normalised NPO: gamma * L_SimNPO + alpha * NLL(retain)."""
+
+    name = "simnpo"
+    Config = SimNPOConfig
+
+    def loss(self, forget, retain):
+        s_model, lengths = sequence_nll(self.model, forget)
+        forget_loss = simnpo_loss(s_model, lengths, self.cfg.beta, self.cfg.delta)
+        retain_nll = nll(self.model, retain)
+        loss = self.cfg.gamma * forget_loss + self.cfg.alpha * retain_nll
+        return loss, {"simnpo_loss": forget_loss.item(), "retain_nll": retain_nll.item()}

@@ -1,0 +1,57 @@
+"""The losses the methods share, as plain functions of a model and a batch.
+
+A batch is what `ofmu_ray.models.collate` returns: `input_ids`, `attention_mask` and `labels`
+(answer tokens labelled, question and padding set to -100). Formulas follow OpenUnlearning's code
+(`../shared/research/open_unlearning.md`, section 2).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ofmu_ray.methods.distributed import global_mean
+from ofmu_ray.models.prompt import IGNORE
+
+Batch = dict[str, torch.Tensor]
+
+
+def at_least_fp32(dtype: torch.dtype) -> torch.dtype:
+    """bf16/fp16 logits are upcast for the loss; fp64 (gradient checks) stays fp64."""
+    return torch.promote_types(dtype, torch.float32)
+
+
+def token_nll(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token NLL of the labelled tokens and their mask, both (B, T-1)."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    labels = batch["labels"][:, 1:]
+    mask = labels != IGNORE
+    logits = logits[:, :-1].to(at_least_fp32(logits.dtype))
+    nll = F.cross_entropy(logits.transpose(1, 2), labels.clamp_min(0), reduction="none")
+    return nll * mask, mask
+
+
+def nll(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+    """Mean NLL over every answer token of the (global) batch: HF's `outputs.loss`."""
+    per_token, mask = token_nll(model, batch)
+    return global_mean(per_token.sum(), mask.sum())
+
+
+def sequence_nll(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed answer NLL of each sequence, S(x, y) = -log p(y|x), and its answer length; both (B,)."""
+    per_token, mask = token_nll(model, batch)
+    return per_token.sum(1), mask.sum(1)
+
+
+def npo_loss(s_model: torch.Tensor, s_ref: torch.Tensor, beta: float) -> torch.Tensor:
+    """NPO: (2/beta) * mean log(1 + (p/p_ref)^beta) = -(2/beta) * mean log sigmoid(-beta * r),
+    with r = log p - log p_ref = s_ref - s_model (Zhang et al. 2024, eq. 3; OpenUnlearning npo.py)."""
+    r = s_ref - s_model
+    return global_mean(-(2 / beta) * F.logsigmoid(-beta * r).sum(), len(r))
+
+
+def simnpo_loss(s_model: torch.Tensor, lengths: torch.Tensor, beta: float, delta: float) -> torch.Tensor:
+    """SimNPO: -(2/beta) * mean log sigmoid(beta * (S/|y| - delta)); reference-free and
+    length-normalised (Fan et al. 2024; the paper's margin gamma is beta * delta here)."""
+    x = beta * (s_model / lengths.clamp_min(1) - delta)
+    return global_mean(-(2 / beta) * F.logsigmoid(x).sum(), len(x))

@@ -1,0 +1,43 @@
+"""Running a method over forget and retain batches in one process: the loop the Ray Train worker
+runs on each rank, and what tests and benchmarks call directly."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+
+from ofmu_ray.methods.base import Method
+from ofmu_ray.methods.losses import Batch
+from ofmu_ray.models.prompt import collate, encode_example
+
+
+def batches(tokenizer, rows: list[dict], batch_size: int, seed: int = 0) -> Iterator[Batch]:
+    """Endless batches of QA rows (answer-only labels), reshuffled every pass."""
+    if not rows:
+        raise ValueError("no rows to make batches from")
+    examples = [encode_example(tokenizer, r["question"], r["answer"]) for r in rows]
+    rng = random.Random(seed)
+    order = list(range(len(examples)))
+    while True:
+        rng.shuffle(order)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            if start and len(chunk) < batch_size:
+                break  # a ragged tail would change the batch size mid-run
+            yield collate([examples[i] for i in chunk], tokenizer.pad_token_id)
+
+
+def unlearn(method: Method, forget: Iterator[Batch], retain: Iterator[Batch], steps: int,
+            on_step: Callable[[int, dict[str, float]], None] | None = None) -> list[dict[str, float]]:
+    """Feeds `method` one forget and one retain batch per step, for `steps` forget batches (fewer if
+    the method finishes first, e.g. OFMU after K outer iterations); returns each step's logs."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    limit = min(steps, method.max_steps or steps)
+    history = []
+    for step in range(limit):
+        logs = method.step(next(forget), next(retain))
+        history.append(logs)
+        if on_step:
+            on_step(step, logs)
+    return history
