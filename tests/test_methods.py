@@ -87,6 +87,16 @@ def test_every_method_steps_and_logs_finite_numbers(name):
     assert not torch.equal(before, _flat(p.detach() for p in model.parameters()))
 
 
+@pytest.mark.parametrize("deco", ["signed", "squared", "abs"])
+def test_closed_form_similarity_gradient_matches_autograd(deco):
+    from ofmu_ray.methods.ofmu import _sim_grad
+
+    a, b = torch.randn(7, dtype=torch.float64), torch.randn(7, dtype=torch.float64)
+    expected = torch.func.grad(similarity, argnums=(0, 1))(a, b, deco)
+    for got, want in zip(_sim_grad(a, b, deco), expected, strict=True):
+        torch.testing.assert_close(got, want)
+
+
 def _phi(model, method, deco, beta):
     lf, lr = nll(model, FORGET), nll(model, RETAIN)
     if deco == "none":
@@ -164,3 +174,15 @@ def test_rmu_trains_only_the_mlp_output_projections_up_to_its_layer():
     assert logs["forget_mse"] > 0 and logs["retain_mse"] == 0  # model == reference at the start
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     assert changed == {f"model.layers.{i}.mlp.down_proj.weight" for i in (1, 2, 3)}
+
+
+def test_unlearn_stops_when_ofmu_has_done_its_outer_iterations():
+    from itertools import repeat
+
+    from ofmu_ray.train import unlearn
+
+    method = OFMU(ToyLM(), build_config("ofmu", {"inner_steps": 3, "outer_steps": 2, "rho0": 0.5}))
+    history = unlearn(method, repeat(FORGET), repeat(RETAIN), steps=100)
+    assert len(history) == 6
+    assert ["penalty" in h for h in history] == [False, False, True] * 2  # outer step every T-th call
+    assert history[-1]["rho"] == pytest.approx(0.5 * 1.1)  # grown once before the second iteration

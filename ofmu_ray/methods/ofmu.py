@@ -69,7 +69,16 @@ def similarity(a: torch.Tensor, b: torch.Tensor, kind: str) -> torch.Tensor:
 
 
 def _sim_grad(a: torch.Tensor, b: torch.Tensor, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.func.grad(similarity, argnums=(0, 1))(a, b, kind)
+    """(dSim/da, dSim/db) in closed form: Sim'(cos) * (b/(|a||b|) - cos a/|a|^2, a/(|a||b|) - cos b/|b|^2).
+
+    Written out rather than left to autograd because it runs on every inner step; `test_methods`
+    checks it against autograd. Differentiable, so the exact outer step can take its JVP.
+    """
+    na, nb = a.norm(), b.norm()
+    inv = 1 / (na * nb + NORM_EPS)
+    cos = (a @ b) * inv
+    scale = {"signed": torch.ones_like(cos), "squared": 2 * cos, "abs": torch.sign(cos)}[kind]
+    return scale * (b * inv - cos * a / (na * na + NORM_EPS)), scale * (a * inv - cos * b / (nb * nb + NORM_EPS))
 
 
 def _flat(tensors) -> torch.Tensor:
@@ -113,7 +122,8 @@ class OFMU(Method):
     def __init__(self, model, cfg, reference=None):
         super().__init__(model, cfg, reference)
         # Fused SDPA kernels have no double backward; eager attention does (ray_stack.md, App. A).
-        if hasattr(unwrap(model), "set_attn_implementation"):  # a Hugging Face model
+        # finite_diff needs no double backward, so it keeps the faster fused kernels.
+        if cfg.hessian != "finite_diff" and hasattr(unwrap(model), "set_attn_implementation"):
             unwrap(model).set_attn_implementation("eager")
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.rho = cfg.rho0

@@ -24,12 +24,14 @@ _DOWN_PROJ = re.compile(r"layers\.(\d+)\.mlp\.down_proj\.weight$")
 
 @dataclass(frozen=True)
 class RMUConfig(OptimizerConfig):
-    lr: float = param(5e-5, "learning rate (WMDP release: 5e-5)", low=0.0, high=1.0)
+    lr: float = param(1e-3, "learning rate for the tiny embedded models (WMDP release on Zephyr-7B: 5e-5)",
+                      low=0.0, high=1.0)
     layer: float = param(7 / 31, "steered layer as a fraction of depth (WMDP release: layer 7 of 32)",
                          low=0.0, high=1.0)
-    steering_coeff: float = param(6.5, "c, the norm of the control vector (WMDP release: 6.5)", low=0.0)
-    alpha: float = param(1200.0, "weight of the retain activation-matching term (WMDP release: 1200)",
-                         low=0.0)
+    steering_coeff: float = param(20.0, "c, the norm of the control vector (OpenUnlearning's RMU default; "
+                                  "WMDP release: 6.5 at Zephyr's activation scale)", low=0.0)
+    alpha: float = param(1.0, "weight of the retain activation-matching term (OpenUnlearning TOFU: 1; "
+                         "WMDP release: 1200)", low=0.0)
     seed: int = param(0, "seed of the random control direction")
 
 
