@@ -19,7 +19,8 @@ import subprocess
 import sys
 import time
 
-HESSIANS = ("exact", "no_third", "forget_only", "finite_diff")
+from ofmu_ray.methods.ofmu import HESSIANS
+
 METHODS = ("gradascent", "graddiff", "npo", "simnpo", "rmu")
 
 

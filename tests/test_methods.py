@@ -133,7 +133,8 @@ def test_ofmu_grad_phi_and_exact_hvp_match_finite_differences(deco):
 
 # Measured on the toy problem (relative error of Hess(Phi) v against `exact`): the dropped terms
 # are not small there, which is what a user choosing an approximation should know.
-HESSIAN_TOLERANCE = {"exact": 1e-12, "finite_diff": 1e-3, "no_third": 0.6, "forget_only": 0.9}
+HESSIAN_TOLERANCE = {"exact": 1e-12, "finite_diff": 1e-3, "no_third": 0.6, "forget_only": 0.9,
+                     "finite_diff_forget": 0.9}
 
 
 @pytest.mark.parametrize("option", HESSIANS)
@@ -146,6 +147,25 @@ def test_each_hessian_option_is_within_its_stated_tolerance_of_exact(option):
     error = ((approx - exact).norm() / exact.norm()).item()
     print(f"hessian={option}: relative error {error:.2e}")
     assert error <= HESSIAN_TOLERANCE[option]
+    if option == "finite_diff_forget":  # the same maths as forget_only, by finite differences
+        forget_only = hv("forget_only")
+        assert ((approx - forget_only).norm() / forget_only.norm()).item() <= 1e-3
+
+
+@pytest.mark.parametrize("outer_point", ["last_inner", "after_inner"])
+def test_outer_step_follows_eq_9_at_its_point(outer_point):
+    """One outer iteration with T = 1, recomputed by hand from the method's own pieces."""
+    cfg = {"inner_steps": 1, "outer_point": outer_point, "eta_in": 0.1, "eta_out": 0.05, "rho0": 0.3}
+    model, twin = ToyLM(seed=4), ToyLM(seed=4)
+    OFMU(model, build_config("ofmu", cfg)).step(FORGET, RETAIN)
+    manual = OFMU(twin, build_config("ofmu", cfg))
+    start = _flat(p.detach() for p in manual.params).clone()
+    ascent = manual.grad_phi(FORGET, RETAIN).grad_phi
+    if outer_point == "after_inner":
+        manual._move(ascent, 0.1)
+    state, hv = manual.hessian_phi_vector(FORGET, RETAIN)
+    expected = start + 0.1 * ascent - 0.05 * (state.b + 2 * 0.3 * hv)
+    torch.testing.assert_close(_flat(p.detach() for p in model.parameters()), expected)
 
 
 def test_squared_decorrelation_drives_the_gradients_towards_orthogonal():

@@ -21,6 +21,12 @@ The outer Hessian is computed as the `hessian` option says:
     finite_diff  no double backward anywhere: every Hessian-vector product is a forward difference
                  of plain gradients, H u ~ (g(theta + eps u^) - g(theta)) * ||u|| / eps, reusing g(theta)
                  (inner: one extra forget and one extra retain gradient; outer: one extra grad Phi)
+    finite_diff_forget  finite_diff inside, and the outer term of forget_only (one extra gradient)
+Where the outer step is evaluated is not recoverable from the paper (its notes write the outer
+gradient at the outer iterate, and call the inner loop a warm start). `outer_point` chooses:
+    last_inner   at the last inner iterate, applied together with the last ascent step; it reuses
+                 that step's gradients and graphs, so the outer step costs only its extra products
+    after_inner  after the last ascent step, at a point of its own (one more grad Phi to compute)
 Gradients are taken with `torch.autograd.grad` over all trainable parameters and averaged across
 data-parallel ranks explicitly (`all_reduce_mean`), so a data-parallel run computes the same
 numbers as one process on the global batch.
@@ -39,7 +45,9 @@ from ofmu_ray.methods.distributed import all_reduce_mean
 from ofmu_ray.methods.losses import Batch, nll
 
 DECORRELATIONS = ("signed", "squared", "abs", "none")
-HESSIANS = ("exact", "no_third", "forget_only", "finite_diff")
+HESSIANS = ("exact", "no_third", "forget_only", "finite_diff", "finite_diff_forget")
+OUTER_POINTS = ("last_inner", "after_inner")
+FINITE_DIFF = ("finite_diff", "finite_diff_forget")
 NORM_EPS = 1e-12  # keeps the cosine finite when a gradient vanishes
 
 
@@ -57,8 +65,10 @@ class OFMUConfig(MethodConfig):
     decorrelation: str = param("signed", "Sim: signed = cos (the paper), squared = cos^2 (towards "
                                "orthogonality), abs = |cos|, none = no penalty (ablation)",
                                choices=DECORRELATIONS)
-    hessian: str = param("exact", "how the outer step's Hessian-vector product is computed",
+    hessian: str = param("exact", "how the Hessian-vector products are computed (see the module doc)",
                          choices=HESSIANS)
+    outer_point: str = param("last_inner", "where the outer step is evaluated (see the module doc)",
+                             choices=OUTER_POINTS)
     fd_eps: float = param(1e-3, "finite_diff: step along the unit direction", low=1e-8, high=1.0)
 
 
@@ -123,7 +133,7 @@ class OFMU(Method):
         super().__init__(model, cfg, reference)
         # Fused SDPA kernels have no double backward; eager attention does (ray_stack.md, App. A).
         # finite_diff needs no double backward, so it keeps the faster fused kernels.
-        if cfg.hessian != "finite_diff" and hasattr(unwrap(model), "set_attn_implementation"):
+        if cfg.hessian not in FINITE_DIFF and hasattr(unwrap(model), "set_attn_implementation"):
             unwrap(model).set_attn_implementation("eager")
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.rho = cfg.rho0
@@ -137,7 +147,7 @@ class OFMU(Method):
                  graph_hu: bool = False) -> _PhiGrad:
         """grad Phi at the current parameters; `graph_*` keep graphs for the outer Hessian."""
         decorrelate = self.cfg.decorrelation != "none"
-        autograd_hvp = decorrelate and self.cfg.hessian != "finite_diff"
+        autograd_hvp = decorrelate and self.cfg.hessian not in FINITE_DIFF
         loss_f, loss_r = nll(self.model, forget), nll(self.model, retain)
         g_f = grad(loss_f, self.params, create_graph=autograd_hvp or graph_f)
         g_r = grad(loss_r, self.params, create_graph=autograd_hvp or graph_r)
@@ -181,6 +191,9 @@ class OFMU(Method):
         if option == "finite_diff":
             state = self.grad_phi(forget, retain)
             return state, self._finite_diff_hvp(forget, retain, state.grad_phi)
+        if option == "finite_diff_forget":
+            state = self.grad_phi(forget, retain)
+            return state, self._directional(forget, state.grad_phi, state.a)
         decorrelate = self.cfg.decorrelation != "none"
         both = decorrelate and option != "forget_only"
         state = self.grad_phi(forget, retain, graph_f=True, graph_r=both, graph_hu=both and option == "exact")
@@ -207,21 +220,31 @@ class OFMU(Method):
 
     def step(self, forget: Batch, retain: Batch) -> dict[str, float]:
         cfg = self.cfg
-        state = self.grad_phi(forget, retain)
-        with torch.no_grad():  # ascent on Phi
-            torch._foreach_add_(self.params, _split(state.grad_phi, self.params), alpha=cfg.eta_in)
-        logs = {"loss_f": state.loss_f.item(), "loss_r": state.loss_r.item(),
-                "cos": (state.a @ state.b / (state.a.norm() * state.b.norm() + NORM_EPS)).item(),
-                "phi": state.loss_f.item() - cfg.beta * state.sim,
-                "grad_phi_norm": state.grad_phi.norm().item(), "rho": self.rho}
         self.inner_done += 1
-        if self.inner_done == cfg.inner_steps:
-            outer, hv = self.hessian_phi_vector(forget, retain)
-            grad_f = outer.b + 2 * self.rho * hv  # Eq. 9
-            with torch.no_grad():
-                torch._foreach_add_(self.params, _split(grad_f, self.params), alpha=-cfg.eta_out)
-            logs |= {"outer_loss_r": outer.loss_r.item(), "penalty": outer.grad_phi.norm().item() ** 2,
-                     "outer_grad_norm": grad_f.norm().item()}
+        outer_now = self.inner_done == cfg.inner_steps
+        if outer_now and cfg.outer_point == "last_inner":
+            state, hv = self.hessian_phi_vector(forget, retain)
+            self._move(state.grad_phi, cfg.eta_in)  # the last ascent step ...
+            logs = self._outer_step(state, hv)  # ... and the outer step, both evaluated here
+        else:
+            state = self.grad_phi(forget, retain)
+            self._move(state.grad_phi, cfg.eta_in)
+            logs = self._outer_step(*self.hessian_phi_vector(forget, retain)) if outer_now else {}
+        logs |= {"loss_f": state.loss_f.item(), "loss_r": state.loss_r.item(),
+                 "cos": (state.a @ state.b / (state.a.norm() * state.b.norm() + NORM_EPS)).item(),
+                 "phi": state.loss_f.item() - cfg.beta * state.sim,
+                 "grad_phi_norm": state.grad_phi.norm().item(), "rho": self.rho}
+        if outer_now:
             self.rho *= cfg.gamma_rho
             self.inner_done = 0
         return logs
+
+    def _move(self, direction: torch.Tensor, scale: float) -> None:
+        with torch.no_grad():
+            torch._foreach_add_(self.params, _split(direction, self.params), alpha=scale)
+
+    def _outer_step(self, state: _PhiGrad, hv: torch.Tensor) -> dict[str, float]:
+        grad_f = state.b + 2 * self.rho * hv  # Eq. 9
+        self._move(grad_f, -self.cfg.eta_out)
+        return {"outer_loss_r": state.loss_r.item(), "penalty": state.grad_phi.norm().item() ** 2,
+                "outer_grad_norm": grad_f.norm().item()}
