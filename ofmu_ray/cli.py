@@ -92,7 +92,46 @@ def _run_methods(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"prepare": (_add_prepare, _run_prepare), "methods": (_add_methods, _run_methods)}
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    from ofmu_ray.config import PROFILES
+    from ofmu_ray.prepare import BENCHES
+
+    p = sub.add_parser("eval", allow_abbrev=False,
+                       help="TOFU metrics of a model against the retain oracle (prepares what the cache lacks)")
+    p.add_argument("--bench", default="synth-tofu", choices=BENCHES)
+    p.add_argument("--profile", default="tiny", choices=list(PROFILES))
+    p.add_argument("--split", default="forget10", help="forget split: forget01, forget05 or forget10")
+    p.add_argument("--model", default="target", help="target, oracle, or a model folder (safetensors + tokenizer)")
+    p.add_argument("--retain-logs", default=None,
+                   help="an OpenUnlearning TOFU_EVAL.json of a retain model, used instead of the oracle")
+    p.add_argument("--out", default=None, help="where TOFU_EVAL.json and TOFU_SUMMARY.json go "
+                   "(default: evals/<model>-<split>)")
+    p.add_argument("--cache-dir", default=None, help="as for prepare")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ofmu_ray.eval.run import evaluate, write_json
+    from ofmu_ray.prepare import prepare
+
+    prepared = prepare(args.bench, args.profile, args.cache_dir, progress=True)
+    summary, result = evaluate(prepared, args.split, args.model, args.retain_logs)
+    out = Path(args.out or Path("evals") / f"{Path(args.model).name}-{args.split}")
+    write_json(out / "TOFU_EVAL.json", result)
+    write_json(out / "TOFU_SUMMARY.json", summary)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        for name, value in summary.items():
+            print(f"{name:<36} {value:.4g}")
+        print(f"per-question results: {out / 'TOFU_EVAL.json'}")
+    return 0
+
+
+COMMANDS = {"prepare": (_add_prepare, _run_prepare), "methods": (_add_methods, _run_methods),
+            "eval": (_add_eval, _run_eval)}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,78 @@
+"""Evaluating a prepared benchmark's models, with the oracle reference computed once and cached.
+
+The oracle's (and the target's) `TOFU_EVAL.json` for a split is written under the prepared cache
+folder (`eval/<model>-<split>/`) the first time it is needed; evaluating any other model reads it
+and never re-evaluates the oracle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from ofmu_ray.eval.tofu import evaluate_model, summarize
+from ofmu_ray.prepare import Prepared, UsageError
+
+NAMED = ("target", "oracle")
+
+
+def write_json(path: Path, content: dict) -> None:
+    """Writes atomically: a reader never sees half a file, a crash never leaves one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        json.dump(content, f)
+    os.replace(tmp, path)
+
+
+def cached_eval(prepared: Prepared, model_name: str, split: str) -> dict:
+    """`TOFU_EVAL.json` of a prepared model (`target` or `oracle-<split>`) on `split`, cached."""
+    path = prepared.root / "eval" / f"{model_name}-{split}" / "TOFU_EVAL.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    from ofmu_ray.models import load_causal_lm, load_tokenizer
+
+    model_dir = prepared.model_dir(model_name)
+    result = evaluate_model(load_causal_lm(model_dir), load_tokenizer(model_dir), prepared.data(), split)
+    write_json(path, result)
+    return result
+
+
+def read_retain_logs(path: str | Path) -> dict:
+    """An OpenUnlearning `TOFU_EVAL.json` of a retain model (`forget_truth_ratio` per question)."""
+    try:
+        log = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise UsageError(f"--retain-logs {path}: cannot read it as JSON ({e})") from e
+    if "forget_truth_ratio" not in log or "value_by_index" not in log.get("forget_truth_ratio", {}):
+        raise UsageError(f"--retain-logs {path}: no per-question 'forget_truth_ratio' (is it a TOFU_EVAL.json?)")
+    return log
+
+
+def evaluate(prepared: Prepared, split: str, model: str, retain_logs: str | Path | None = None) -> tuple[dict, dict]:
+    """Evaluates `model` (`target`, `oracle` or a model folder) on `split` of a prepared benchmark.
+
+    Returns:
+        (summary metrics, the model's `TOFU_EVAL.json` content).
+
+    Raises:
+        UsageError: an unknown split, a model folder that does not exist, unreadable retain logs.
+    """
+    data = prepared.data()
+    if split not in data.forget_splits:
+        raise UsageError(f"unknown split {split!r}; this benchmark has: {', '.join(data.forget_splits)}")
+    reference = read_retain_logs(retain_logs) if retain_logs else cached_eval(prepared, f"oracle-{split}", split)
+    target = cached_eval(prepared, "target", split)
+    if model == "target":
+        result = target
+    elif model == "oracle":
+        result = cached_eval(prepared, f"oracle-{split}", split)
+    else:
+        if not Path(model).is_dir():
+            raise UsageError(f"--model {model}: not 'target', 'oracle' or a model folder")
+        from ofmu_ray.models import load_causal_lm, load_tokenizer
+
+        result = evaluate_model(load_causal_lm(model), load_tokenizer(model), data, split)
+    return summarize(result, reference, target), result

@@ -1,0 +1,168 @@
+"""TOFU evaluation of one model on one forget split, and its summary against the retain oracle.
+
+`evaluate_model` runs the model and returns per-question results in OpenUnlearning's
+`TOFU_EVAL.json` layout (`{metric: {"agg_value": x, "value_by_index": {...}}}`); `summarize` turns
+such a result and a reference (the oracle's own `TOFU_EVAL.json`, ours or OpenUnlearning's) into
+the metrics the platform logs. Metric names: ARCHITECTURE.md.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ofmu_ray.data import HARD_SPLITS, TofuData
+from ofmu_ray.eval import metrics as M
+from ofmu_ray.eval.accuracy import EXTRA_TOKENS, greedy_answers
+from ofmu_ray.eval.scoring import pooled_hidden, score_answers, score_options
+
+UTILITY_KEYS = ("retain_Q_A_Prob", "retain_Q_A_ROUGE", "retain_Truth_Ratio",
+                "ra_Q_A_Prob_normalised", "ra_Q_A_ROUGE", "ra_Truth_Ratio",
+                "wf_Q_A_Prob_normalised", "wf_Q_A_ROUGE", "wf_Truth_Ratio")
+MIA_ATTACKS = ("mia_loss", "mia_zlib", "mia_min_k", "mia_min_k_plus_plus")
+
+
+class MissingReference(ValueError):
+    """The oracle reference lacks what a metric needs."""
+
+
+def _by_index(values, key: str) -> dict[str, dict]:
+    return {str(i): {key: float(v)} for i, v in enumerate(values)}
+
+
+def _rouge(model, tokenizer, rows: list[dict]) -> tuple[np.ndarray, list[str]]:
+    budget = max(len(tokenizer(r["answer"], add_special_tokens=False)["input_ids"]) for r in rows)
+    generations = greedy_answers(model, tokenizer, [r["question"] for r in rows], budget + EXTRA_TOKENS)
+    return M.rouge_l_recall([r["answer"] for r in rows], generations), generations
+
+
+def _qa(model, tokenizer, rows: list[dict], true_key: str) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Answer losses, truth ratios (`true_key` answer against the perturbed ones), perturbed losses."""
+    questions = [r["question"] for r in rows]
+    answer = score_answers(model, tokenizer, questions, [r["answer"] for r in rows]).avg_loss
+    true = answer if true_key == "answer" else score_answers(
+        model, tokenizer, questions, [r[true_key] for r in rows]).avg_loss
+    perturbed = score_options(model, tokenizer, questions, [r["perturbed_answer"] for r in rows])
+    return answer, M.truth_ratios(true, perturbed), perturbed
+
+
+def _utility(model, tokenizer, data: TofuData) -> dict[str, dict]:
+    out = {}
+    rows = data["retain_perturbed"]
+    loss, ratios, _ = _qa(model, tokenizer, rows, "paraphrased_answer")
+    rouge, _ = _rouge(model, tokenizer, rows)
+    out["retain_Q_A_Prob"] = {"agg_value": float(M.probability(loss).mean())}
+    out["retain_Q_A_ROUGE"] = {"agg_value": float(rouge.mean())}
+    out["retain_Truth_Ratio"] = {"agg_value": M.retain_truth_ratio(ratios)}
+    for prefix, split in (("ra", "real_authors"), ("wf", "world_facts")):
+        rows = data[split]
+        loss, ratios, perturbed = _qa(model, tokenizer, rows, "answer")  # TOFU: original answer here
+        rouge, _ = _rouge(model, tokenizer, rows)
+        out[f"{prefix}_Q_A_Prob_normalised"] = {"agg_value": float(M.normalised_probability(loss, perturbed).mean())}
+        out[f"{prefix}_Q_A_ROUGE"] = {"agg_value": float(rouge.mean())}
+        out[f"{prefix}_Truth_Ratio"] = {"agg_value": M.retain_truth_ratio(ratios)}
+    out["model_utility"] = {"agg_value": M.model_utility([out[k]["agg_value"] for k in UTILITY_KEYS])}
+    return out
+
+
+def _mia(model, tokenizer, forget: list[dict], holdout: list[dict]) -> dict[str, dict]:
+    def scores(rows):
+        s = score_answers(model, tokenizer, [r["question"] for r in rows], [r["answer"] for r in rows], tokens=True)
+        return {"mia_loss": M.mia_loss(s.avg_loss),
+                "mia_zlib": M.mia_zlib(s.avg_loss, [r["answer"] for r in rows]),
+                "mia_min_k": M.mia_min_k(s.token_logprobs),
+                "mia_min_k_plus_plus": M.mia_min_k_plus_plus(s.token_logprobs, s.means, s.variances)}
+    member, nonmember = scores(forget), scores(holdout)
+    return {a: {"agg_value": M.auc(member[a], nonmember[a])} for a in MIA_ATTACKS}
+
+
+def evaluate_model(model, tokenizer, data: TofuData, split: str, hard: bool = True) -> dict[str, dict]:
+    """Runs every TOFU metric of `split` that needs only this model; per question where TOFU keeps it.
+
+    Args:
+        model, tokenizer: the model to evaluate.
+        data: the benchmark's splits (`split`, `retain_perturbed`, `real_authors`, `world_facts`,
+            `holdoutXX` for MIA when present, `<split>_<hard>` for the hard splits when present).
+        split: the forget split, e.g. `forget10`.
+        hard: also evaluate the hard in-scope splits that `data` has.
+
+    Returns:
+        `TOFU_EVAL.json` content.
+    """
+    rows = data[split]
+    loss, ratios, _ = _qa(model, tokenizer, rows, "paraphrased_answer")
+    rouge, generations = _rouge(model, tokenizer, rows)
+    prob = M.probability(loss)
+    out = {
+        "forget_Q_A_Prob": {"agg_value": float(prob.mean()),
+                            "value_by_index": {str(i): {"prob": float(p), "avg_loss": float(v)}
+                                               for i, (p, v) in enumerate(zip(prob, loss, strict=True))}},
+        "forget_Q_A_ROUGE": {"agg_value": float(rouge.mean()), "value_by_index": {
+            str(i): {"rougeL_recall": float(x), "input": r["question"], "ground_truth": r["answer"], "generation": g}
+            for i, (x, r, g) in enumerate(zip(rouge, rows, generations, strict=True))}},
+        "forget_truth_ratio": {"agg_value": M.forget_truth_ratio(ratios), "value_by_index": _by_index(ratios, "score")},
+    }
+    out |= _utility(model, tokenizer, data)
+    holdout = split.replace("forget", "holdout")
+    if holdout in data:
+        out |= _mia(model, tokenizer, rows, data[holdout])
+    for name in HARD_SPLITS if hard else ():
+        if f"{split}_{name}" not in data:
+            continue
+        hard_rows = data[f"{split}_{name}"]
+        _, hard_ratios, _ = _qa(model, tokenizer, hard_rows, "paraphrased_answer")
+        out[f"forget_truth_ratio/{name}"] = {"agg_value": M.forget_truth_ratio(hard_ratios),
+                                             "value_by_index": _by_index(hard_ratios, "score")}
+        vectors = pooled_hidden(model, tokenizer, [r["question"] for r in hard_rows])
+        out[f"embedding/{name}"] = {"value_by_index": {str(i): v.tolist() for i, v in enumerate(vectors)}}
+    return out
+
+
+def _ratios(log: dict, key: str) -> np.ndarray:
+    if key not in log or "value_by_index" not in log[key]:
+        raise MissingReference(f"the oracle reference has no per-question {key!r}")
+    by_index = log[key]["value_by_index"]
+    return np.array([by_index[i]["score"] for i in sorted(by_index, key=int)])
+
+
+def summarize(result: dict, reference: dict, target: dict | None = None) -> dict[str, float]:
+    """The logged metrics of one evaluated model against the oracle reference.
+
+    Args:
+        result: `evaluate_model` output for the model.
+        reference: the retain oracle's `TOFU_EVAL.json` on the same split (ours, or OpenUnlearning's
+            published retain log: then the hard-split metrics it cannot support are left out).
+        target: the target model's `TOFU_EVAL.json`, for `mu_degradation`.
+
+    Raises:
+        MissingReference: the reference lacks the forget truth ratios (no forget quality without them).
+    """
+    fq = M.ks_forget_quality(_ratios(result, "forget_truth_ratio"), _ratios(reference, "forget_truth_ratio"))
+    mu = result["model_utility"]["agg_value"]
+    out = {"forget_quality": fq, "log10_forget_quality": math.log10(fq), "model_utility": mu,
+           "forget_truth_ratio": result["forget_truth_ratio"]["agg_value"],
+           "forget_rouge": result["forget_Q_A_ROUGE"]["agg_value"],
+           "forget_prob": result["forget_Q_A_Prob"]["agg_value"]}
+    out |= {a: result[a]["agg_value"] for a in MIA_ATTACKS if a in result}
+    if "mia_min_k" in result and "mia_min_k" in reference:
+        out["privleak"] = M.privleak(result["mia_min_k"]["agg_value"], reference["mia_min_k"]["agg_value"])
+    log10s = [out["log10_forget_quality"]]
+    for name in HARD_SPLITS:
+        key = f"forget_truth_ratio/{name}"
+        if key not in result or key not in reference:
+            continue
+        hard_fq = M.ks_forget_quality(_ratios(result, key), _ratios(reference, key))
+        out[f"forget_quality/{name}"] = hard_fq
+        out[f"log10_forget_quality/{name}"] = math.log10(hard_fq)
+        log10s.append(math.log10(hard_fq))
+        mine = np.array(list(result[f"embedding/{name}"]["value_by_index"].values()))
+        theirs = np.array(list(reference[f"embedding/{name}"]["value_by_index"].values()))
+        cos = (mine * theirs).sum(1) / (np.linalg.norm(mine, axis=1) * np.linalg.norm(theirs, axis=1))
+        out[f"embedding_alignment/{name}"] = float(cos.mean())
+    if len(log10s) > 1:
+        out["fq_variance"] = float(np.var(log10s))
+    if target is not None:
+        target_mu = target["model_utility"]["agg_value"]
+        out["mu_degradation"] = (target_mu - mu) / target_mu if target_mu else float("nan")
+    return out

@@ -1,0 +1,105 @@
+"""TOFU metrics on hand-made numbers, and the evaluation of the tiny target and oracle."""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+
+import numpy as np
+import pytest
+
+from ofmu_ray.cli import main
+from ofmu_ray.eval import metrics as M
+from ofmu_ray.eval.run import cached_eval, evaluate
+
+
+def test_truth_ratio_and_its_two_aggregations():
+    true_loss = np.array([1.0, 2.0])
+    perturbed = [np.array([1.0, 3.0]), np.array([1.0])]  # mean losses 2.0 and 1.0
+    ratios = M.truth_ratios(true_loss, perturbed)
+    np.testing.assert_allclose(ratios, [math.exp(-1.0), math.exp(1.0)])
+    assert M.forget_truth_ratio(ratios) == pytest.approx(math.exp(-1.0))  # min(R, 1/R) both e^-1
+    assert M.retain_truth_ratio(ratios) == pytest.approx((1 - math.exp(-1.0) + 0.0) / 2)
+
+
+def test_probability_and_its_normalisation_over_options():
+    np.testing.assert_allclose(M.probability(np.array([0.0, math.log(2)])), [1.0, 0.5])
+    p = M.normalised_probability(np.array([math.log(2)]), [np.array([math.log(4), math.log(4)])])
+    assert p[0] == pytest.approx(0.5 / (0.5 + 0.25 + 0.25))
+
+
+def test_model_utility_is_a_harmonic_mean_that_any_zero_sinks():
+    assert M.model_utility([1.0, 0.5]) == pytest.approx(2 / (1 + 2))
+    assert M.model_utility([0.9, 0.0, 0.8]) == 0.0
+
+
+def test_rouge_l_recall():
+    got = M.rouge_l_recall(["The author was born in Porto", "a b"], ["The author was born in Lima", "x"])
+    np.testing.assert_allclose(got, [5 / 6, 0.0])
+
+
+@pytest.mark.parametrize("n, floor", [(400, 1.06e-239), (200, 1.94e-119), (40, 1.86e-23)])
+def test_forget_quality_floor_at_complete_separation(n, floor):
+    fq = M.ks_forget_quality(np.arange(n, dtype=float), np.arange(n, dtype=float) + n)
+    assert fq == pytest.approx(floor, rel=0.01)
+    assert M.ks_forget_quality(np.arange(n, dtype=float), np.arange(n, dtype=float)) == 1.0
+
+
+def test_auc_and_privleak():
+    assert M.auc(np.array([0.1, 0.2]), np.array([0.8, 0.9])) == 1.0  # members: lower loss
+    assert M.auc(np.array([0.8, 0.9]), np.array([0.1, 0.2])) == 0.0
+    assert M.auc(np.array([0.1, 0.5]), np.array([0.5, 0.9])) == pytest.approx(0.875)  # a tie counts half
+    assert M.privleak(1.0, 0.5) == pytest.approx(-100.0)
+    assert M.privleak(0.5, 0.5) == 0.0
+
+
+def test_mia_scores():
+    lps = [np.log(np.array([0.5, 0.25, 0.125, 1.0, 1.0]))]
+    # k = 0.4 of 5 tokens -> the 2 lowest: log(1/8), log(1/4)
+    assert M.mia_min_k(lps)[0] == pytest.approx(-(math.log(0.125) + math.log(0.25)) / 2)
+    z = M.mia_min_k_plus_plus([np.array([-1.0, -3.0])], [np.array([-1.0, -1.0])], [np.array([4.0, 1e-9])])
+    assert z[0] == pytest.approx(2 / math.sqrt(1e-6))  # variance clamped at 1e-6; k*2 -> 1 token
+    assert M.mia_zlib(np.array([2.0]), ["abc"])[0] == pytest.approx(2.0 / len(zlib.compress(b"abc")))
+
+
+def test_tiny_oracle_is_its_own_reference_and_the_target_is_far_from_it(tiny):
+    oracle, _ = evaluate(tiny, "forget10", "oracle")
+    target, _ = evaluate(tiny, "forget10", "target")
+    assert oracle["forget_quality"] == 1.0 and oracle["privleak"] == 0.0
+    assert target["forget_quality"] < 0.01
+    assert abs(target["model_utility"] - oracle["model_utility"]) <= 0.1
+    for hard in ("paraphrase", "multihop", "crosslingual"):
+        assert oracle[f"forget_quality/{hard}"] == 1.0 and oracle[f"embedding_alignment/{hard}"] == pytest.approx(1.0)
+        assert target[f"forget_quality/{hard}"] < oracle[f"forget_quality/{hard}"]
+        assert target[f"embedding_alignment/{hard}"] < 1.0
+    assert target["fq_variance"] > 0 and target["mu_degradation"] == 0.0
+    assert target["mia_min_k"] > oracle["mia_min_k"] and target["privleak"] < 0
+
+
+def test_oracle_reference_is_cached_and_never_recomputed(tiny):
+    cached_eval(tiny, "oracle-forget10", "forget10")
+    path = tiny.root / "eval" / "oracle-forget10-forget10" / "TOFU_EVAL.json"
+    stamp = path.stat().st_mtime_ns
+    evaluate(tiny, "forget10", "target")
+    assert path.stat().st_mtime_ns == stamp
+
+
+def test_cli_eval_writes_openunlearning_files_and_takes_retain_logs(tiny, tmp_path, capsys):
+    argv = ["eval", "--profile", "tiny", "--cache-dir", str(tiny.root.parents[1]), "--split", "forget10"]
+    assert main([*argv, "--model", "oracle", "--out", str(tmp_path / "oracle"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    log = json.loads((tmp_path / "oracle" / "TOFU_EVAL.json").read_text())
+    assert len(log["forget_truth_ratio"]["value_by_index"]) == 40
+    assert json.loads((tmp_path / "oracle" / "TOFU_SUMMARY.json").read_text()) == summary
+    # A published retain log stands in for the oracle: the same numbers when it is the same oracle.
+    retain_logs = ["--retain-logs", str(tmp_path / "oracle" / "TOFU_EVAL.json")]
+    assert main([*argv, "--model", "target", "--out", str(tmp_path / "t"), "--json", *retain_logs]) == 0
+    with_logs = json.loads(capsys.readouterr().out)
+    assert with_logs == json.loads(json.dumps(evaluate(tiny, "forget10", "target")[0]))
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    assert main([*argv, "--model", "target", "--retain-logs", str(bad)]) == 2
+    assert "no per-question 'forget_truth_ratio'" in capsys.readouterr().err
+    assert main([*argv, "--model", str(tmp_path / "nowhere")]) == 2
+    assert main([*argv, "--split", "forget99"]) == 2
