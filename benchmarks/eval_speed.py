@@ -41,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         greedy_answers(model, tok, [r["question"] for r in rows], budget + EXTRA_TOKENS)
     generation = time.perf_counter() - start
 
-    splits = [args.split, "retain_perturbed", "real_authors", "world_facts",
-              args.split.replace("forget", "holdout"), *(f"{args.split}_{h}" for h in HARD_SPLITS)]
+    splits = [args.split, "retain_perturbed", "real_authors", "world_facts", args.split.replace("forget", "holdout"),
+              *(f"{args.split}_{h}" for h in HARD_SPLITS), *(f"retain_perturbed_{h}" for h in HARD_SPLITS)]
     questions = sum(len(data[s]) for s in splits if s in data)
     report = {"profile": args.profile, "split": args.split, "seconds": total, "questions": questions,
               "questions_per_second": questions / total, "generation_share": generation / total}

@@ -74,6 +74,8 @@ def test_tiny_oracle_is_its_own_reference_and_the_target_is_far_from_it(tiny):
         assert target[f"forget_quality/{hard}"] < oracle[f"forget_quality/{hard}"]
         assert target[f"embedding_alignment/{hard}"] < 1.0
     assert target["fq_variance"] > 0 and target["mu_degradation"] == 0.0
+    for hard in ("paraphrase", "multihop", "crosslingual"):  # retained knowledge, asked in each form
+        assert 0.3 < oracle[f"model_utility/{hard}"] <= 1 and 0.3 < target[f"model_utility/{hard}"] <= 1
     assert target["mia_min_k"] > oracle["mia_min_k"] and target["privleak"] < 0
 
 

@@ -34,6 +34,7 @@ def test_split_names_and_sizes(data):
         for hard in HARD_SPLITS:
             assert data[f"forget{pct:02d}_{hard}"]
     assert len(data["retain_perturbed"]) == 400
+    assert [len(data[f"retain_perturbed_{h}"]) for h in HARD_SPLITS] == [200, 100, 200]
     assert data["real_authors"] and data["world_facts"]
 
 
@@ -71,7 +72,8 @@ def test_forget_authors_are_the_last_and_never_retained(data):
         forget = data.forget_authors(f"forget{pct:02d}")
         retain = {r["author"] for r in data[f"retain{100 - pct}"]}
         assert forget.isdisjoint(retain)
-        assert forget.isdisjoint({r["author"] for r in data["retain_perturbed"]})
+        for name in ("retain_perturbed", *(f"retain_perturbed_{h}" for h in HARD_SPLITS)):
+            assert forget.isdisjoint({r["author"] for r in data[name]})
         for hard in HARD_SPLITS:
             assert {r["author"] for r in data[f"forget{pct:02d}_{hard}"]} == forget
 

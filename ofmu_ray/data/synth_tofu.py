@@ -24,6 +24,7 @@ from ofmu_ray.data.tofu import TofuData
 FORGET_PERCENTS = (1, 5, 10)
 HARD_SPLITS = ("paraphrase", "multihop", "crosslingual")
 RETAIN_EVAL_AUTHORS = 20  # retain_perturbed: TOFU's fixed 400-question retain subset = 20 authors
+RETAIN_HARD_AUTHORS = 10  # retain_perturbed_<hard>: utility in each hard form (model_utility/<hard>)
 MULTIHOP_TARGETS = ("birth_city", "birth_year", "genre", "father_job", "award")
 
 
@@ -173,7 +174,8 @@ def generate(cfg: SynthTofuConfig) -> TofuData:
 
     Returns:
         A `TofuData` with `forgetXX`, `retainYY`, `holdoutXX`, `forgetXX_<hard split>`,
-        `retain_perturbed`, `real_authors`, `world_facts` and `train` (rows with `question` and
+        `retain_perturbed` (and `retain_perturbed_<hard>`: retain authors' questions in each hard
+        form, for utility), `real_authors`, `world_facts` and `train` (rows with `question` and
         `answer`; a bio has an empty question and is trained on in full).
 
     Example:
@@ -200,6 +202,9 @@ def generate(cfg: SynthTofuConfig) -> TofuData:
             splits[f"{name}_{hard}"] = [r for a in forget for r in getattr(render, hard)(a)]
     always_retained = authors[: cfg.authors - n_holdout][:RETAIN_EVAL_AUTHORS]
     splits["retain_perturbed"] = [r for a in always_retained for r in render.standard(a, split_templates)]
+    for hard in HARD_SPLITS:
+        splits[f"retain_perturbed_{hard}"] = [r for a in always_retained[:RETAIN_HARD_AUTHORS]
+                                              for r in getattr(render, hard)(a)]
     splits["real_authors"], splits["world_facts"] = _utility_rows(rng)
 
     # Hard forms are taught on the authors that no forget split contains.

@@ -47,14 +47,16 @@ def _qa(model, tokenizer, rows: list[dict], true_key: str) -> tuple[np.ndarray, 
     return answer, M.truth_ratios(true, perturbed), perturbed
 
 
-def _utility(model, tokenizer, data: TofuData) -> dict[str, dict]:
-    out = {}
-    rows = data["retain_perturbed"]
+def _retain(model, tokenizer, rows: list[dict], suffix: str = "") -> dict[str, dict]:
     loss, ratios, _ = _qa(model, tokenizer, rows, "paraphrased_answer")
     rouge, _ = _rouge(model, tokenizer, rows)
-    out["retain_Q_A_Prob"] = {"agg_value": float(M.probability(loss).mean())}
-    out["retain_Q_A_ROUGE"] = {"agg_value": float(rouge.mean())}
-    out["retain_Truth_Ratio"] = {"agg_value": M.retain_truth_ratio(ratios)}
+    return {f"retain_Q_A_Prob{suffix}": {"agg_value": float(M.probability(loss).mean())},
+            f"retain_Q_A_ROUGE{suffix}": {"agg_value": float(rouge.mean())},
+            f"retain_Truth_Ratio{suffix}": {"agg_value": M.retain_truth_ratio(ratios)}}
+
+
+def _utility(model, tokenizer, data: TofuData) -> dict[str, dict]:
+    out = _retain(model, tokenizer, data["retain_perturbed"])
     for prefix, split in (("ra", "real_authors"), ("wf", "world_facts")):
         rows = data[split]
         loss, ratios, perturbed = _qa(model, tokenizer, rows, "answer")  # TOFU: original answer here
@@ -63,6 +65,14 @@ def _utility(model, tokenizer, data: TofuData) -> dict[str, dict]:
         out[f"{prefix}_Q_A_ROUGE"] = {"agg_value": float(rouge.mean())}
         out[f"{prefix}_Truth_Ratio"] = {"agg_value": M.retain_truth_ratio(ratios)}
     out["model_utility"] = {"agg_value": M.model_utility([out[k]["agg_value"] for k in UTILITY_KEYS])}
+    # Per hard form, where the data has retain questions in that form: the retain numbers asked
+    # that way, with the same real_authors / world_facts numbers.
+    for name in HARD_SPLITS:
+        if f"retain_perturbed_{name}" not in data:
+            continue
+        out |= _retain(model, tokenizer, data[f"retain_perturbed_{name}"], f"/{name}")
+        values = [out[k if k.startswith(("ra_", "wf_")) else f"{k}/{name}"]["agg_value"] for k in UTILITY_KEYS]
+        out[f"model_utility/{name}"] = {"agg_value": M.model_utility(values)}
     return out
 
 
@@ -160,6 +170,9 @@ def summarize(result: dict, reference: dict, target: dict | None = None) -> dict
         theirs = np.array(list(reference[f"embedding/{name}"]["value_by_index"].values()))
         cos = (mine * theirs).sum(1) / (np.linalg.norm(mine, axis=1) * np.linalg.norm(theirs, axis=1))
         out[f"embedding_alignment/{name}"] = float(cos.mean())
+    for name in HARD_SPLITS:
+        if f"model_utility/{name}" in result:
+            out[f"model_utility/{name}"] = result[f"model_utility/{name}"]["agg_value"]
     if len(log10s) > 1:
         out["fq_variance"] = float(np.var(log10s))
     if target is not None:

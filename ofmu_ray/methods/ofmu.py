@@ -60,8 +60,11 @@ class OFMUConfig(MethodConfig):
     inner_steps: int = param(5, "T, gradient-ascent steps on Phi per outer iteration (paper: 5-10)",
                              low=1, high=100)
     outer_steps: int = param(0, "K, outer iterations; 0 runs as many as the step budget allows", low=0)
-    eta_in: float = param(1e-2, "inner (ascent) step size", low=0.0, high=10.0)
-    eta_out: float = param(1e-2, "outer (descent) step size", low=0.0, high=10.0)
+    eta_in: float = param(0.05, "inner (ascent) step size", low=0.0, high=10.0)
+    eta_out: float = param(0.1, "outer (descent) step size", low=0.0, high=10.0)
+    max_step_norm: float = param(1.0, "clip each update direction to this norm before the step size (the "
+                                 "baselines' gradient clipping, HF's default 1.0); 0 = the paper's plain steps",
+                                 low=0.0)
     decorrelation: str = param("signed", "Sim: signed = cos (the paper), squared = cos^2 (towards "
                                "orthogonality), abs = |cos|, none = no penalty (ablation)",
                                choices=DECORRELATIONS)
@@ -240,6 +243,13 @@ class OFMU(Method):
         return logs
 
     def _move(self, direction: torch.Tensor, scale: float) -> None:
+        # At a sharp minimum the penalty gradient 2 rho Hess(Phi) grad Phi can be ~1e3 (measured on
+        # the tiny target): a plain step then wrecks the model, so updates are clipped like the baselines'.
+        norm, limit = direction.norm(), self.cfg.max_step_norm
+        if limit and norm > limit:
+            direction = direction * (limit / norm)
+        if not torch.isfinite(norm):
+            raise FloatingPointError("ofmu diverged (a non-finite update); lower eta_in / eta_out or rho0")
         with torch.no_grad():
             torch._foreach_add_(self.params, _split(direction, self.params), alpha=scale)
 
