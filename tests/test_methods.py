@@ -155,7 +155,8 @@ def test_each_hessian_option_is_within_its_stated_tolerance_of_exact(option):
 @pytest.mark.parametrize("outer_point", ["last_inner", "after_inner"])
 def test_outer_step_follows_eq_9_at_its_point(outer_point):
     """One outer iteration with T = 1, recomputed by hand from the method's own pieces."""
-    cfg = {"inner_steps": 1, "outer_point": outer_point, "eta_in": 0.1, "eta_out": 0.05, "rho0": 0.3}
+    cfg = {"inner_steps": 1, "outer_point": outer_point, "eta_in": 0.1, "eta_out": 0.05, "rho0": 0.3,
+           "max_step_norm": 0}  # the paper's plain steps
     model, twin = ToyLM(seed=4), ToyLM(seed=4)
     OFMU(model, build_config("ofmu", cfg)).step(FORGET, RETAIN)
     manual = OFMU(twin, build_config("ofmu", cfg))
@@ -206,3 +207,12 @@ def test_unlearn_stops_when_ofmu_has_done_its_outer_iterations():
     assert len(history) == 6
     assert ["penalty" in h for h in history] == [False, False, True] * 2  # outer step every T-th call
     assert history[-1]["rho"] == pytest.approx(0.5 * 1.1)  # grown once before the second iteration
+
+
+def test_ofmu_clips_each_update_to_max_step_norm():
+    model = ToyLM(seed=5)
+    start = _flat(p.detach() for p in model.parameters()).clone()
+    cfg = {"inner_steps": 2, "eta_in": 1.0, "max_step_norm": 1e-3}
+    OFMU(model, build_config("ofmu", cfg)).step(FORGET, RETAIN)  # one inner step, no outer step yet
+    moved = (_flat(p.detach() for p in model.parameters()) - start).norm().item()
+    assert moved == pytest.approx(1e-3, rel=1e-6)
