@@ -34,3 +34,13 @@ def tiny(test_cache):
 def micro(monkeypatch):
     monkeypatch.setitem(PROFILES, "micro", MICRO)
     return "micro"
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for the whole test session (2 CPUs, no dashboard)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
