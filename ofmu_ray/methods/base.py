@@ -13,6 +13,7 @@ from typing import ClassVar
 import torch
 
 from ofmu_ray.config import Validated, param
+from ofmu_ray.methods.distributed import all_reduce_mean
 from ofmu_ray.methods.losses import Batch
 
 MAX_GRAD_NORM = 1.0  # HF Trainer's default, so OpenUnlearning's baselines clip at 1.0 too
@@ -75,14 +76,20 @@ class LossMethod(Method):
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=WEIGHT_DECAY)
 
-    def loss(self, forget: Batch, retain: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, forget: Batch, retain: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss to minimise, and the terms worth logging (this rank's shares, see `global_mean`)."""
         raise NotImplementedError
 
     def step(self, forget: Batch, retain: Batch) -> dict[str, float]:
         self.model.train()
-        loss, logs = self.loss(forget, retain)
+        loss, terms = self.loss(forget, retain)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.params, MAX_GRAD_NORM)
         self.optimizer.step()
-        return {"loss": loss.item(), **logs}
+        return global_logs({"loss": loss, **terms})
+
+
+def global_logs(terms: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Logged values of the global batch: the mean of the ranks' shares (identity in one process)."""
+    return {name: all_reduce_mean(value.detach()).item() for name, value in terms.items()}

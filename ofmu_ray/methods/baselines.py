@@ -20,9 +20,9 @@ class GradAscent(LossMethod):
 
     name = "gradascent"
 
-    def loss(self, forget: Batch, retain: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, forget: Batch, retain: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         forget_nll = nll(self.model, forget)
-        return -forget_nll, {"forget_nll": forget_nll.item()}
+        return -forget_nll, {"forget_nll": forget_nll}
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class GradDiff(LossMethod):
     def loss(self, forget, retain):
         forget_nll, retain_nll = nll(self.model, forget), nll(self.model, retain)
         loss = -self.cfg.gamma * forget_nll + self.cfg.alpha * retain_nll
-        return loss, {"forget_nll": forget_nll.item(), "retain_nll": retain_nll.item()}
+        return loss, {"forget_nll": forget_nll, "retain_nll": retain_nll}
 
 
 @dataclass(frozen=True)
@@ -63,11 +63,11 @@ class NPO(LossMethod):
             s_ref, _ = sequence_nll(self.reference, forget)
         forget_loss = npo_loss(s_model, s_ref, self.cfg.beta)
         loss = self.cfg.gamma * forget_loss
-        logs = {"npo_loss": forget_loss.item()}
+        logs = {"npo_loss": forget_loss}
         if self.cfg.alpha > 0:
             retain_nll = nll(self.model, retain)
             loss = loss + self.cfg.alpha * retain_nll
-            logs["retain_nll"] = retain_nll.item()
+            logs["retain_nll"] = retain_nll
         return loss, logs
 
 
@@ -90,4 +90,4 @@ class SimNPO(LossMethod):
         forget_loss = simnpo_loss(s_model, lengths, self.cfg.beta, self.cfg.delta)
         retain_nll = nll(self.model, retain)
         loss = self.cfg.gamma * forget_loss + self.cfg.alpha * retain_nll
-        return loss, {"simnpo_loss": forget_loss.item(), "retain_nll": retain_nll.item()}
+        return loss, {"simnpo_loss": forget_loss, "retain_nll": retain_nll}

@@ -40,7 +40,7 @@ import torch
 from torch.autograd import grad
 
 from ofmu_ray.config import param
-from ofmu_ray.methods.base import Method, MethodConfig, unwrap
+from ofmu_ray.methods.base import Method, MethodConfig, global_logs, unwrap
 from ofmu_ray.methods.distributed import all_reduce_mean
 from ofmu_ray.methods.losses import Batch, nll
 
@@ -233,10 +233,10 @@ class OFMU(Method):
             state = self.grad_phi(forget, retain)
             self._move(state.grad_phi, cfg.eta_in)
             logs = self._outer_step(*self.hessian_phi_vector(forget, retain)) if outer_now else {}
-        logs |= {"loss_f": state.loss_f.item(), "loss_r": state.loss_r.item(),
-                 "cos": (state.a @ state.b / (state.a.norm() * state.b.norm() + NORM_EPS)).item(),
-                 "phi": state.loss_f.item() - cfg.beta * state.sim,
-                 "grad_phi_norm": state.grad_phi.norm().item(), "rho": self.rho}
+        losses = global_logs({"loss_f": state.loss_f, "loss_r": state.loss_r})
+        logs |= losses | {"cos": (state.a @ state.b / (state.a.norm() * state.b.norm() + NORM_EPS)).item(),
+                          "phi": losses["loss_f"] - cfg.beta * state.sim,
+                          "grad_phi_norm": state.grad_phi.norm().item(), "rho": self.rho}
         if outer_now:
             self.rho *= cfg.gamma_rho
             self.inner_done = 0
@@ -256,5 +256,6 @@ class OFMU(Method):
     def _outer_step(self, state: _PhiGrad, hv: torch.Tensor) -> dict[str, float]:
         grad_f = state.b + 2 * self.rho * hv  # Eq. 9
         self._move(grad_f, -self.cfg.eta_out)
-        return {"outer_loss_r": state.loss_r.item(), "penalty": state.grad_phi.norm().item() ** 2,
+        return {"outer_loss_r": all_reduce_mean(state.loss_r.detach()).item(),
+                "penalty": state.grad_phi.norm().item() ** 2,
                 "outer_grad_norm": grad_f.norm().item()}

@@ -88,4 +88,4 @@ class RMU(LossMethod):
             target = self._hidden(self.reference, retain)
         retain_loss = masked_mse(self._hidden(self.model, retain), target, retain_mask)
         loss = forget_loss + self.cfg.alpha * retain_loss
-        return loss, {"forget_mse": forget_loss.item(), "retain_mse": retain_loss.item()}
+        return loss, {"forget_mse": forget_loss, "retain_mse": retain_loss}
