@@ -130,8 +130,89 @@ def _run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_unlearn(sub: argparse._SubParsersAction) -> None:
+    from ofmu_ray.config import PROFILES
+    from ofmu_ray.methods import METHODS
+    from ofmu_ray.prepare import BENCHES
+
+    p = sub.add_parser("unlearn", allow_abbrev=False,
+                       help="one unlearning run through Ray Train, evaluated and logged to MLflow")
+    p.add_argument("--bench", default="synth-tofu", choices=BENCHES)
+    p.add_argument("--profile", default="tiny", choices=list(PROFILES))
+    p.add_argument("--split", default="forget10")
+    p.add_argument("--method", required=True, choices=list(METHODS))
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a method hyper-parameter (see `ofmu-ray methods`); repeatable")
+    p.add_argument("--steps", type=int, default=20, help="forget batches (the same budget for every method)")
+    p.add_argument("--batch-size", type=int, default=16, help="global batch, split across workers")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--cpus-per-worker", type=float, default=1.0)
+    p.add_argument("--gpus-per-worker", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tracking-uri", default=None, help="MLflow store (default: sqlite:///mlruns.db here)")
+    p.add_argument("--cache-dir", default=None, help="as for prepare")
+    p.add_argument("--json", action="store_true", help="print the final metrics as JSON on stdout")
+
+
+def _parse_sets(pairs: list[str]) -> dict[str, str]:
+    from ofmu_ray.prepare import UsageError
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set {pair!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def _run_unlearn(args: argparse.Namespace) -> int:
+    from ofmu_ray.eval.run import evaluate
+    from ofmu_ray.methods import build_config
+    from ofmu_ray.prepare import UsageError, prepare
+
+    overrides = _parse_sets(args.set)
+    try:
+        cfg = build_config(args.method, overrides)  # fail before anything starts
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    if args.steps < 1 or args.workers < 1 or args.batch_size % args.workers:
+        raise UsageError(f"need steps >= 1, workers >= 1 and batch size ({args.batch_size}) divisible by "
+                         f"workers ({args.workers})")
+    prepared = prepare(args.bench, args.profile, args.cache_dir, progress=True)
+    data = prepared.data()
+    if args.split not in data.forget_splits:
+        raise UsageError(f"unknown split {args.split!r}; this benchmark has: {', '.join(data.forget_splits)}")
+
+    import ray
+
+    from ofmu_ray.tracking import log_run
+    from ofmu_ray.train.distributed import RunSpec, run
+
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    retain = f"retain{100 - int(args.split.removeprefix('forget'))}"
+    spec = RunSpec(str(prepared.model_dir("target")), str(prepared.root / "data"), args.split, retain,
+                   args.method, overrides, args.steps, args.batch_size, args.seed)
+    train_metrics, model_dir = run(spec, args.workers, args.cpus_per_worker, args.gpus_per_worker)
+    summary, _ = evaluate(prepared, args.split, str(model_dir))
+    metrics = summary | {k: v for k, v in train_metrics.items() if isinstance(v, (int, float))}
+    params = {f"method.{f['name']}": getattr(cfg, f["name"]) for f in type(cfg).describe()}
+    params |= {"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed}
+    tags = {"bench": args.bench, "profile": args.profile, "split": args.split, "model": "target",
+            "method": args.method, "world_size": str(args.workers), "model_dir": str(model_dir)}
+    run_id = log_run(f"{args.bench}/{args.split}", args.method, params, metrics, tags, args.tracking_uri)
+    if args.json:
+        print(json.dumps(metrics | {"mlflow_run_id": run_id, "model_dir": str(model_dir)}, indent=2))
+    else:
+        for name, value in metrics.items():
+            print(f"{name:<36} {value:.4g}")
+        print(f"unlearned model: {model_dir}\nMLflow run {run_id}")
+    return 0
+
+
 COMMANDS = {"prepare": (_add_prepare, _run_prepare), "methods": (_add_methods, _run_methods),
-            "eval": (_add_eval, _run_eval)}
+            "eval": (_add_eval, _run_eval), "unlearn": (_add_unlearn, _run_unlearn)}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,36 @@
+"""`ofmu-ray unlearn`: one Ray Train run, evaluated, logged to a real SQLite MLflow store."""
+
+from __future__ import annotations
+
+import json
+
+from mlflow.tracking import MlflowClient
+
+from ofmu_ray.cli import main
+
+
+def test_unlearn_logs_one_evaluated_run(ray_session, tiny, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default artifact folder lands here
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    argv = ["unlearn", "--profile", "tiny", "--cache-dir", str(tiny.root.parents[1]), "--method", "graddiff",
+            "--set", "alpha=2", "--steps", "3", "--batch-size", "4", "--tracking-uri", uri, "--json"]
+    assert main(argv) == 0
+    printed = json.loads(capsys.readouterr().out)
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("synth-tofu/forget10")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.run_id == printed["mlflow_run_id"] and run.info.status == "FINISHED"
+    assert run.data.tags["method"] == "graddiff" and run.data.tags["world_size"] == "1"
+    assert run.data.params["method.alpha"] == "2.0" and run.data.params["steps"] == "3"
+    for key in ("log10_forget_quality", "model_utility", "forget_quality/multihop", "privleak", "final/loss"):
+        assert run.data.metrics[key] == printed[key]
+    assert run.data.metrics["log10_forget_quality"] < 0
+
+
+def test_bad_hyper_parameter_fails_before_anything_runs(tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    argv = ["unlearn", "--method", "ofmu", "--set", "betta=1", "--tracking-uri", uri,
+            "--cache-dir", str(tmp_path / "cache")]
+    assert main(argv) == 2
+    assert "did you mean 'beta'" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "mlruns.db").exists()
