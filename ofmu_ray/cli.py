@@ -11,20 +11,27 @@ import sys
 from collections.abc import Sequence
 
 
-def _add_prepare(sub: argparse._SubParsersAction) -> None:
+def _add_bench_args(p: argparse.ArgumentParser, split: bool = True, benches: tuple[str, ...] = ()) -> None:
+    """The options every command that works on a prepared benchmark shares."""
     from ofmu_ray.config import PROFILES
     from ofmu_ray.prepare import BENCHES
 
-    p = sub.add_parser("prepare", allow_abbrev=False,
-                       help="generate a benchmark and train its target and retain-oracle models")
-    p.add_argument("--bench", default="synth-tofu", choices=[*BENCHES, "tofu"],
-                   help="synth-tofu: generated offline; tofu: real TOFU data (needs --data)")
-    p.add_argument("--data", default=None,
-                   help="with --bench tofu: hf:locuslab/TOFU or a folder of TOFU-schema files")
+    p.add_argument("--bench", default="synth-tofu", choices=[*BENCHES, *benches])
     p.add_argument("--profile", default="tiny", choices=list(PROFILES),
                    help="tiny: ~20 authors (tests); small: 60 (demo); full: 200 (TOFU's size)")
+    if split:
+        p.add_argument("--split", default="forget10", help="forget split: forget01, forget05 or forget10")
     p.add_argument("--cache-dir", default=None,
-                   help="where prepared benchmarks live (default: $OFMU_RAY_CACHE or ~/.cache/ofmu-ray)")
+                   help="where prepared benchmarks live (default: $OFMU_RAY_CACHE or ~/.cache/ofmu-ray); "
+                        "what the cache lacks is prepared first")
+
+
+def _add_prepare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("prepare", allow_abbrev=False,
+                       help="generate a benchmark and train its target and retain-oracle models")
+    _add_bench_args(p, split=False, benches=("tofu",))
+    p.add_argument("--data", default=None,
+                   help="with --bench tofu: hf:locuslab/TOFU or a folder of TOFU-schema files")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
 
 
@@ -93,20 +100,14 @@ def _run_methods(args: argparse.Namespace) -> int:
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
-    from ofmu_ray.config import PROFILES
-    from ofmu_ray.prepare import BENCHES
-
     p = sub.add_parser("eval", allow_abbrev=False,
                        help="TOFU metrics of a model against the retain oracle (prepares what the cache lacks)")
-    p.add_argument("--bench", default="synth-tofu", choices=BENCHES)
-    p.add_argument("--profile", default="tiny", choices=list(PROFILES))
-    p.add_argument("--split", default="forget10", help="forget split: forget01, forget05 or forget10")
+    _add_bench_args(p)
     p.add_argument("--model", default="target", help="target, oracle, or a model folder (safetensors + tokenizer)")
     p.add_argument("--retain-logs", default=None,
                    help="an OpenUnlearning TOFU_EVAL.json of a retain model, used instead of the oracle")
     p.add_argument("--out", default=None, help="where TOFU_EVAL.json and TOFU_SUMMARY.json go "
                    "(default: evals/<model>-<split>)")
-    p.add_argument("--cache-dir", default=None, help="as for prepare")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
 
 
@@ -131,15 +132,11 @@ def _run_eval(args: argparse.Namespace) -> int:
 
 
 def _add_unlearn(sub: argparse._SubParsersAction) -> None:
-    from ofmu_ray.config import PROFILES
     from ofmu_ray.methods import METHODS
-    from ofmu_ray.prepare import BENCHES
 
     p = sub.add_parser("unlearn", allow_abbrev=False,
                        help="one unlearning run through Ray Train, evaluated and logged to MLflow")
-    p.add_argument("--bench", default="synth-tofu", choices=BENCHES)
-    p.add_argument("--profile", default="tiny", choices=list(PROFILES))
-    p.add_argument("--split", default="forget10")
+    _add_bench_args(p)
     p.add_argument("--method", required=True, choices=list(METHODS))
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a method hyper-parameter (see `ofmu-ray methods`); repeatable")
@@ -150,7 +147,6 @@ def _add_unlearn(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gpus-per-worker", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tracking-uri", default=None, help="MLflow store (default: sqlite:///mlruns.db here)")
-    p.add_argument("--cache-dir", default=None, help="as for prepare")
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON on stdout")
 
 
@@ -167,6 +163,7 @@ def _parse_sets(pairs: list[str]) -> dict[str, str]:
 
 
 def _run_unlearn(args: argparse.Namespace) -> int:
+    from ofmu_ray.data.tofu import retain_split
     from ofmu_ray.eval.run import evaluate
     from ofmu_ray.methods import build_config
     from ofmu_ray.prepare import UsageError, prepare
@@ -191,8 +188,8 @@ def _run_unlearn(args: argparse.Namespace) -> int:
 
     if not ray.is_initialized():
         ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
-    retain = f"retain{100 - int(args.split.removeprefix('forget'))}"
-    spec = RunSpec(str(prepared.model_dir("target")), str(prepared.root / "data"), args.split, retain,
+    spec = RunSpec(str(prepared.model_dir("target")), str(prepared.root / "data"), args.split,
+                   retain_split(args.split),
                    args.method, overrides, args.steps, args.batch_size, args.seed)
     train_metrics, model_dir = run(spec, args.workers, args.cpus_per_worker, args.gpus_per_worker)
     summary, _ = evaluate(prepared, args.split, str(model_dir))

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ofmu_ray.config import PROFILES, Profile
 from ofmu_ray.data import TofuData, generate, load_tofu, training_rows, write_tofu_dir
+from ofmu_ray.data.tofu import retain_split
 
 BENCHES = ("synth-tofu",)
 REPORT_SPLIT = "forget10"  # the split whose hard splits and oracle the report shows (as TOFU's headline)
@@ -99,7 +100,7 @@ def _corpus(data: TofuData) -> list[str]:
 
 def _report_splits(data: TofuData) -> dict[str, str]:
     """Report name -> split name."""
-    retain = f"retain{100 - int(REPORT_SPLIT.removeprefix('forget'))}"
+    retain = retain_split(REPORT_SPLIT)
     names = {REPORT_SPLIT: REPORT_SPLIT, retain: retain}
     names |= {hard: f"{REPORT_SPLIT}_{hard}" for hard in ("paraphrase", "multihop", "crosslingual")}
     return names | {"real_authors": "real_authors", "world_facts": "world_facts"}

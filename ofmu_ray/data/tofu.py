@@ -52,6 +52,13 @@ class TofuData:
         return {r["author"] for r in rows}
 
 
+def retain_split(forget_split: str) -> str:
+    """The retain split paired with a forget split, as TOFU pairs them (forget10 -> retain90)."""
+    if not _FORGET.match(forget_split):
+        raise DataError(f"{forget_split!r} is not a forget split (forget01, forget05, forget10)")
+    return f"retain{100 - int(forget_split.removeprefix('forget'))}"
+
+
 def _canonical(stem: str) -> str:
     """The split a TOFU file/config name holds (`forget10_perturbed` -> `forget10`)."""
     return stem if stem == "retain_perturbed" else stem.removesuffix("_perturbed")
