@@ -122,13 +122,18 @@ def _run_eval(args: argparse.Namespace) -> int:
     out = Path(args.out or Path("evals") / f"{Path(args.model).name}-{args.split}")
     write_json(out / "TOFU_EVAL.json", result)
     write_json(out / "TOFU_SUMMARY.json", summary)
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        for name, value in summary.items():
-            print(f"{name:<36} {value:.4g}")
-        print(f"per-question results: {out / 'TOFU_EVAL.json'}")
+    _print_metrics(summary, args.json, f"per-question results: {out / 'TOFU_EVAL.json'}")
     return 0
+
+
+def _print_metrics(metrics: dict, as_json: bool, footer: str) -> None:
+    """All of `metrics` as JSON on stdout, or one aligned line each and a footer for a person."""
+    if as_json:
+        print(json.dumps(metrics, indent=2))
+        return
+    for name, value in metrics.items():
+        print(f"{name:<36} {value:.4g}")
+    print(footer)
 
 
 def _add_unlearn(sub: argparse._SubParsersAction) -> None:
@@ -200,11 +205,8 @@ def _run_unlearn(args: argparse.Namespace) -> int:
             "method": args.method, "world_size": str(args.workers), "model_dir": str(model_dir)}
     run_id = log_run(f"{args.bench}/{args.split}", args.method, params, metrics, tags, args.tracking_uri)
     if args.json:
-        print(json.dumps(metrics | {"mlflow_run_id": run_id, "model_dir": str(model_dir)}, indent=2))
-    else:
-        for name, value in metrics.items():
-            print(f"{name:<36} {value:.4g}")
-        print(f"unlearned model: {model_dir}\nMLflow run {run_id}")
+        metrics |= {"mlflow_run_id": run_id, "model_dir": str(model_dir)}
+    _print_metrics(metrics, args.json, f"unlearned model: {model_dir}\nMLflow run {run_id}")
     return 0
 
 
