@@ -185,9 +185,10 @@ def generate(cfg: SynthTofuConfig) -> TofuData:
     """
     rng = random.Random(cfg.seed)
     counts = forget_counts(cfg.authors)
-    n_holdout = max(counts.values())
-    everyone = _make_authors(cfg.authors + n_holdout, rng)
+    largest = max(counts.values())  # forget10's authors; the holdout set has as many
+    everyone = _make_authors(cfg.authors + largest, rng)
     authors, holdout = everyone[: cfg.authors], everyone[cfg.authors:]
+    never_forgotten = authors[:-largest]
     render = _Renderer(everyone, cfg, rng)
     split_templates = range(V.SPLIT_TEMPLATES)
 
@@ -200,20 +201,19 @@ def generate(cfg: SynthTofuConfig) -> TofuData:
         splits[f"holdout{pct:02d}"] = [r for a in holdout[:k] for r in render.standard(a, split_templates)]
         for hard in HARD_SPLITS:
             splits[f"{name}_{hard}"] = [r for a in forget for r in getattr(render, hard)(a)]
-    always_retained = authors[: cfg.authors - n_holdout][:RETAIN_EVAL_AUTHORS]
-    splits["retain_perturbed"] = [r for a in always_retained for r in render.standard(a, split_templates)]
+    splits["retain_perturbed"] = [r for a in never_forgotten[:RETAIN_EVAL_AUTHORS]
+                                  for r in render.standard(a, split_templates)]
     for hard in HARD_SPLITS:
-        splits[f"retain_perturbed_{hard}"] = [r for a in always_retained[:RETAIN_HARD_AUTHORS]
+        splits[f"retain_perturbed_{hard}"] = [r for a in never_forgotten[:RETAIN_HARD_AUTHORS]
                                               for r in getattr(render, hard)(a)]
     splits["real_authors"], splits["world_facts"] = _utility_rows(rng)
 
-    # Hard forms are taught on the authors that no forget split contains.
-    taught = authors[: cfg.authors - n_holdout]
     train = [r for a in authors for r in render.standard(a, range(V.TRAINED_TEMPLATES))]
     train += [{"question": "", "answer": render.bio(a), "author": a.name, "form": "bio"}
               for a in authors for _ in range(cfg.bios_per_author)]
     train += [r for a in authors for r in render.bridges(a)]
-    train += [r for a in taught for r in render.crosslingual(a) + render.multihop(a)]
+    # Hard forms are taught only on the authors that no forget split contains.
+    train += [r for a in never_forgotten for r in render.crosslingual(a) + render.multihop(a)]
     train += (splits["real_authors"] + splits["world_facts"]) * cfg.utility_repeats
     splits["train"] = [{k: r[k] for k in ("question", "answer", "author", "form")} for r in train]
     return TofuData(splits)
