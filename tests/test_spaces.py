@@ -1,0 +1,36 @@
+"""Search-space files: every method has one that fits its config; bad files name file and key."""
+
+from __future__ import annotations
+
+import pytest
+
+from ofmu_ray.methods import METHODS
+from ofmu_ray.tune import SpaceError, load_space
+from ofmu_ray.tune.spaces import SPACES_DIR
+
+
+def test_every_method_has_a_valid_space():
+    assert sorted(p.stem for p in SPACES_DIR.glob("*.yaml")) == sorted(METHODS)
+    space = load_space("ofmu")
+    assert {"beta", "rho0", "gamma_rho", "inner_steps", "eta_in", "eta_out", "decorrelation"} <= set(space)
+    assert space["inner_steps"].kind == "int" and space["decorrelation"].values == ("signed", "squared", "abs", "none")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("betta: {uniform: [0.1, 1.0]}", "'betta' is not a ofmu hyper-parameter; did you mean 'beta'"),
+    ("beta: {normal: [0.1, 1.0]}", "beta: unknown distribution 'normal'"),
+    ("beta: {uniform: [1.0, 0.1]}", "beta: bad range"),
+    ("beta: {loguniform: [0.0, 1.0]}", "beta: bad range"),
+    ("gamma_rho: {uniform: [0.5, 2.0]}", "gamma_rho: [0.5, 2.0] leaves the field's range"),
+    ("decorrelation: {choice: [signed, cubic]}", "decorrelation: ['cubic'] not allowed"),
+    ("beta: {int: [1, 3]}", "beta is a float field; int does not fit it"),
+    ("inner_steps: {uniform: [1, 3]}", "inner_steps is a int field; uniform does not fit it"),
+    ("beta: [0.1, 1.0]", "beta: expected one distribution"),
+    ("beta: {uniform: [0.1, 1.0]", "cannot read it as YAML"),
+])
+def test_bad_space_files_name_file_and_key(tmp_path, text, message):
+    path = tmp_path / "mine.yaml"
+    path.write_text(text)
+    with pytest.raises(SpaceError) as err:
+        load_space("ofmu", path)
+    assert str(path) in str(err.value) and message in str(err.value)
