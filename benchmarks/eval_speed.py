@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from ofmu_ray.data import HARD_SPLITS
-    from ofmu_ray.eval.accuracy import EXTRA_TOKENS, greedy_answers
+    from ofmu_ray.eval.accuracy import greedy_for_rows
     from ofmu_ray.eval.tofu import evaluate_model
     from ofmu_ray.models import load_causal_lm, load_tokenizer
     from ofmu_ray.prepare import prepare
@@ -37,8 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     generated = [data[s] for s in (args.split, "retain_perturbed", "real_authors", "world_facts")]
     start = time.perf_counter()
     for rows in generated:  # the same generation calls the evaluation makes
-        budget = max(len(tok(r["answer"], add_special_tokens=False)["input_ids"]) for r in rows)
-        greedy_answers(model, tok, [r["question"] for r in rows], budget + EXTRA_TOKENS)
+        greedy_for_rows(model, tok, rows)
     generation = time.perf_counter() - start
 
     splits = [args.split, "retain_perturbed", "real_authors", "world_facts", args.split.replace("forget", "holdout"),

@@ -48,6 +48,12 @@ def greedy_answers(model, tokenizer, questions: list[str], max_new_tokens: int,
     return out
 
 
+def greedy_for_rows(model, tokenizer, rows: list[dict]) -> list[str]:
+    """Greedy answers to the rows' questions, with room for the longest gold answer among them."""
+    budget = max(len(tokenizer(r["answer"], add_special_tokens=False)["input_ids"]) for r in rows)
+    return greedy_answers(model, tokenizer, [r["question"] for r in rows], budget + EXTRA_TOKENS)
+
+
 def answer_accuracy(model, tokenizer, rows: list[dict]) -> float:
     """Share of rows whose greedy answer contains the row's gold `value`.
 
@@ -58,8 +64,7 @@ def answer_accuracy(model, tokenizer, rows: list[dict]) -> float:
         raise ValueError("answer_accuracy needs at least one row")
     if any("value" not in r for r in rows):
         raise ValueError("answer accuracy needs the gold 'value' of each row (generated data has it)")
-    budget = max(len(tokenizer(r["answer"], add_special_tokens=False)["input_ids"]) for r in rows)
-    answers = greedy_answers(model, tokenizer, [r["question"] for r in rows], budget + EXTRA_TOKENS)
+    answers = greedy_for_rows(model, tokenizer, rows)
     return sum(contains_value(a, r["value"]) for a, r in zip(answers, rows, strict=True)) / len(rows)
 
 

@@ -12,6 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from ofmu_ray.data import TofuData
 from ofmu_ray.eval.tofu import evaluate_model, summarize
 from ofmu_ray.prepare import Prepared, UsageError
 
@@ -27,15 +28,17 @@ def write_json(path: Path, content: dict) -> None:
     os.replace(tmp, path)
 
 
-def cached_eval(prepared: Prepared, model_name: str, split: str) -> dict:
-    """`TOFU_EVAL.json` of a prepared model (`target` or `oracle-<split>`) on `split`, cached."""
+def cached_eval(prepared: Prepared, model_name: str, split: str, data: TofuData | None = None) -> dict:
+    """`TOFU_EVAL.json` of a prepared model (`target` or `oracle-<split>`) on `split`, cached.
+
+    `data` saves re-reading the prepared splits when the caller has them already."""
     path = prepared.root / "eval" / f"{model_name}-{split}" / "TOFU_EVAL.json"
     if path.is_file():
         return json.loads(path.read_text())
     from ofmu_ray.models import load_causal_lm, load_tokenizer
 
     model_dir = prepared.model_dir(model_name)
-    result = evaluate_model(load_causal_lm(model_dir), load_tokenizer(model_dir), prepared.data(), split)
+    result = evaluate_model(load_causal_lm(model_dir), load_tokenizer(model_dir), data or prepared.data(), split)
     write_json(path, result)
     return result
 
@@ -63,12 +66,12 @@ def evaluate(prepared: Prepared, split: str, model: str, retain_logs: str | Path
     data = prepared.data()
     if split not in data.forget_splits:
         raise UsageError(f"unknown split {split!r}; this benchmark has: {', '.join(data.forget_splits)}")
-    reference = read_retain_logs(retain_logs) if retain_logs else cached_eval(prepared, f"oracle-{split}", split)
-    target = cached_eval(prepared, "target", split)
+    reference = read_retain_logs(retain_logs) if retain_logs else cached_eval(prepared, f"oracle-{split}", split, data)
+    target = cached_eval(prepared, "target", split, data)
     if model == "target":
         result = target
     elif model == "oracle":
-        result = cached_eval(prepared, f"oracle-{split}", split)
+        result = cached_eval(prepared, f"oracle-{split}", split, data)
     else:
         if not Path(model).is_dir():
             raise UsageError(f"--model {model}: not 'target', 'oracle' or a model folder")

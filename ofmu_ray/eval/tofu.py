@@ -14,7 +14,7 @@ import numpy as np
 
 from ofmu_ray.data import HARD_SPLITS, TofuData
 from ofmu_ray.eval import metrics as M
-from ofmu_ray.eval.accuracy import EXTRA_TOKENS, greedy_answers
+from ofmu_ray.eval.accuracy import greedy_for_rows
 from ofmu_ray.eval.scoring import pooled_hidden, score_answers, score_options
 
 UTILITY_KEYS = ("retain_Q_A_Prob", "retain_Q_A_ROUGE", "retain_Truth_Ratio",
@@ -32,8 +32,7 @@ def _by_index(values, key: str) -> dict[str, dict]:
 
 
 def _rouge(model, tokenizer, rows: list[dict]) -> tuple[np.ndarray, list[str]]:
-    budget = max(len(tokenizer(r["answer"], add_special_tokens=False)["input_ids"]) for r in rows)
-    generations = greedy_answers(model, tokenizer, [r["question"] for r in rows], budget + EXTRA_TOKENS)
+    generations = greedy_for_rows(model, tokenizer, rows)
     return M.rouge_l_recall([r["answer"] for r in rows], generations), generations
 
 
