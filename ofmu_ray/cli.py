@@ -136,22 +136,40 @@ def _print_metrics(metrics: dict, as_json: bool, footer: str) -> None:
     print(footer)
 
 
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    """Options of one unlearning run, shared by `unlearn` and `sweep`."""
+    p.add_argument("--steps", type=int, default=20, help="forget batches (the same budget for every method)")
+    p.add_argument("--batch-size", type=int, default=16, help="global batch, split across workers")
+    p.add_argument("--workers", type=int, default=1, help="data-parallel workers (1 runs in-process, no Ray Train)")
+    p.add_argument("--cpus-per-worker", type=float, default=None,
+                   help="default 1, or 0.99 with several workers (leaving room for the trial's driver)")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0, help="> 0: CUDA and the nccl backend")
+    p.add_argument("--tracking-uri", default=None, help="MLflow store (default: sqlite:///mlruns.db here)")
+
+
+def _cpus(args: argparse.Namespace) -> float:
+    return args.cpus_per_worker or (1.0 if args.workers == 1 else 0.99)
+
+
 def _add_unlearn(sub: argparse._SubParsersAction) -> None:
     from ofmu_ray.methods import METHODS
+    from ofmu_ray.train.distributed import BEST_METRICS
 
     p = sub.add_parser("unlearn", allow_abbrev=False,
-                       help="one unlearning run through Ray Train, evaluated and logged to MLflow")
+                       help="one unlearning run (through Ray Train with several workers), evaluated and "
+                            "logged to MLflow")
     _add_bench_args(p)
     p.add_argument("--method", required=True, choices=list(METHODS))
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a method hyper-parameter (see `ofmu-ray methods`); repeatable")
-    p.add_argument("--steps", type=int, default=20, help="forget batches (the same budget for every method)")
-    p.add_argument("--batch-size", type=int, default=16, help="global batch, split across workers")
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--cpus-per-worker", type=float, default=1.0)
-    p.add_argument("--gpus-per-worker", type=float, default=0.0)
+    _add_run_args(p)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tracking-uri", default=None, help="MLflow store (default: sqlite:///mlruns.db here)")
+    p.add_argument("--eval-every", type=int, default=0, help="also evaluate every N steps (0: at the end only)")
+    p.add_argument("--checkpoint-every", type=int, default=0,
+                   help="also save the model every N steps (0: at the end only)")
+    p.add_argument("--keep-best", default="", choices=["", *BEST_METRICS],
+                   help="with --eval-every: also keep the evaluated model that maximises this metric")
+    p.add_argument("--out", default=None, help="where checkpoints go (default: a new folder under runs/)")
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON on stdout")
 
 
@@ -162,16 +180,19 @@ def _parse_sets(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise UsageError(f"--set {pair!r}: expected KEY=VALUE")
+            raise UsageError(f"expected KEY=VALUE, got {pair!r}")
         out[key] = value
     return out
 
 
 def _run_unlearn(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
     from ofmu_ray.data.tofu import retain_split
-    from ofmu_ray.eval.run import evaluate
     from ofmu_ray.methods import build_config
     from ofmu_ray.prepare import UsageError, prepare
+    from ofmu_ray.train.distributed import RunSpec
 
     overrides = _parse_sets(args.set)
     try:
@@ -181,37 +202,172 @@ def _run_unlearn(args: argparse.Namespace) -> int:
     if args.steps < 1 or args.workers < 1 or args.batch_size % args.workers:
         raise UsageError(f"need steps >= 1, workers >= 1 and batch size ({args.batch_size}) divisible by "
                          f"workers ({args.workers})")
+    if args.keep_best and not args.eval_every:
+        raise UsageError("--keep-best needs --eval-every N")
     prepared = prepare(args.bench, args.profile, args.cache_dir, progress=True)
     data = prepared.data()
     if args.split not in data.forget_splits:
         raise UsageError(f"unknown split {args.split!r}; this benchmark has: {', '.join(data.forget_splits)}")
 
-    import ray
-
+    from ofmu_ray.eval.run import references
     from ofmu_ray.tracking import log_run
-    from ofmu_ray.train.distributed import RunSpec, run
+    from ofmu_ray.train.distributed import run
 
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    references(prepared, args.split, data, None)  # cached once, here, not in a worker
     spec = RunSpec(str(prepared.model_dir("target")), str(prepared.root / "data"), args.split,
-                   retain_split(args.split),
-                   args.method, overrides, args.steps, args.batch_size, args.seed)
-    train_metrics, model_dir = run(spec, args.workers, args.cpus_per_worker, args.gpus_per_worker)
-    summary, _ = evaluate(prepared, args.split, str(model_dir))
-    metrics = summary | {k: v for k, v in train_metrics.items() if isinstance(v, (int, float))}
+                   retain_split(args.split), args.method, overrides, args.steps, args.batch_size, args.seed,
+                   str(prepared.root), args.eval_every, args.checkpoint_every, args.keep_best)
+    if args.workers > 1:
+        from ofmu_ray.tune.sweep import start_ray
+
+        start_ray()
+    out = Path(args.out or Path("runs") / f"{args.method}-{args.split}-{time.strftime('%Y%m%d-%H%M%S')}")
+    metrics, model_dir = run(spec, args.workers, _cpus(args), args.gpus_per_worker, out)
+    history = json.loads((model_dir / "history.json").read_text())
     params = {f"method.{f['name']}": getattr(cfg, f["name"]) for f in type(cfg).describe()}
     params |= {"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed}
     tags = {"bench": args.bench, "profile": args.profile, "split": args.split, "model": "target",
-            "method": args.method, "world_size": str(args.workers), "model_dir": str(model_dir)}
-    run_id = log_run(f"{args.bench}/{args.split}", args.method, params, metrics, tags, args.tracking_uri)
+            "method": args.method, "world_size": str(args.workers), "model_dir": str(model_dir),
+            "ofmu.kind": "run"}
+    run_id = log_run(f"{args.bench}/{args.split}", args.method, params, metrics, tags, args.tracking_uri,
+                     history, model_dir)
     if args.json:
         metrics |= {"mlflow_run_id": run_id, "model_dir": str(model_dir)}
     _print_metrics(metrics, args.json, f"unlearned model: {model_dir}\nMLflow run {run_id}")
     return 0
 
 
+def _add_sweep(sub: argparse._SubParsersAction) -> None:
+    from ofmu_ray.methods import METHODS
+    from ofmu_ray.tune.sweep import SAMPLERS
+
+    p = sub.add_parser("sweep", allow_abbrev=False,
+                       help="Ray Tune + Optuna search of each method's space on (log10 FQ, MU); "
+                            "Pareto fronts in MLflow")
+    _add_bench_args(p)
+    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated (default: all)")
+    p.add_argument("--trials", type=int, default=8, help="per method, its default configuration included")
+    _add_run_args(p)
+    p.add_argument("--concurrency", type=int, default=0, help="trials at once (0: as many as the CPUs hold)")
+    p.add_argument("--seeds", type=int, default=0,
+                   help="re-run each method's front configurations with K new seeds (mean and std)")
+    p.add_argument("--sampler", default="tpe", choices=SAMPLERS, help="Optuna's multi-objective sampler")
+    p.add_argument("--sampler-seed", type=int, default=0)
+    p.add_argument("--space", action="append", default=[], metavar="METHOD=FILE",
+                   help="search METHOD's space from your own YAML file (see tune_spaces/); repeatable")
+    p.add_argument("--sweeps-dir", default="sweeps", help="where sweeps keep their Ray Tune state")
+    p.add_argument("--name", default=None, help="the sweep's name (default: bench-profile-split-time)")
+    p.add_argument("--resume", action="store_true",
+                   help="finish an interrupted sweep (--name, or the latest in --sweeps-dir) as it was started")
+    p.add_argument("--address", default=None, help="a Ray cluster to join (default: start Ray here)")
+    p.add_argument("--json", action="store_true", help="print the fronts as JSON on stdout")
+
+
+def _sweep_config(args: argparse.Namespace):
+    from ofmu_ray.tune.sweep import SweepConfig
+
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    return SweepConfig(args.bench, args.profile, args.split, methods, args.trials, args.steps, args.batch_size,
+                       args.workers, _cpus(args), args.gpus_per_worker, args.concurrency, args.seeds,
+                       args.sampler, args.sampler_seed, _parse_sets(args.space))
+
+
+def _run_sweep(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ofmu_ray.prepare import UsageError, prepare
+    from ofmu_ray.tune.sweep import load_config, new_name, run_sweep
+
+    root = Path(args.sweeps_dir)
+    if args.resume:
+        names = [args.name] if args.name else sorted(p.name for p in root.glob("*") if (p / "sweep.json").is_file())
+        if not names:
+            raise UsageError(f"--resume: no sweep in {root.resolve()}")
+        sweep_dir = root / names[-1]
+        cfg = load_config(sweep_dir)
+        print(f"resuming sweep {sweep_dir.name} ({', '.join(cfg.methods)}; {cfg.trials} trials each)", file=sys.stderr)
+    else:
+        cfg = _sweep_config(args)
+        sweep_dir = root / (args.name or new_name(cfg))
+        if sweep_dir.exists():
+            raise UsageError(f"sweep {sweep_dir} exists; --resume it or choose another --name")
+    prepared = prepare(cfg.bench, cfg.profile, args.cache_dir, progress=True)
+    result = run_sweep(cfg, prepared, sweep_dir, args.tracking_uri, args.resume, args.address)
+    _print_fronts(result, args.json)
+    return 0
+
+
+def _print_fronts(result: dict, as_json: bool) -> None:
+    from ofmu_ray.tune.results import format_seeds, format_table
+
+    if as_json:
+        print(json.dumps(result, indent=1))
+        return
+    print(format_table(result["fronts"]))
+    if result.get("seeds"):
+        print("\nfront configurations re-run with new seeds (mean +- std):")
+        print(format_seeds(result["seeds"]))
+    where = result["mlflow"]
+    print(f"\nMLflow: experiment {where['experiment']}, sweep {where['sweep']} in {where['tracking_uri']}")
+    print("browse it: ofmu-ray ui" + ("" if where["tracking_uri"].endswith("/mlruns.db") else
+                                       f" --tracking-uri {where['tracking_uri']}") + "  (then open http://127.0.0.1:5000)")
+
+
+def _add_pareto(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pareto", allow_abbrev=False, help="rebuild a sweep's fronts and hypervolumes from MLflow")
+    p.add_argument("--tracking-uri", default=None, help="MLflow store (default: sqlite:///mlruns.db here)")
+    p.add_argument("--experiment", required=True, help="e.g. synth-tofu/forget10")
+    p.add_argument("--sweep", default=None, help="which sweep (default: the latest in the experiment)")
+    p.add_argument("--json", action="store_true")
+
+
+def _run_pareto(args: argparse.Namespace) -> int:
+    from mlflow.tracking import MlflowClient
+
+    from ofmu_ray.prepare import UsageError
+    from ofmu_ray.tracking.mlflow_log import resolve_uri
+    from ofmu_ray.tune.results import fronts_of, latest_sweep, seed_table
+
+    uri = resolve_uri(args.tracking_uri)
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(args.experiment)
+    if experiment is None:
+        names = [e.name for e in client.search_experiments()]
+        raise UsageError(f"no experiment {args.experiment!r} in {uri}; it has: {', '.join(names) or 'none'}")
+    sweep = args.sweep or latest_sweep(client, experiment.experiment_id)
+    _, fronts = fronts_of(client, experiment.experiment_id, sweep)
+    _print_fronts({"fronts": fronts, "seeds": seed_table(client, experiment.experiment_id, sweep),
+                   "mlflow": {"tracking_uri": uri, "experiment": args.experiment, "sweep": sweep}}, args.json)
+    return 0
+
+
+def _add_ui(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ui", allow_abbrev=False, help="serve the MLflow UI of the store (on 127.0.0.1)")
+    p.add_argument("--tracking-uri", default=None, help="MLflow store (default: sqlite:///mlruns.db here)")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--host", default="127.0.0.1", help="the address to listen on; anything but 127.0.0.1 "
+                   "exposes your runs to the network")
+
+
+def _run_ui(args: argparse.Namespace) -> int:
+    import subprocess
+    from pathlib import Path
+
+    from ofmu_ray.tracking.mlflow_log import ARTIFACT_DIR, resolve_uri
+
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", resolve_uri(args.tracking_uri),
+               "--default-artifact-root", Path(ARTIFACT_DIR).resolve().as_uri(),
+               "--host", args.host, "--port", str(args.port)]
+    print(f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr, flush=True)
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 0
+
+
 COMMANDS = {"prepare": (_add_prepare, _run_prepare), "methods": (_add_methods, _run_methods),
-            "eval": (_add_eval, _run_eval), "unlearn": (_add_unlearn, _run_unlearn)}
+            "eval": (_add_eval, _run_eval), "unlearn": (_add_unlearn, _run_unlearn),
+            "sweep": (_add_sweep, _run_sweep), "pareto": (_add_pareto, _run_pareto), "ui": (_add_ui, _run_ui)}
 
 
 def build_parser() -> argparse.ArgumentParser:

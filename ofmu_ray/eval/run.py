@@ -54,6 +54,27 @@ def read_retain_logs(path: str | Path) -> dict:
     return log
 
 
+def references(prepared: Prepared, split: str, data: TofuData, retain_logs: str | Path | None) -> tuple[dict, dict]:
+    """(the oracle reference, the target's result) for `split`: cached, or the user's retain logs."""
+    if split not in data.forget_splits:
+        raise UsageError(f"unknown split {split!r}; this benchmark has: {', '.join(data.forget_splits)}")
+    reference = read_retain_logs(retain_logs) if retain_logs else cached_eval(prepared, f"oracle-{split}", split, data)
+    return reference, cached_eval(prepared, "target", split, data)
+
+
+def evaluate_loaded(prepared: Prepared, split: str, model, tokenizer,
+                    data: TofuData | None = None) -> tuple[dict, dict]:
+    """Evaluates a model already in memory (a training worker's) against the prepared references.
+
+    Returns:
+        (summary metrics, the model's `TOFU_EVAL.json` content).
+    """
+    data = data or prepared.data()
+    reference, target = references(prepared, split, data, None)
+    result = evaluate_model(model, tokenizer, data, split)
+    return summarize(result, reference, target), result
+
+
 def evaluate(prepared: Prepared, split: str, model: str, retain_logs: str | Path | None = None) -> tuple[dict, dict]:
     """Evaluates `model` (`target`, `oracle` or a model folder) on `split` of a prepared benchmark.
 
@@ -64,10 +85,7 @@ def evaluate(prepared: Prepared, split: str, model: str, retain_logs: str | Path
         UsageError: an unknown split, a model folder that does not exist, unreadable retain logs.
     """
     data = prepared.data()
-    if split not in data.forget_splits:
-        raise UsageError(f"unknown split {split!r}; this benchmark has: {', '.join(data.forget_splits)}")
-    reference = read_retain_logs(retain_logs) if retain_logs else cached_eval(prepared, f"oracle-{split}", split, data)
-    target = cached_eval(prepared, "target", split, data)
+    reference, target = references(prepared, split, data, retain_logs)
     if model == "target":
         result = target
     elif model == "oracle":

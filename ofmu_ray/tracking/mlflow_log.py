@@ -1,30 +1,157 @@
-"""Recording runs in MLflow: by default a SQLite store and an artifact folder in the working directory."""
+"""Recording runs in MLflow: by default a SQLite store and an artifact folder in the working directory.
+
+The layout of a sweep, in the experiment `<bench>/<split>`:
+- a parent run per method (tag `ofmu.kind=method`): the search space, the budget, the method's
+  front and hypervolume per split, its front plot and CSV;
+- a child run per trial (`ofmu.kind=trial`, `mlflow.parentRunId`, `ray_trial_id`): the
+  hyper-parameters, each step's logs, every final metric, the per-question evaluation JSON;
+  seed re-runs of front configurations are children too (`ofmu.kind=seed`);
+- a comparison run (`ofmu.kind=comparison`): the combined front, plots (PNG and HTML) and CSV.
+Every run of one sweep carries `ofmu.sweep=<name>`. Writing is idempotent by those tags, so a
+resumed sweep neither loses nor duplicates a run.
+"""
 
 from __future__ import annotations
 
+import csv
+import math
+import tempfile
 from pathlib import Path
+
+from mlflow.entities import Metric, Param
+from mlflow.tracking import MlflowClient
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
 ARTIFACT_DIR = "mlartifacts"
+RESULT_FILES = ("TOFU_EVAL.json", "TOFU_SUMMARY.json", "history.json")
+BATCH = 900  # MLflow's log_batch takes at most 1000 metrics at once
 
 
-def _experiment(client, name: str) -> str:
+def resolve_uri(uri: str | None) -> str:
+    """The tracking URI with a relative SQLite path made absolute: Ray runs code in other folders."""
+    uri = uri or DEFAULT_TRACKING_URI
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str(Path(uri[len(prefix):]).resolve())
+    return uri
+
+
+def experiment_id(client: MlflowClient, name: str) -> str:
+    """The experiment's id, created (artifacts under ./mlartifacts) if it does not exist."""
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
     return client.create_experiment(name, artifact_location=Path(ARTIFACT_DIR).resolve().as_uri())
 
 
-def log_run(experiment: str, run_name: str, params: dict, metrics: dict[str, float], tags: dict[str, str],
-            tracking_uri: str | None = None) -> str:
-    """Logs one finished run; returns its MLflow run id."""
-    from mlflow.tracking import MlflowClient
+def _finite(metrics: dict) -> dict[str, float]:
+    """The numeric metrics MLflow can store (it rejects NaN only on some backends: drop them)."""
+    return {k: float(v) for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
 
-    client = MlflowClient(tracking_uri or DEFAULT_TRACKING_URI)
-    run = client.create_run(_experiment(client, experiment), run_name=run_name, tags=tags)
-    for key, value in params.items():
-        client.log_param(run.info.run_id, key, value)
-    for key, value in metrics.items():
-        client.log_metric(run.info.run_id, key, float(value))
+
+def log_values(client: MlflowClient, run_id: str, params: dict | None = None, metrics: dict | None = None,
+               history: list[dict] | None = None) -> None:
+    """Params, final metrics (step 0) and each history row's values as `step/<name>` at its step."""
+    entries = [Metric(k, v, 0, 0) for k, v in _finite(metrics or {}).items()]
+    for row in history or []:
+        step = int(row["step"])
+        entries += [Metric(f"step/{k}", v, 0, step) for k, v in _finite(row).items() if k != "step"]
+    params = [Param(k, str(v)[:6000]) for k, v in (params or {}).items()]
+    for start in range(0, max(len(entries), len(params), 1), BATCH):
+        client.log_batch(run_id, metrics=entries[start:start + BATCH], params=params[start:start + BATCH])
+
+
+def _log_results(client: MlflowClient, run_id: str, folder: Path | None) -> None:
+    """A run's result files (per-question evaluation, summary, step history), not its model."""
+    for name in RESULT_FILES:
+        if folder is not None and (folder / name).is_file():
+            client.log_artifact(run_id, str(folder / name), "eval")
+
+
+def find_runs(client: MlflowClient, experiment: str, **tags: str) -> list:
+    """Runs of `experiment` (its id) whose tags equal `tags` (dots in tag names spelled as `__`)."""
+    query = " and ".join(f"tags.`{k.replace('__', '.')}` = '{v}'" for k, v in tags.items())
+    return client.search_runs([experiment], filter_string=query, max_results=50000)
+
+
+def log_run(experiment: str, run_name: str, params: dict, metrics: dict[str, float], tags: dict[str, str],
+            tracking_uri: str | None = None, history: list[dict] | None = None,
+            results: Path | None = None) -> str:
+    """Logs one finished run (with the evaluation files of its `results` folder); returns its id."""
+    client = MlflowClient(resolve_uri(tracking_uri))
+    run = client.create_run(experiment_id(client, experiment), run_name=run_name, tags=tags)
+    log_values(client, run.info.run_id, params, metrics, history)
+    _log_results(client, run.info.run_id, results)
     client.set_terminated(run.info.run_id)
     return run.info.run_id
+
+
+def parent_run(client: MlflowClient, experiment: str, sweep: str, method: str, tags: dict[str, str],
+               params: dict) -> tuple[str, bool]:
+    """The method's parent run in this sweep: (its id, whether it is finished). A resumed sweep
+    finds the one it made before; a first run makes it."""
+    found = find_runs(client, experiment, ofmu__sweep=sweep, ofmu__kind="method", method=method)
+    if found:
+        return found[0].info.run_id, found[0].info.status == "FINISHED"
+    run = client.create_run(experiment, run_name=method,
+                            tags=tags | {"ofmu.sweep": sweep, "ofmu.kind": "method", "method": method})
+    log_values(client, run.info.run_id, params)
+    return run.info.run_id, False
+
+
+def log_trial(client: MlflowClient, experiment: str, parent: str, trial_id: str, run_name: str, tags: dict[str, str],
+              params: dict, metrics: dict, history: list[dict], artifacts: Path | None, failed: str = "") -> str:
+    """One trial's child run. A trial already recorded as finished is left alone (a resumed sweep
+    may report it again); one recorded as failed is completed in place."""
+    found = find_runs(client, experiment, ofmu__sweep=tags["ofmu.sweep"], ray_trial_id=trial_id)
+    if found and found[0].info.status == "FINISHED":
+        return found[0].info.run_id
+    if found:
+        run_id = found[0].info.run_id
+    else:
+        run_id = client.create_run(experiment, run_name=run_name,
+                                   tags=tags | {"mlflow.parentRunId": parent, "ray_trial_id": trial_id}).info.run_id
+        log_values(client, run_id, params)
+    log_values(client, run_id, metrics=metrics, history=history)
+    _log_results(client, run_id, artifacts)
+    if failed:
+        client.set_tag(run_id, "error", failed[:5000])
+    client.set_terminated(run_id, status="FAILED" if failed else "FINISHED")
+    return run_id
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """`rows` as a CSV with the union of their keys as header."""
+    header = list(dict.fromkeys(k for row in rows for k in row))
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def log_files(client: MlflowClient, run_id: str, files: dict[str, Path | list[dict]], where: str = "") -> None:
+    """Artifacts of a run: existing files, or rows written as CSV under the given name."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, content in files.items():
+            path = content if isinstance(content, Path) else Path(tmp) / name
+            if not isinstance(content, Path):
+                write_csv(path, content)
+            client.log_artifact(run_id, str(path), where or None)
+
+
+def finish(client: MlflowClient, run_id: str, metrics: dict, tags: dict[str, str] | None = None) -> None:
+    """Final metrics and tags of a parent or comparison run, then marks it finished."""
+    log_values(client, run_id, metrics=metrics)
+    for key, value in (tags or {}).items():
+        client.set_tag(run_id, key, value)
+    client.set_terminated(run_id)
+
+
+def comparison_run(client: MlflowClient, experiment: str, sweep: str, tags: dict[str, str]) -> str:
+    """The sweep's comparison run (created once)."""
+    found = find_runs(client, experiment, ofmu__sweep=sweep, ofmu__kind="comparison")
+    if found:
+        return found[0].info.run_id
+    return client.create_run(experiment, run_name="comparison",
+                             tags=tags | {"ofmu.sweep": sweep, "ofmu.kind": "comparison"}).info.run_id

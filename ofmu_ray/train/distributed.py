@@ -1,4 +1,4 @@
-"""One unlearning run on Ray Train workers: the worker loop and the `TorchTrainer` around it.
+"""One unlearning run: the worker loop, run in this process (one worker) or on Ray Train workers.
 
 Data parallelism: every step draws one *global* forget batch and one global retain batch (the
 same on every rank, from the same seed) and rank r keeps rows r, r + W, ... of each, so ranks see
@@ -6,16 +6,31 @@ different samples and together exactly the batch one process would see. First-or
 under DDP (`prepare_model`); methods that take `torch.autograd.grad` (OFMU) average their own
 gradient vectors. Losses are scaled to the global token count (`methods.distributed.global_mean`),
 so a W-worker run computes the same updates as one worker on the global batch.
+
+A one-worker run skips Ray Train altogether and runs the loop in the calling process (in a sweep,
+the Tune trial's own process): starting a worker group costs seconds that one worker does not need.
+
+What a run leaves in its final checkpoint folder: the unlearned model (safetensors + tokenizer),
+`history.json` (each step's logs), `metrics.json` (what the run reports), and, when it was
+evaluated, `TOFU_EVAL.json` (per question), `TOFU_SUMMARY.json` and, with `keep_best`, the best
+evaluated model in `best/`.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ofmu_ray.methods.losses import Batch
+
+# (metrics, a finished checkpoint folder on rank 0 or None); every rank calls it at the same steps.
+Report = Callable[[dict, "Path | None"], None]
+BEST_METRICS = ("log10_forget_quality", "model_utility")  # what `keep_best` may maximise
 
 
 @dataclass(frozen=True)
@@ -31,18 +46,38 @@ class RunSpec:
     steps: int = 20  # forget batches (the same budget for every method)
     batch_size: int = 16  # global batch, split across workers
     seed: int = 0
+    prepared_root: str = ""  # a prepared benchmark: evaluate against its oracle at the end
+    eval_every: int = 0  # also evaluate every N steps (needs prepared_root); 0 = at the end only
+    checkpoint_every: int = 0  # also checkpoint the model every N steps; 0 = at the end only
+    keep_best: str = ""  # keep the evaluated model that maximises this metric (one of BEST_METRICS)
+
+    def __post_init__(self):
+        if self.steps < 1 or self.batch_size < 1 or self.eval_every < 0 or self.checkpoint_every < 0:
+            raise ValueError("steps and batch_size must be >= 1, eval_every and checkpoint_every >= 0")
+        if (self.eval_every or self.keep_best) and not self.prepared_root:
+            raise ValueError("eval_every and keep_best need a prepared benchmark to evaluate against")
+        if self.keep_best and self.keep_best not in BEST_METRICS:
+            raise ValueError(f"keep_best {self.keep_best!r}: choose from {', '.join(BEST_METRICS)}")
 
 
-def shard(batches: Iterator[Batch], rank: int, world: int) -> Iterator[Batch]:
-    """Rows rank, rank + world, ... of each global batch."""
+def shard(batches: Iterator[Batch], rank: int, world: int, device="cpu") -> Iterator[Batch]:
+    """Rows rank, rank + world, ... of each global batch, on `device`."""
     for batch in batches:
-        yield {k: v[rank::world] for k, v in batch.items()}
+        yield {k: v[rank::world].to(device) for k, v in batch.items()}
 
 
-def worker_loop(config: dict) -> None:
-    """Runs in every Ray Train worker: load, unlearn on this rank's shard, rank 0 saves the model."""
-    import ray.train
-    import ray.train.torch
+def _save_model(model, tokenizer, out: Path) -> None:
+    getattr(model, "module", model).save_pretrained(out)  # safetensors
+    tokenizer.save_pretrained(out)
+
+
+def run_worker(spec: RunSpec, rank: int, world: int, report: Report, device="cpu", wrap=None) -> None:
+    """The loop every worker runs: load, unlearn this rank's shard, checkpoint and evaluate on rank 0.
+
+    Args:
+        report: called by every rank at the same steps (under Ray Train it is a barrier).
+        wrap: wraps the model for data parallelism (Ray Train's `prepare_model`); None in one process.
+    """
     import torch
 
     from ofmu_ray.data import load_tofu
@@ -50,54 +85,145 @@ def worker_loop(config: dict) -> None:
     from ofmu_ray.models import load_causal_lm, load_tokenizer
     from ofmu_ray.train.unlearn import batches, unlearn
 
-    spec = RunSpec(**config)
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
     if spec.batch_size % world:
         raise ValueError(f"batch_size {spec.batch_size} must be divisible by the {world} workers")
     torch.manual_seed(spec.seed)  # the same on every rank: identical models, identical batch order
     data = load_tofu(spec.data_dir)
-    tokenizer, model = load_tokenizer(spec.model_dir), load_causal_lm(spec.model_dir)
+    tokenizer, model = load_tokenizer(spec.model_dir), load_causal_lm(spec.model_dir).to(device)
     cls = get_method(spec.method)
     cfg = build_config(spec.method, spec.overrides)
     cls.prepare_model(model, cfg)
-    reference = load_causal_lm(spec.model_dir).requires_grad_(False) if cls.needs_reference else None
-    if cls.ddp:
-        model = ray.train.torch.prepare_model(model)  # DDP when world > 1
+    reference = load_causal_lm(spec.model_dir).to(device).requires_grad_(False) if cls.needs_reference else None
+    if cls.ddp and wrap is not None:
+        model = wrap(model)  # DDP when world > 1
     method = cls(model, cfg, reference)
-    forget = shard(batches(tokenizer, data[spec.forget_split], spec.batch_size, spec.seed), rank, world)
-    retain = shard(batches(tokenizer, data[spec.retain_split], spec.batch_size, spec.seed + 1), rank, world)
-    history = unlearn(method, forget, retain, spec.steps)
-    metrics = {f"final/{k}": v for k, v in history[-1].items()} | {"steps": len(history)}
-    with tempfile.TemporaryDirectory() as out:
-        checkpoint = None
+    forget = shard(batches(tokenizer, data[spec.forget_split], spec.batch_size, spec.seed), rank, world, device)
+    retain = shard(batches(tokenizer, data[spec.retain_split], spec.batch_size, spec.seed + 1), rank, world, device)
+    bare = getattr(model, "module", model)
+    prepared = None
+    if spec.prepared_root and rank == 0:
+        from ofmu_ray.prepare import Prepared
+
+        prepared = Prepared(Path(spec.prepared_root))
+    best_dir = Path(tempfile.mkdtemp(prefix="ofmu-ray-best-")) if spec.keep_best and rank == 0 else None
+    best: dict = {}
+
+    def evaluate(step: int) -> tuple[dict, dict]:
+        from ofmu_ray.eval.run import evaluate_loaded
+
+        summary, result = evaluate_loaded(prepared, spec.forget_split, bare, tokenizer, data)
+        bare.train()
+        value = summary.get(spec.keep_best, -math.inf)
+        if best_dir is not None and (not best or value > best[spec.keep_best]):
+            _save_model(model, tokenizer, best_dir)
+            best.clear()
+            best.update({"step": step, spec.keep_best: value})
+        return summary, result
+
+    last = min(spec.steps, method.max_steps or spec.steps)  # the final report covers the last step
+
+    def on_step(step: int, logs: dict[str, float]) -> None:
+        n = step + 1
+        due_eval = bool(spec.eval_every) and n % spec.eval_every == 0 and n < last
+        due_checkpoint = bool(spec.checkpoint_every) and n % spec.checkpoint_every == 0 and n < last
+        if not (due_eval or due_checkpoint):
+            return
+        metrics = {"step": n} | logs
+        with tempfile.TemporaryDirectory() as out:
+            folder = None
+            if rank == 0:
+                if due_eval:
+                    metrics |= evaluate(n)[0]
+                if due_checkpoint:
+                    _save_model(model, tokenizer, Path(out))
+                    folder = Path(out)
+            report(metrics, folder)
+
+    history = unlearn(method, forget, retain, spec.steps, on_step)
+    metrics = {f"final/{k}": v for k, v in history[-1].items()} | {"step": len(history)}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        folder = None
         if rank == 0:
-            getattr(model, "module", model).save_pretrained(out)
-            tokenizer.save_pretrained(out)
-            checkpoint = ray.train.Checkpoint.from_directory(out)
-        ray.train.report(metrics, checkpoint=checkpoint)  # every rank reports: it is a barrier
+            _save_model(model, tokenizer, out)
+            (out / "history.json").write_text(json.dumps([{"step": i + 1} | h for i, h in enumerate(history)]))
+            if prepared is not None:
+                summary, result = evaluate(len(history))
+                metrics |= summary
+                (out / "TOFU_EVAL.json").write_text(json.dumps(result))
+                (out / "TOFU_SUMMARY.json").write_text(json.dumps(summary))
+            if best_dir is not None:
+                shutil.move(best_dir, out / "best")
+                (out / "best" / "best.json").write_text(json.dumps(best))
+                metrics |= {f"best/{k}": v for k, v in best.items()}
+            (out / "metrics.json").write_text(json.dumps(metrics))
+            folder = out
+        report(metrics, folder)
 
 
-def run(spec: RunSpec, workers: int = 1, cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0,
-        storage: str | Path | None = None) -> tuple[dict, Path]:
-    """One unlearning run through Ray Train.
-
-    Returns:
-        (rank 0's final metrics, the folder of the unlearned model).
-    """
+def worker_loop(config: dict) -> None:
+    """Ray Train's entry point on every worker."""
     import ray.train
     import ray.train.torch
 
+    ctx = ray.train.get_context()
+
+    def report(metrics: dict, folder: Path | None) -> None:
+        checkpoint = ray.train.Checkpoint.from_directory(folder) if folder else None
+        ray.train.report(metrics, checkpoint=checkpoint)
+
+    run_worker(RunSpec(**config), ctx.get_world_rank(), ctx.get_world_size(), report,
+               ray.train.torch.get_device(), ray.train.torch.prepare_model)
+
+
+def _run_here(spec: RunSpec, storage: Path, use_gpu: bool) -> tuple[dict, Path]:
+    import torch
+
+    reports: list[tuple[dict, Path | None]] = []
+
+    def report(metrics: dict, folder: Path | None) -> None:
+        kept = None
+        if folder is not None:  # as Ray Train would: a copy under the storage folder
+            kept = storage / f"checkpoint_{metrics['step']:06d}"
+            shutil.copytree(folder, kept, dirs_exist_ok=True)
+        reports.append((metrics, kept))
+
+    device = "cuda" if use_gpu and torch.cuda.is_available() else "cpu"
+    if use_gpu and device == "cpu":
+        raise RuntimeError("--gpus-per-worker > 0 but torch sees no CUDA device")
+    run_worker(spec, 0, 1, report, device)
+    return reports[-1]
+
+
+def run(spec: RunSpec, workers: int = 1, cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0,
+        storage: str | Path | None = None, name: str = "unlearn") -> tuple[dict, Path]:
+    """One unlearning run: in this process for one worker, through Ray Train for more.
+
+    Args:
+        storage: where checkpoints go (absolute; shared storage on a multi-node cluster).
+        name: the Ray Train run's name under `storage`; a stable name lets a restarted run resume.
+
+    Returns:
+        (rank 0's final metrics, the final checkpoint folder: the unlearned model and its results).
+    """
+    storage = Path(storage or tempfile.mkdtemp(prefix="ofmu-ray-run-")).resolve()
     use_gpu = gpus_per_worker > 0
+    if workers == 1:
+        storage.mkdir(parents=True, exist_ok=True)
+        return _run_here(spec, storage / name, use_gpu)
+
+    import ray.train
+    import ray.train.torch
+
     resources = {"CPU": cpus_per_worker} | ({"GPU": gpus_per_worker} if use_gpu else {})
-    storage = Path(storage or tempfile.mkdtemp(prefix="ofmu-ray-train-")).resolve()
     trainer = ray.train.torch.TorchTrainer(
         worker_loop,
         train_loop_config=asdict(spec),
-        torch_config=ray.train.torch.TorchConfig(backend="nccl" if use_gpu else "gloo"),
+        # a hung collective surfaces in minutes, not after torch's default 30
+        torch_config=ray.train.torch.TorchConfig(backend="nccl" if use_gpu else "gloo", timeout_s=600),
         scaling_config=ray.train.ScalingConfig(num_workers=workers, use_gpu=use_gpu,
                                                resources_per_worker=resources),
-        run_config=ray.train.RunConfig(storage_path=str(storage)),
+        run_config=ray.train.RunConfig(name=name, storage_path=str(storage)),
     )
     result = trainer.fit()
     return result.metrics, Path(result.checkpoint.path)

@@ -1,0 +1,75 @@
+"""Pareto-front plots: a PNG (matplotlib) per split, one interactive HTML page (plotly) for all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+
+
+def _axes(split_key: str) -> tuple[str, str]:
+    where = f" ({split_key.lstrip('/')})" if split_key else ""
+    return f"log10 forget quality{where}, higher is better", f"model utility{where}, higher is better"
+
+
+def plot_png(trials: dict[str, list], fronts: dict, split_key: str, title: str, path: Path) -> Path:
+    """One split: every trial as a dot, each method's front as a line, the reference point as a cross.
+
+    Args:
+        trials: per method, every trial's (log10 FQ, MU) on this split.
+        fronts: `summarize_fronts(...)[split_key]`.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for i, (method, points) in enumerate(trials.items()):
+        color, entry = COLORS[i % len(COLORS)], fronts["methods"][method]
+        ax.scatter([p[0] for p in points], [p[1] for p in points], color=color, alpha=0.35, s=18)
+        ax.plot([p[0] for p in entry["points"]], [p[1] for p in entry["points"]], "o-", color=color,
+                label=f"{method} (HV {entry['hypervolume']:.3g})")
+    ref = fronts["reference"]
+    ax.scatter([ref[0]], [ref[1]], marker="x", color="black", label="reference point")
+    xlabel, ylabel = _axes(split_key)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_html(points: dict[str, dict[str, list]], fronts: dict, title: str, path: Path) -> Path:
+    """All splits on one interactive page (one plot each); hovering names the method and trial.
+
+    Args:
+        points: per split key, per method, every trial's (log10 FQ, MU).
+        fronts: `summarize_fronts(...)`.
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    keys = list(fronts)
+    rows = (len(keys) + 1) // 2
+    page = make_subplots(rows=rows, cols=2, subplot_titles=[k.lstrip("/") or "forget split" for k in keys])
+    for n, key in enumerate(keys):
+        row, col = n // 2 + 1, n % 2 + 1
+        for i, (method, trials) in enumerate(points[key].items()):
+            color, entry = COLORS[i % len(COLORS)], fronts[key]["methods"][method]
+            page.add_trace(go.Scatter(x=[p[0] for p in trials], y=[p[1] for p in trials], mode="markers",
+                                      marker={"color": color, "opacity": 0.35}, legendgroup=method,
+                                      name=f"{method} trials", showlegend=n == 0,
+                                      text=[f"{method} trial {j}" for j in range(len(trials))]), row=row, col=col)
+            page.add_trace(go.Scatter(x=[p[0] for p in entry["points"]], y=[p[1] for p in entry["points"]],
+                                      mode="lines+markers", marker={"color": color}, legendgroup=method,
+                                      name=f"{method} front", showlegend=n == 0,
+                                      text=[f"HV {entry['hypervolume']:.3g}"] * len(entry["points"])),
+                           row=row, col=col)
+        xlabel, ylabel = _axes(key)
+        page.update_xaxes(title_text=xlabel, row=row, col=col)
+        page.update_yaxes(title_text=ylabel, row=row, col=col)
+    page.update_layout(title=title, height=450 * rows)
+    page.write_html(path, include_plotlyjs=True)  # self-contained (~5 MB): the UI may be offline
+    return path

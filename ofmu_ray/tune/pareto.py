@@ -1,0 +1,95 @@
+"""Pareto fronts of (log10 forget quality, model utility), both maximised, and their hypervolume.
+
+The hypervolume is the area a front dominates above a fixed reference point: the split's log10
+forget-quality floor (the smallest p-value the KS test can give for that many forget questions:
+every truth ratio on one side of the oracle's) and a model utility of 0. With the same point for
+every method, hypervolumes compare across methods; a larger one means a better trade-off.
+
+    >>> front([(-3.0, 0.5), (-1.0, 0.4), (-2.0, 0.3), (-1.0, 0.2)])
+    [1, 0]
+    >>> round(hypervolume([(-3.0, 0.5), (-1.0, 0.4)], (-4.0, 0.0)), 3)
+    1.3
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import cache
+
+import numpy as np
+from scipy import stats
+
+Point = tuple[float, float]  # (log10_forget_quality, model_utility)
+
+
+def dominates(a: Point, b: Point) -> bool:
+    """a is at least as good as b on both objectives and better on one."""
+    return a[0] >= b[0] and a[1] >= b[1] and (a[0] > b[0] or a[1] > b[1])
+
+
+def front(points: Sequence[Point]) -> list[int]:
+    """Indices of the non-dominated points (NaNs never are), sorted by rising forget quality;
+    of identical points only the first is kept."""
+    keep: list[int] = []
+    for i, p in enumerate(points):
+        if any(math.isnan(v) for v in p):
+            continue
+        if any(dominates(q, p) or (q == p and j < i) for j, q in enumerate(points)
+               if j != i and not any(math.isnan(v) for v in q)):
+            continue
+        keep.append(i)
+    return sorted(keep, key=lambda i: points[i][0])
+
+
+def hypervolume(points: Sequence[Point], reference: Point) -> float:
+    """Area dominated by `points` and bounded below by `reference` (points below it add nothing)."""
+    inside = sorted((max(x, reference[0]), max(y, reference[1])) for x, y in points
+                    if not (math.isnan(x) or math.isnan(y)))
+    area, best_y = 0.0, reference[1]
+    for x, y in reversed(inside):  # sweep from the best forget quality down
+        if y > best_y:
+            area += (x - reference[0]) * (y - best_y)
+            best_y = y
+    return area
+
+
+@cache
+def log10_fq_floor(questions: int) -> float:
+    """log10 of the smallest KS p-value for two samples of `questions` values each (the oracle's
+    truth ratios and the model's): what forget quality bottoms out at."""
+    lowest = stats.ks_2samp(np.arange(questions), np.arange(questions) + questions).pvalue
+    return math.log10(max(lowest, np.finfo(float).tiny))
+
+
+def metric_names(split_key: str) -> tuple[str, str]:
+    """The two objectives' metric names for the forget split ("") or a hard split ("/multihop")."""
+    return f"log10_forget_quality{split_key}", f"model_utility{split_key}"
+
+
+def summarize_fronts(trials: dict[str, list[dict]], floors: dict[str, float]) -> dict[str, dict]:
+    """Per split key (`""` and `"/<hard split>"`, as `floors` names them) and method: the front's
+    points and the hypervolume; `"all"` is the combined front across methods.
+
+    Args:
+        trials: per method, each finished trial's metrics.
+        floors: per split key, the log10 forget-quality floor (the reference point's x).
+    """
+    out: dict[str, dict] = {}
+    for key, floor in floors.items():
+        fq, mu = metric_names(key)
+        table: dict[str, dict] = {}
+        combined: list[tuple[str, int, Point]] = []
+        for method, rows in trials.items():
+            points = [(r[fq], r[mu]) for r in rows if fq in r and mu in r]
+            index = [i for i, r in enumerate(rows) if fq in r and mu in r]
+            chosen = front(points)
+            table[method] = {"front": [index[i] for i in chosen], "points": [points[i] for i in chosen],
+                             "hypervolume": hypervolume(points, (floor, 0.0)), "trials": len(points)}
+            combined += [(method, index[i], points[i]) for i in chosen]
+        best = front([p for _, _, p in combined])
+        table["all"] = {"front": [combined[i][:2] for i in best], "points": [combined[i][2] for i in best],
+                        "hypervolume": hypervolume([p for _, _, p in combined], (floor, 0.0)),
+                        "trials": sum(t["trials"] for t in table.values())}
+        out[key] = {"reference": (floor, 0.0), "methods": table}
+    return out

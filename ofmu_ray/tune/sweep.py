@@ -1,0 +1,278 @@
+"""A sweep: per method, Ray Tune + Optuna search its space on two objectives, each trial one
+unlearning run; MLflow records every trial, each method's front and the combined front.
+
+Fairness: every method gets the same number of trials and the same step budget, and its first
+trial is its default configuration (the paper's baselines were run untuned; here all are tuned).
+
+One trial is one `train.distributed.run`: in the trial's own process for one worker (no worker
+group to start), through Ray Train for more. The MLflow writing happens in this (the driver)
+process, from a Tune callback, so SQLite sees one writer.
+
+A sweep lives in `<sweeps dir>/<name>/`: `sweep.json` (its settings) and one Tune experiment per
+method. `resume_sweep` restores each unfinished experiment with its Optuna state; the MLflow
+writing is idempotent by trial id, so no trial is lost or recorded twice.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ofmu_ray.prepare import Prepared, UsageError
+from ofmu_ray.tune.spaces import Dimension, load_space
+
+OBJECTIVES = ("log10_forget_quality", "model_utility")  # both maximised
+SAMPLERS = ("tpe", "nsga2", "gp")
+NOT_HYPER_PARAMETERS = ("seed", "source")  # what a trial's configuration holds besides the method's
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """What a sweep runs; saved as `sweep.json` so that `--resume` runs the same sweep."""
+
+    bench: str
+    profile: str
+    split: str
+    methods: tuple[str, ...]
+    trials: int = 8  # per method, the default configuration included
+    steps: int = 20  # forget batches per trial, the same for every method
+    batch_size: int = 16
+    workers: int = 1
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+    concurrency: int = 0  # trials at once; 0 = as many as the cluster's CPUs hold
+    seeds: int = 0  # re-run each method's front configurations with this many new seeds
+    sampler: str = "tpe"
+    seed: int = 0  # the sampler's seed
+    spaces: dict = field(default_factory=dict)  # method -> the user's YAML file
+
+    def __post_init__(self):
+        from ofmu_ray.methods import METHODS
+
+        unknown = [m for m in self.methods if m not in METHODS]
+        if not self.methods or unknown:
+            raise UsageError(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
+        if self.trials < 1 or self.steps < 1 or self.workers < 1 or self.seeds < 0 or self.concurrency < 0:
+            raise UsageError("need trials, steps and workers >= 1, seeds and concurrency >= 0")
+        if self.batch_size % self.workers:
+            raise UsageError(f"batch size {self.batch_size} is not divisible by {self.workers} workers")
+        if self.sampler not in SAMPLERS:
+            raise UsageError(f"unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}")
+        extra = set(self.spaces) - set(self.methods)
+        if extra:
+            raise UsageError(f"--space for {', '.join(sorted(extra))}, which this sweep does not run")
+
+
+def tune_domain(dim: Dimension):
+    """A search-space dimension as a Ray Tune domain (OptunaSearch converts those)."""
+    from ray import tune
+
+    low_high = dim.values
+    return {"uniform": lambda: tune.uniform(*low_high), "loguniform": lambda: tune.loguniform(*low_high),
+            "int": lambda: tune.randint(low_high[0], low_high[1] + 1),  # randint excludes its upper bound
+            "choice": lambda: tune.choice(list(low_high))}[dim.kind]()
+
+
+def defaults_in(method: str, space: dict[str, Dimension]) -> dict:
+    """The method's default configuration, restricted to the searched keys (the first trial)."""
+    from ofmu_ray.methods import build_config
+
+    cfg = build_config(method)
+    return {key: getattr(cfg, key) for key in space}
+
+
+def _sampler(name: str, seed: int, trials: int):
+    import optuna
+
+    startup = max(2, min(10, trials // 3))  # small budgets: leave most trials to the model
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(population_size=max(4, min(16, trials // 2)), seed=seed)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True)
+
+
+def trial(config: dict, context: dict) -> None:
+    """One Tune trial: one unlearning run with the sampled hyper-parameters, then one report."""
+    import ray.tune
+
+    from ofmu_ray.train.distributed import RunSpec, run
+
+    trial_id = ray.tune.get_context().get_trial_id()
+    point = config.get("point", config)  # seed re-runs pass a whole configuration
+    overrides = {k: v for k, v in point.items() if k not in NOT_HYPER_PARAMETERS}
+    spec = RunSpec(**context["run"], overrides=overrides, seed=point.get("seed", 0))
+    metrics, folder = run(spec, context["workers"], context["cpus_per_worker"], context["gpus_per_worker"],
+                          storage=context["storage"], name=trial_id)
+    report = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    for key in OBJECTIVES:  # Optuna leaves a trial with a NaN objective RUNNING forever
+        if not math.isfinite(report.get(key, math.nan)):
+            report[key] = -1e9
+    ray.tune.report(report | {"checkpoint_dir": str(folder)})
+
+
+def _reporter():
+    """Tune's progress table: every hyper-parameter and both objectives, at most every 30 s."""
+    from ray.tune import CLIReporter
+
+    return CLIReporter(metric_columns=[*OBJECTIVES, "step"], max_report_frequency=30)
+
+
+def _fit(cfg: SweepConfig, method: str, name: str, searcher, num_samples: int, param_space: dict, context: dict,
+         callback, root: Path, resume: bool) -> None:
+    """Runs (or resumes) one Tune experiment of `method` trials under `root/name`."""
+    from ray import tune
+    from ray.tune.logger import JsonLoggerCallback
+
+    trainable = tune.with_parameters(trial, context=context)
+    per_trial = ({"CPU": cfg.cpus_per_worker, "GPU": cfg.gpus_per_worker} if cfg.workers == 1
+                 else {"CPU": 0.01})  # a multi-worker trial only waits for its workers
+    trainable = tune.with_resources(trainable, per_trial)
+    path = root / name
+    if resume and tune.Tuner.can_restore(str(path)):
+        tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        concurrency = cfg.concurrency or _fits(cfg)
+        tuner = tune.Tuner(
+            trainable, param_space=param_space,
+            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=num_samples,
+                                        max_concurrent_trials=concurrency),
+            run_config=tune.RunConfig(name=name, storage_path=str(root), callbacks=[JsonLoggerCallback(), callback],
+                                      failure_config=tune.FailureConfig(max_failures=0),
+                                      progress_reporter=_reporter(), verbose=1),
+        )
+    tuner.fit()
+
+
+def _fits(cfg: SweepConfig) -> int:
+    import ray
+
+    cpus = ray.cluster_resources().get("CPU", 1.0)
+    return max(1, int(cpus // (cfg.workers * cfg.cpus_per_worker + (0.01 if cfg.workers > 1 else 0))))
+
+
+def _quiet_ray() -> None:
+    """Ray's own noise off (set before Ray starts; a user's own setting wins)."""
+    os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")  # each worker print would show twice
+    os.environ.setdefault("RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no TensorBoard/CSV files (JSON is added)
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's classic progress table
+
+
+def start_ray(address: str | None = None) -> None:
+    """Connects to `address` (a cluster), or starts a local Ray once for the whole sweep."""
+    import ray
+
+    _quiet_ray()
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+
+
+def new_name(cfg: SweepConfig) -> str:
+    """A sweep name that sorts by start time."""
+    return f"{cfg.bench}-{cfg.profile}-{cfg.split}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def load_config(sweep_dir: Path) -> SweepConfig:
+    """The settings a sweep was started with (its `sweep.json`)."""
+    path = sweep_dir / "sweep.json"
+    if not path.is_file():
+        raise UsageError(f"{sweep_dir} is not a sweep folder (no sweep.json)")
+    raw = json.loads(path.read_text())
+    return SweepConfig(**raw | {"methods": tuple(raw["methods"])})
+
+
+def run_sweep(cfg: SweepConfig, prepared: Prepared, sweep_dir: Path, tracking_uri: str | None = None,
+              resume: bool = False, address: str | None = None) -> dict:
+    """Runs (or, with `resume`, finishes) a sweep; returns its fronts (`summarize_fronts`) with the
+    seed re-runs' table under "seeds" and the MLflow locations under "mlflow".
+
+    Raises:
+        UsageError: an unknown split, a bad search space, or a resume of a sweep that is not there.
+    """
+    from mlflow.tracking import MlflowClient
+    from ray.tune.search.optuna import OptunaSearch
+
+    from ofmu_ray.data.tofu import retain_split
+    from ofmu_ray.eval.run import references
+    from ofmu_ray.tracking import mlflow_log
+    from ofmu_ray.tune import results
+    from ofmu_ray.tune.logger import TrialLogger
+    from ofmu_ray.tune.spaces import SpaceError
+
+    data = prepared.data()
+    if cfg.split not in data.forget_splits:
+        raise UsageError(f"unknown split {cfg.split!r}; this benchmark has: {', '.join(data.forget_splits)}")
+    try:
+        spaces = {m: load_space(m, cfg.spaces.get(m)) for m in cfg.methods}  # every file checked before work
+    except SpaceError as e:
+        raise UsageError(str(e)) from e
+    sweep_dir = sweep_dir.resolve()
+    name = sweep_dir.name
+    if not resume:
+        sweep_dir.mkdir(parents=True, exist_ok=False)
+        (sweep_dir / "sweep.json").write_text(json.dumps(asdict(cfg), indent=1))
+    references(prepared, cfg.split, data, None)  # the oracle's evaluation, once, before trials need it
+    uri = mlflow_log.resolve_uri(tracking_uri)
+    client = MlflowClient(uri)
+    experiment = mlflow_log.experiment_id(client, f"{cfg.bench}/{cfg.split}")
+    tags = {"bench": cfg.bench, "profile": cfg.profile, "split": cfg.split, "model": "target",
+            "world_size": str(cfg.workers), "ofmu.sweep": name}
+    run_base = {"model_dir": str(prepared.model_dir("target")), "data_dir": str(prepared.root / "data"),
+                "forget_split": cfg.split, "retain_split": retain_split(cfg.split), "steps": cfg.steps,
+                "batch_size": cfg.batch_size, "prepared_root": str(prepared.root)}
+    context = {"workers": cfg.workers, "cpus_per_worker": cfg.cpus_per_worker,
+               "gpus_per_worker": cfg.gpus_per_worker}
+    start_ray(address)
+    for method in cfg.methods:
+        space = spaces[method]
+        params = {f"space.{k}": f"{d.kind}{list(d.values)}" for k, d in space.items()}
+        params |= {k: getattr(cfg, k) for k in ("trials", "steps", "batch_size", "workers", "sampler", "seed")}
+        parent, finished = mlflow_log.parent_run(client, experiment, name, method, tags | {"method": method}, params)
+        if finished:
+            continue  # a resumed sweep: this method is done
+        mlflow_log.log_values(client, parent,
+                              metrics={results.FLOOR + k: v for k, v in results.floors(prepared, cfg.split).items()})
+        ctx = context | {"run": run_base | {"method": method}, "storage": str(sweep_dir / "runs" / method)}
+        searcher = OptunaSearch(metric=list(OBJECTIVES), mode=["max", "max"],
+                                sampler=_sampler(cfg.sampler, cfg.seed, cfg.trials),
+                                points_to_evaluate=[defaults_in(method, space)], study_name=f"{name}-{method}")
+        logger = TrialLogger(uri, experiment, parent, tags | {"method": method}, "trial")
+        _fit(cfg, method, method, searcher, cfg.trials, {k: tune_domain(d) for k, d in space.items()}, ctx,
+             logger, sweep_dir, resume)
+        if cfg.seeds:
+            _rerun_seeds(cfg, method, client, experiment, name, parent, tags, ctx, sweep_dir, resume)
+        results.log_fronts(client, experiment, name, parent, [method], f"{method}, {cfg.bench} {cfg.split}", html=False)
+    comparison = mlflow_log.comparison_run(client, experiment, name, tags)
+    fronts = results.log_fronts(client, experiment, name, comparison, list(cfg.methods),
+                                f"{cfg.bench} {cfg.split}: all methods", html=True)
+    seeds = results.seed_table(client, experiment, name) if cfg.seeds else []
+    if seeds:
+        mlflow_log.log_files(client, comparison, {"seeds.csv": seeds}, "pareto")
+    return {"fronts": fronts, "seeds": seeds,
+            "mlflow": {"tracking_uri": uri, "experiment": f"{cfg.bench}/{cfg.split}", "sweep": name,
+                       "comparison_run_id": comparison}}
+
+
+def _rerun_seeds(cfg: SweepConfig, method: str, client, experiment: str, name: str, parent: str, tags: dict,
+                 context: dict, sweep_dir: Path, resume: bool) -> None:
+    """Runs each front configuration of `method` again with seeds 1..K. New seeds, not the
+    sweep's own run: that one was picked for looking good, so it would flatter the mean."""
+    from ray import tune
+
+    from ofmu_ray.tune import results
+    from ofmu_ray.tune.logger import TrialLogger
+
+    runs, fronts = results.fronts_of(client, experiment, name, [method])
+    points = []
+    for i in fronts[""]["methods"][method]["front"]:
+        run = runs[method][i]
+        hp = {k[len("method."):]: v for k, v in run.data.params.items() if k.startswith("method.")}
+        points += [hp | {"seed": s, "source": run.data.tags["ray_trial_id"]} for s in range(1, cfg.seeds + 1)]
+    logger = TrialLogger(client.tracking_uri, experiment, parent, tags | {"method": method}, "seed")
+    _fit(cfg, method, f"{method}-seeds", None, 1, {"point": tune.grid_search(points)}, context, logger,
+         sweep_dir, resume)
