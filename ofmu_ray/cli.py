@@ -6,6 +6,7 @@ Heavy imports (torch, transformers) live inside the bodies so that `--help` answ
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -292,7 +293,8 @@ def _run_sweep(args: argparse.Namespace) -> int:
         if sweep_dir.exists():
             raise UsageError(f"sweep {sweep_dir} exists; --resume it or choose another --name")
     prepared = prepare(cfg.bench, cfg.profile, args.cache_dir, progress=True)
-    result = run_sweep(cfg, prepared, sweep_dir, args.tracking_uri, args.resume, args.address)
+    with contextlib.redirect_stdout(sys.stderr):  # Tune's progress table: stdout keeps the results alone
+        result = run_sweep(cfg, prepared, sweep_dir, args.tracking_uri, args.resume, args.address)
     _print_fronts(result, args.json)
     return 0
 

@@ -1,0 +1,112 @@
+"""A real sweep: local Ray, Optuna, a SQLite MLflow store, read back and rebuilt by `ofmu-ray pareto`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from ofmu_ray.cli import main
+from ofmu_ray.tune.pareto import summarize_fronts
+
+HARD = ("paraphrase", "multihop", "crosslingual")
+
+
+def _runs(uri: str, kind: str) -> list:
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("synth-tofu/forget10")
+    if experiment is None:
+        return []
+    return client.search_runs([experiment.experiment_id], filter_string=f"tags.`ofmu.kind` = '{kind}'")
+
+
+@pytest.fixture(scope="module")
+def swept(ray_session, tiny, tmp_path_factory):
+    """2 methods x 3 trials on the tiny profile, 2 Ray Train workers per trial."""
+    where = tmp_path_factory.mktemp("sweep")
+    uri = f"sqlite:///{where / 'mlruns.db'}"
+    old = os.getcwd()
+    os.chdir(where)  # the default artifact and sweeps folders land here
+    try:
+        argv = ["sweep", "--profile", "tiny", "--cache-dir", str(tiny.root.parents[1]), "--methods", "graddiff,ofmu",
+                "--trials", "3", "--steps", "2", "--batch-size", "4", "--workers", "2", "--tracking-uri", uri,
+                "--sampler", "tpe"]
+        assert main(argv) == 0
+    finally:
+        os.chdir(old)
+    return uri
+
+
+def test_sweep_records_parents_children_and_plots(swept):
+    client = MlflowClient(swept)
+    parents = _runs(swept, "method")
+    assert sorted(r.data.tags["method"] for r in parents) == ["graddiff", "ofmu"]
+    children = _runs(swept, "trial")
+    assert len(children) == 6 and all(c.info.status == "FINISHED" for c in children)
+    for parent in parents:
+        mine = [c for c in children if c.data.tags["mlflow.parentRunId"] == parent.info.run_id]
+        assert len(mine) == 3 and len({c.data.tags["ray_trial_id"] for c in mine}) == 3
+        assert all(c.data.tags["method"] == parent.data.tags["method"] for c in mine)
+        assert all(c.data.tags["world_size"] == "2" for c in mine)
+        assert parent.info.status == "FINISHED" and "hypervolume" in parent.data.metrics
+    for child in children:
+        metrics = child.data.metrics
+        for name in ("log10_forget_quality", "model_utility", *(f"log10_forget_quality/{h}" for h in HARD),
+                     *(f"model_utility/{h}" for h in HARD)):
+            assert name in metrics, name
+        assert client.get_metric_history(child.info.run_id, "step/loss_f" if child.data.tags["method"] == "ofmu"
+                                         else "step/loss")[-1].step == 2
+        assert {a.path for a in client.list_artifacts(child.info.run_id, "eval")} >= {"eval/TOFU_EVAL.json"}
+    ofmu_children = [c for c in children if c.data.tags["method"] == "ofmu"]
+    first = min(ofmu_children, key=lambda c: int(c.data.tags["trial_index"]))
+    assert first.data.params["method.beta"] == "1.0" and first.data.params["method.decorrelation"] == "signed"
+    (comparison,) = _runs(swept, "comparison")
+    files = {a.path for a in client.list_artifacts(comparison.info.run_id, "pareto")}
+    assert {"pareto/front.png", "pareto/front_multihop.png", "pareto/fronts.html", "pareto/fronts.csv"} <= files
+    assert "hypervolume/all" in comparison.data.metrics and "hypervolume/multihop/ofmu" in comparison.data.metrics
+
+
+def test_pareto_command_equals_a_recomputation_from_the_runs(swept, capsys):
+    assert main(["pareto", "--tracking-uri", swept, "--experiment", "synth-tofu/forget10", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)["fronts"]
+    children = sorted(_runs(swept, "trial"), key=lambda c: int(c.data.tags["trial_index"]))
+    (parent, *_) = _runs(swept, "method")
+    floors = {k[len("reference/log10_forget_quality"):]: v for k, v in parent.data.metrics.items()
+              if k.startswith("reference/")}
+    assert set(floors) == {"", *(f"/{h}" for h in HARD)}
+    trials = {m: [c.data.metrics for c in children if c.data.tags["method"] == m] for m in ("graddiff", "ofmu")}
+    expected = json.loads(json.dumps(summarize_fronts(trials, floors)))
+    assert printed == expected
+    assert expected[""]["methods"]["all"]["hypervolume"] >= max(
+        expected[""]["methods"][m]["hypervolume"] for m in ("graddiff", "ofmu"))
+
+
+def test_resume_after_the_driver_is_killed(tiny, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    argv = ["sweep", "--profile", "tiny", "--cache-dir", str(tiny.root.parents[1]), "--methods", "gradascent",
+            "--trials", "4", "--steps", "2", "--batch-size", "4", "--concurrency", "1", "--tracking-uri", uri,
+            "--name", "interrupted", "--address", "local"]
+    driver = subprocess.Popen([sys.executable, "-m", "ofmu_ray.cli", *argv], cwd=tmp_path, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not [r for r in _runs(uri, "trial") if r.info.status == "FINISHED"]:
+        assert driver.poll() is None and time.time() < deadline, "the sweep ended before a trial finished"
+        time.sleep(0.5)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started, mid-sweep
+    driver.wait()
+    before = len(_runs(uri, "trial"))
+    assert 1 <= before < 4
+    resumed = subprocess.run([sys.executable, "-m", "ofmu_ray.cli", "sweep", "--resume", "--name", "interrupted",
+                              "--cache-dir", str(tiny.root.parents[1]), "--tracking-uri", uri, "--address", "local",
+                              "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    children = _runs(uri, "trial")
+    assert len(children) == 4 and all(c.info.status == "FINISHED" for c in children)
+    assert len({c.data.tags["ray_trial_id"] for c in children}) == 4
+    assert json.loads(resumed.stdout)["fronts"][""]["methods"]["gradascent"]["trials"] == 4
