@@ -11,6 +11,8 @@ import json
 import sys
 from collections.abc import Sequence
 
+DEMO_TRIALS, DEMO_STEPS = 6, 20  # sized so that `ofmu-ray demo` ends in under 30 minutes on 2 CPU cores
+
 
 def _add_bench_args(p: argparse.ArgumentParser, split: bool = True, benches: tuple[str, ...] = ()) -> None:
     """The options every command that works on a prepared benchmark shares."""
@@ -276,8 +278,8 @@ def _sweep_config(args: argparse.Namespace):
 def _run_sweep(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ofmu_ray.prepare import UsageError, prepare
-    from ofmu_ray.tune.sweep import load_config, new_name, run_sweep
+    from ofmu_ray.prepare import UsageError
+    from ofmu_ray.tune.sweep import load_config, new_name
 
     root = Path(args.sweeps_dir)
     if args.resume:
@@ -292,11 +294,39 @@ def _run_sweep(args: argparse.Namespace) -> int:
         sweep_dir = root / (args.name or new_name(cfg))
         if sweep_dir.exists():
             raise UsageError(f"sweep {sweep_dir} exists; --resume it or choose another --name")
+    return _sweep(cfg, sweep_dir, args)
+
+
+def _sweep(cfg, sweep_dir, args: argparse.Namespace) -> int:
+    from ofmu_ray.prepare import prepare
+    from ofmu_ray.tune.sweep import run_sweep
+
     prepared = prepare(cfg.bench, cfg.profile, args.cache_dir, progress=True)
     with contextlib.redirect_stdout(sys.stderr):  # Tune's progress table: stdout keeps the results alone
         result = run_sweep(cfg, prepared, sweep_dir, args.tracking_uri, args.resume, args.address)
     _print_fronts(result, args.json)
     return 0
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", allow_abbrev=False,
+                       help="prepare the small benchmark, sweep all six methods on forget10, print the fronts")
+    p.add_argument("--cache-dir", default=None, help="as for prepare")
+    p.add_argument("--trials", type=int, default=DEMO_TRIALS, help="per method (the same for every method)")
+    p.add_argument("--steps", type=int, default=DEMO_STEPS, help="forget batches per trial")
+    p.add_argument("--tracking-uri", default=None, help="MLflow store (default: sqlite:///mlruns.db here)")
+    p.add_argument("--json", action="store_true")
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ofmu_ray.methods import METHODS
+    from ofmu_ray.tune.sweep import SweepConfig, new_name
+
+    cfg = SweepConfig("synth-tofu", "small", "forget10", tuple(METHODS), trials=args.trials, steps=args.steps)
+    args.resume, args.address = False, None
+    return _sweep(cfg, Path("sweeps") / ("demo-" + new_name(cfg)), args)
 
 
 def _print_fronts(result: dict, as_json: bool) -> None:
@@ -369,7 +399,8 @@ def _run_ui(args: argparse.Namespace) -> int:
 
 COMMANDS = {"prepare": (_add_prepare, _run_prepare), "methods": (_add_methods, _run_methods),
             "eval": (_add_eval, _run_eval), "unlearn": (_add_unlearn, _run_unlearn),
-            "sweep": (_add_sweep, _run_sweep), "pareto": (_add_pareto, _run_pareto), "ui": (_add_ui, _run_ui)}
+            "sweep": (_add_sweep, _run_sweep), "pareto": (_add_pareto, _run_pareto), "ui": (_add_ui, _run_ui),
+            "demo": (_add_demo, _run_demo)}
 
 
 def build_parser() -> argparse.ArgumentParser:

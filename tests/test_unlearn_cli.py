@@ -34,3 +34,18 @@ def test_bad_hyper_parameter_fails_before_anything_runs(tmp_path, capsys):
     assert main(argv) == 2
     assert "did you mean 'beta'" in capsys.readouterr().err
     assert not (tmp_path / "cache").exists() and not (tmp_path / "mlruns.db").exists()
+
+
+def test_a_bad_space_file_names_file_and_key_before_anything_runs(tiny, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    space = tmp_path / "mine.yaml"
+    space.write_text("betta: {uniform: [0.1, 1.0]}\n")
+    argv = ["sweep", "--cache-dir", str(tiny.root.parents[1]), "--methods", "ofmu,npo", "--space", f"ofmu={space}",
+            "--tracking-uri", f"sqlite:///{tmp_path / 'mlruns.db'}"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert str(space) in err and "'betta' is not a ofmu hyper-parameter" in err
+    assert not (tmp_path / "mlruns.db").exists() and not (tmp_path / "sweeps").exists()
+    assert main([*argv[:-4], "--space", f"rmu={space}"]) == 2
+    assert "--space for rmu, which this sweep does not run" in capsys.readouterr().err
+

@@ -9,7 +9,7 @@ group to start), through Ray Train for more. The MLflow writing happens in this 
 process, from a Tune callback, so SQLite sees one writer.
 
 A sweep lives in `<sweeps dir>/<name>/`: `sweep.json` (its settings) and one Tune experiment per
-method. `resume_sweep` restores each unfinished experiment with its Optuna state; the MLflow
+method. `run_sweep(..., resume=True)` restores each unfinished experiment with its Optuna state; the MLflow
 writing is idempotent by trial id, so no trial is lost or recorded twice.
 """
 
@@ -88,6 +88,7 @@ def defaults_in(method: str, space: dict[str, Dimension]) -> dict:
 def _sampler(name: str, seed: int, trials: int):
     import optuna
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # Tune's table already shows each trial
     startup = max(2, min(10, trials // 3))  # small budgets: leave most trials to the model
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(population_size=max(4, min(16, trials // 2)), seed=seed)

@@ -1,0 +1,107 @@
+"""What Ray costs per unlearning run: the wall time of one run (load, unlearn, evaluate) in plain
+Python, against `ofmu-ray unlearn` with 1 and 2 workers, and against one 2-worker run inside an
+already started Ray (what a sweep trial pays). Ratios measured in one run; each command runs in a
+fresh process, as a user would run it.
+
+    python benchmarks/ray_overhead.py [--profile tiny] [--method graddiff] [--steps 20] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+
+PLAIN = """
+import sys
+from ofmu_ray.data.tofu import retain_split
+from ofmu_ray.eval.run import evaluate_loaded
+from ofmu_ray.methods import build_config, get_method
+from ofmu_ray.models import load_causal_lm, load_tokenizer
+from ofmu_ray.prepare import prepare
+from ofmu_ray.train.unlearn import batches, unlearn
+
+profile, cache, method, steps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+prepared = prepare("synth-tofu", profile, cache)
+data, model_dir = prepared.data(), prepared.model_dir("target")
+tok, model = load_tokenizer(model_dir), load_causal_lm(model_dir)
+cls = get_method(method)
+cfg = build_config(method)
+cls.prepare_model(model, cfg)
+reference = load_causal_lm(model_dir).requires_grad_(False) if cls.needs_reference else None
+run = cls(model, cfg, reference)
+unlearn(run, batches(tok, data["forget10"], 16), batches(tok, data[retain_split("forget10")], 16, 1), steps)
+evaluate_loaded(prepared, "forget10", model, tok, data)
+"""
+
+IN_RAY = """
+import sys, time
+import ray
+from ofmu_ray.data.tofu import retain_split
+from ofmu_ray.prepare import prepare
+from ofmu_ray.train.distributed import RunSpec, run
+from ofmu_ray.tune.sweep import start_ray
+
+profile, cache, method, steps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+prepared = prepare("synth-tofu", profile, cache)
+spec = RunSpec(str(prepared.model_dir("target")), str(prepared.root / "data"), "forget10",
+               retain_split("forget10"), method, {}, steps, 16, prepared_root=str(prepared.root))
+start_ray()
+run(spec, 2, 0.99, name="warm-up")  # Ray's first worker processes and imports
+start = time.perf_counter()
+run(spec, 2, 0.99, name="measured")
+print(time.perf_counter() - start)
+"""
+
+
+def _wall(command: list[str], cwd: str) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"{' '.join(command[:4])} ... failed:\n{done.stderr[-3000:]}")
+    return time.perf_counter() - start, done.stdout
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser.add_argument("--profile", default="tiny")
+    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--method", default="graddiff")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+
+    from ofmu_ray.eval.run import references
+    from ofmu_ray.prepare import prepare
+
+    prepared = prepare("synth-tofu", args.profile, args.cache_dir)  # not timed: every path needs it
+    references(prepared, "forget10", prepared.data(), None)
+    cache = str(prepared.root.parents[1])
+    common = [args.profile, cache, args.method, str(args.steps)]
+    cli = [sys.executable, "-m", "ofmu_ray.cli", "unlearn", "--profile", args.profile, "--cache-dir", cache,
+           "--method", args.method, "--steps", str(args.steps), "--batch-size", "16", "--json"]
+    with tempfile.TemporaryDirectory() as work:
+        uri = ["--tracking-uri", f"sqlite:///{work}/mlruns.db"]
+        plain, _ = _wall([sys.executable, "-c", PLAIN, *common], work)
+        one, _ = _wall([*cli, "--workers", "1", *uri], work)
+        two, _ = _wall([*cli, "--workers", "2", *uri], work)
+        _, out = _wall([sys.executable, "-c", IN_RAY, *common], work)
+        warm = float(out.strip().splitlines()[-1])
+    result = {"profile": args.profile, "method": args.method, "steps": args.steps,
+              "plain_python_s": round(plain, 2), "unlearn_1_worker_s": round(one, 2),
+              "unlearn_2_workers_s": round(two, 2), "run_2_workers_in_started_ray_s": round(warm, 2),
+              "ratio_1_worker": round(one / plain, 2), "ratio_2_workers": round(two / plain, 2),
+              "ratio_2_workers_in_started_ray": round(warm / plain, 2)}
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for key, value in result.items():
+            print(f"{key:<34} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
