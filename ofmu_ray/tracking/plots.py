@@ -13,7 +13,8 @@ def _axes(split_key: str) -> tuple[str, str]:
 
 
 def plot_png(trials: dict[str, list], fronts: dict, split_key: str, title: str, path: Path) -> Path:
-    """One split: every trial as a dot, each method's front as a line, the reference point as a cross.
+    """One split: every trial as a dot, each method's front as the staircase that bounds the region it
+    dominates, the reference point as a cross.
 
     Args:
         trials: per method, every trial's (log10 FQ, MU) on this split.
@@ -29,7 +30,7 @@ def plot_png(trials: dict[str, list], fronts: dict, split_key: str, title: str, 
         color, entry = COLORS[i % len(COLORS)], fronts["methods"][method]
         ax.scatter([p[0] for p in points], [p[1] for p in points], color=color, alpha=0.35, s=18)
         ax.plot([p[0] for p in entry["points"]], [p[1] for p in entry["points"]], "o-", color=color,
-                label=f"{method} (HV {entry['hypervolume']:.3g})")
+                drawstyle="steps-pre", label=f"{method} (HV {entry['hypervolume']:.3g})")
     ref = fronts["reference"]
     ax.scatter([ref[0]], [ref[1]], marker="x", color="black", label="reference point")
     xlabel, ylabel = _axes(split_key)
@@ -64,6 +65,7 @@ def plot_html(points: dict[str, dict[str, list]], fronts: dict, title: str, path
                                       text=[f"{method} trial {j}" for j in range(len(trials))]), row=row, col=col)
             page.add_trace(go.Scatter(x=[p[0] for p in entry["points"]], y=[p[1] for p in entry["points"]],
                                       mode="lines+markers", marker={"color": color}, legendgroup=method,
+                                      line_shape="vh",
                                       name=f"{method} front", showlegend=n == 0,
                                       text=[f"HV {entry['hypervolume']:.3g}"] * len(entry["points"])),
                            row=row, col=col)
