@@ -6,7 +6,7 @@ every truth ratio on one side of the oracle's) and a model utility of 0. With th
 every method, hypervolumes compare across methods; a larger one means a better trade-off.
 
     >>> front([(-3.0, 0.5), (-1.0, 0.4), (-2.0, 0.3), (-1.0, 0.2)])
-    [1, 0]
+    [0, 1]
     >>> round(hypervolume([(-3.0, 0.5), (-1.0, 0.4)], (-4.0, 0.0)), 3)
     1.3
 """
