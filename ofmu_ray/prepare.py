@@ -176,7 +176,7 @@ def prepare(bench: str = "synth-tofu", profile: str = "tiny", cache_dir: str | P
         raise UsageError(f"unknown bench {bench!r}; choose from: {', '.join(BENCHES)}")
     if profile not in PROFILES:
         raise UsageError(f"unknown profile {profile!r}; choose from: {', '.join(PROFILES)}")
-    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    cache_dir = (Path(cache_dir) if cache_dir else default_cache_dir()).resolve()  # Ray workers run elsewhere
     root = cache_dir / bench / f"{profile}-{cache_key(bench, PROFILES[profile])}"
     if (root / "report.json").is_file():
         return Prepared(root)

@@ -201,20 +201,26 @@ def run(spec: RunSpec, workers: int = 1, cpus_per_worker: float = 1.0, gpus_per_
 
     Args:
         storage: where checkpoints go (absolute; shared storage on a multi-node cluster).
-        name: the Ray Train run's name under `storage`; a stable name lets a restarted run resume.
+        name: the run's folder under `storage`; under Ray Train a stable name lets a restarted
+            run find its checkpoints.
 
     Returns:
         (rank 0's final metrics, the final checkpoint folder: the unlearned model and its results).
     """
     storage = Path(storage or tempfile.mkdtemp(prefix="ofmu-ray-run-")).resolve()
-    use_gpu = gpus_per_worker > 0
     if workers == 1:
         storage.mkdir(parents=True, exist_ok=True)
-        return _run_here(spec, storage / name, use_gpu)
+        return _run_here(spec, storage / name, gpus_per_worker > 0)
+    return run_on_ray(spec, workers, cpus_per_worker, gpus_per_worker, storage, name)
 
+
+def run_on_ray(spec: RunSpec, workers: int, cpus_per_worker: float, gpus_per_worker: float, storage: Path,
+               name: str) -> tuple[dict, Path]:
+    """The run through a Ray Train worker group (`run` uses it for more than one worker)."""
     import ray.train
     import ray.train.torch
 
+    use_gpu = gpus_per_worker > 0
     resources = {"CPU": cpus_per_worker} | ({"GPU": gpus_per_worker} if use_gpu else {})
     trainer = ray.train.torch.TorchTrainer(
         worker_loop,
