@@ -91,7 +91,7 @@ def test_resume_after_the_driver_is_killed(tiny, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     argv = ["sweep", "--profile", "tiny", "--cache-dir", str(tiny.root.parents[1]), "--methods", "gradascent",
             "--trials", "4", "--steps", "2", "--batch-size", "4", "--concurrency", "1", "--tracking-uri", uri,
-            "--name", "interrupted", "--address", "local"]
+            "--name", "interrupted", "--address", "local", "--seeds", "2"]
     driver = subprocess.Popen([sys.executable, "-m", "ofmu_ray.cli", *argv], cwd=tmp_path, start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
@@ -109,4 +109,13 @@ def test_resume_after_the_driver_is_killed(tiny, tmp_path):
     children = _runs(uri, "trial")
     assert len(children) == 4 and all(c.info.status == "FINISHED" for c in children)
     assert len({c.data.tags["ray_trial_id"] for c in children}) == 4
-    assert json.loads(resumed.stdout)["fronts"][""]["methods"]["gradascent"]["trials"] == 4
+    printed = json.loads(resumed.stdout)
+    assert printed["fronts"][""]["methods"]["gradascent"]["trials"] == 4
+    # --seeds 2 (kept in the sweep's settings): every front configuration re-run with two new seeds
+    ordered = sorted(children, key=lambda c: int(c.data.tags["trial_index"]))
+    front = {ordered[i].data.tags["ray_trial_id"] for i in printed["fronts"][""]["methods"]["gradascent"]["front"]}
+    reruns = _runs(uri, "seed")
+    assert len(reruns) == 2 * len(front) and {r.data.tags["ofmu.source_trial"] for r in reruns} == front
+    assert sorted(r.data.params["seed"] for r in reruns) == sorted(["1", "2"] * len(front))
+    assert {row["source_trial"] for row in printed["seeds"]} == front
+    assert all(row["seeds"] == 2 and "model_utility_std" in row for row in printed["seeds"])

@@ -123,9 +123,9 @@ def _reporter():
     return CLIReporter(metric_columns=[*OBJECTIVES, "step"], max_report_frequency=30)
 
 
-def _fit(cfg: SweepConfig, method: str, name: str, searcher, num_samples: int, param_space: dict, context: dict,
+def _fit(cfg: SweepConfig, name: str, searcher, num_samples: int, param_space: dict, context: dict,
          callback, root: Path, resume: bool) -> None:
-    """Runs (or resumes) one Tune experiment of `method` trials under `root/name`."""
+    """Runs (or resumes) one Tune experiment of trials under `root/name`."""
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
 
@@ -228,25 +228,25 @@ def run_sweep(cfg: SweepConfig, prepared: Prepared, sweep_dir: Path, tracking_ur
                 "batch_size": cfg.batch_size, "prepared_root": str(prepared.root)}
     context = {"workers": cfg.workers, "cpus_per_worker": cfg.cpus_per_worker,
                "gpus_per_worker": cfg.gpus_per_worker}
+    floors = {results.FLOOR + k: v for k, v in results.floors(prepared, cfg.split).items()}
     start_ray(address)
     for method in cfg.methods:
-        space = spaces[method]
+        space, method_tags = spaces[method], tags | {"method": method}
         params = {f"space.{k}": f"{d.kind}{list(d.values)}" for k, d in space.items()}
         params |= {k: getattr(cfg, k) for k in ("trials", "steps", "batch_size", "workers", "sampler", "seed")}
-        parent, finished = mlflow_log.parent_run(client, experiment, name, method, tags | {"method": method}, params)
+        parent, finished = mlflow_log.parent_run(client, experiment, name, method, method_tags, params)
         if finished:
             continue  # a resumed sweep: this method is done
-        mlflow_log.log_values(client, parent,
-                              metrics={results.FLOOR + k: v for k, v in results.floors(prepared, cfg.split).items()})
+        mlflow_log.log_values(client, parent, metrics=floors)
         ctx = context | {"run": run_base | {"method": method}, "storage": str(sweep_dir / "runs" / method)}
         searcher = OptunaSearch(metric=list(OBJECTIVES), mode=["max", "max"],
                                 sampler=_sampler(cfg.sampler, cfg.seed, cfg.trials),
                                 points_to_evaluate=[defaults_in(method, space)], study_name=f"{name}-{method}")
-        logger = TrialLogger(uri, experiment, parent, tags | {"method": method}, "trial")
-        _fit(cfg, method, method, searcher, cfg.trials, {k: tune_domain(d) for k, d in space.items()}, ctx,
-             logger, sweep_dir, resume)
+        logger = TrialLogger(uri, experiment, parent, method_tags, "trial")
+        _fit(cfg, method, searcher, cfg.trials, {k: tune_domain(d) for k, d in space.items()}, ctx, logger,
+             sweep_dir, resume)
         if cfg.seeds:
-            _rerun_seeds(cfg, method, client, experiment, name, parent, tags, ctx, sweep_dir, resume)
+            _rerun_seeds(cfg, method, client, experiment, name, parent, method_tags, ctx, sweep_dir, resume)
         results.log_fronts(client, experiment, name, parent, [method], f"{method}, {cfg.bench} {cfg.split}", html=False)
     comparison = mlflow_log.comparison_run(client, experiment, name, tags)
     fronts = results.log_fronts(client, experiment, name, comparison, list(cfg.methods),
@@ -259,8 +259,8 @@ def run_sweep(cfg: SweepConfig, prepared: Prepared, sweep_dir: Path, tracking_ur
                        "comparison_run_id": comparison}}
 
 
-def _rerun_seeds(cfg: SweepConfig, method: str, client, experiment: str, name: str, parent: str, tags: dict,
-                 context: dict, sweep_dir: Path, resume: bool) -> None:
+def _rerun_seeds(cfg: SweepConfig, method: str, client, experiment: str, name: str, parent: str,
+                 method_tags: dict, context: dict, sweep_dir: Path, resume: bool) -> None:
     """Runs each front configuration of `method` again with seeds 1..K. New seeds, not the
     sweep's own run: that one was picked for looking good, so it would flatter the mean."""
     from ray import tune
@@ -274,6 +274,6 @@ def _rerun_seeds(cfg: SweepConfig, method: str, client, experiment: str, name: s
         run = runs[method][i]
         hp = {k[len("method."):]: v for k, v in run.data.params.items() if k.startswith("method.")}
         points += [hp | {"seed": s, "source": run.data.tags["ray_trial_id"]} for s in range(1, cfg.seeds + 1)]
-    logger = TrialLogger(client.tracking_uri, experiment, parent, tags | {"method": method}, "seed")
-    _fit(cfg, method, f"{method}-seeds", None, 1, {"point": tune.grid_search(points)}, context, logger,
+    logger = TrialLogger(client.tracking_uri, experiment, parent, method_tags, "seed")
+    _fit(cfg, f"{method}-seeds", None, 1, {"point": tune.grid_search(points)}, context, logger,
          sweep_dir, resume)
