@@ -147,7 +147,26 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpus-per-worker", type=float, default=None,
                    help="default 1, or 0.99 with several workers (leaving room for the trial's driver)")
     p.add_argument("--gpus-per-worker", type=float, default=0.0, help="> 0: CUDA and the nccl backend")
+    p.add_argument("--lora", default=None, metavar="r=8,alpha=16,targets=q_proj+v_proj",
+                   help="unlearn through LoRA adapters only (peft); targets joined by '+'")
+    p.add_argument("--lora-save", default="merged", choices=["merged", "adapter"],
+                   help="save the adapter merged into the base weights, or alone beside the base model")
     p.add_argument("--tracking-uri", default=None, help="MLflow store (default: sqlite:///mlruns.db here)")
+
+
+def _lora(args: argparse.Namespace) -> dict:
+    """--lora as a checked dict (empty without it)."""
+    from dataclasses import asdict
+
+    from ofmu_ray.models.lora import parse_lora
+    from ofmu_ray.prepare import UsageError
+
+    if not args.lora:
+        return {}
+    try:
+        return asdict(parse_lora(args.lora))
+    except ValueError as e:
+        raise UsageError(str(e)) from e
 
 
 def _cpus(args: argparse.Namespace) -> float:
@@ -197,7 +216,7 @@ def _run_unlearn(args: argparse.Namespace) -> int:
     from ofmu_ray.prepare import UsageError, prepare
     from ofmu_ray.train.distributed import RunSpec
 
-    overrides = _parse_sets(args.set)
+    overrides, lora = _parse_sets(args.set), _lora(args)
     try:
         cfg = build_config(args.method, overrides)  # fail before anything starts
     except ValueError as e:
@@ -219,7 +238,7 @@ def _run_unlearn(args: argparse.Namespace) -> int:
     references(prepared, args.split, data, None)  # cached once, here, not in a worker
     spec = RunSpec(str(prepared.model_dir("target")), str(prepared.root / "data"), args.split,
                    retain_split(args.split), args.method, overrides, args.steps, args.batch_size, args.seed,
-                   str(prepared.root), args.eval_every, args.checkpoint_every, args.keep_best)
+                   str(prepared.root), args.eval_every, args.checkpoint_every, args.keep_best, lora, args.lora_save)
     if args.workers > 1:
         from ofmu_ray.tune.sweep import start_ray
 
@@ -229,6 +248,7 @@ def _run_unlearn(args: argparse.Namespace) -> int:
     history = json.loads((model_dir / "history.json").read_text())
     params = {f"method.{f['name']}": getattr(cfg, f["name"]) for f in type(cfg).describe()}
     params |= {"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed}
+    params |= {f"lora.{k}": v for k, v in lora.items()}
     tags = {"bench": args.bench, "profile": args.profile, "split": args.split, "model": "target",
             "method": args.method, "world_size": str(args.workers), "model_dir": str(model_dir),
             "ofmu.kind": "run"}
@@ -272,7 +292,7 @@ def _sweep_config(args: argparse.Namespace):
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     return SweepConfig(args.bench, args.profile, args.split, methods, args.trials, args.steps, args.batch_size,
                        args.workers, _cpus(args), args.gpus_per_worker, args.concurrency, args.seeds,
-                       args.sampler, args.sampler_seed, _parse_sets(args.space))
+                       args.sampler, args.sampler_seed, _parse_sets(args.space), _lora(args), args.lora_save)
 
 
 def _run_sweep(args: argparse.Namespace) -> int:

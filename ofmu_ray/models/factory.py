@@ -32,9 +32,15 @@ def build_tiny_llama(spec: TinyLlamaSpec, tokenizer, seed: int = 0) -> LlamaForC
 
 
 def load_causal_lm(name_or_path: str | Path, dtype: str = "fp32"):
-    """Loads a causal LM by hub name or local folder (safetensors only, never a pickle)."""
+    """Loads a causal LM by hub name or local folder (safetensors only, never a pickle); a LoRA
+    adapter folder is loaded onto the base model it names and merged."""
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    if (Path(name_or_path) / "adapter_config.json").is_file():
+        from peft import AutoPeftModelForCausalLM
+
+        return AutoPeftModelForCausalLM.from_pretrained(str(name_or_path), dtype=DTYPES[dtype],
+                                                        use_safetensors=True).merge_and_unload()
     return AutoModelForCausalLM.from_pretrained(
         str(name_or_path), dtype=DTYPES[dtype], use_safetensors=True
     )

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ofmu_ray.methods.losses import Batch
+from ofmu_ray.models.lora import SAVE_MODES, save_model
 
 # (metrics, a finished checkpoint folder on rank 0 or None); every rank calls it at the same steps.
 Report = Callable[[dict, "Path | None"], None]
@@ -50,6 +51,8 @@ class RunSpec:
     eval_every: int = 0  # also evaluate every N steps (needs prepared_root); 0 = at the end only
     checkpoint_every: int = 0  # also checkpoint the model every N steps; 0 = at the end only
     keep_best: str = ""  # keep the evaluated model that maximises this metric (one of BEST_METRICS)
+    lora: dict = field(default_factory=dict)  # a `LoraSpec` as a dict: unlearn through adapters only
+    lora_save: str = "merged"  # or "adapter": save the adapter alone, beside the base model it names
 
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 1 or self.eval_every < 0 or self.checkpoint_every < 0:
@@ -58,6 +61,8 @@ class RunSpec:
             raise ValueError("eval_every and keep_best need a prepared benchmark to evaluate against")
         if self.keep_best and self.keep_best not in BEST_METRICS:
             raise ValueError(f"keep_best {self.keep_best!r}: choose from {', '.join(BEST_METRICS)}")
+        if self.lora_save not in SAVE_MODES:
+            raise ValueError(f"lora_save {self.lora_save!r}: choose from {', '.join(SAVE_MODES)}")
 
 
 def shard(batches: Iterator[Batch], rank: int, world: int, device="cpu") -> Iterator[Batch]:
@@ -66,8 +71,8 @@ def shard(batches: Iterator[Batch], rank: int, world: int, device="cpu") -> Iter
         yield {k: v[rank::world].to(device) for k, v in batch.items()}
 
 
-def _save_model(model, tokenizer, out: Path) -> None:
-    getattr(model, "module", model).save_pretrained(out)  # safetensors
+def _save_model(model, tokenizer, out: Path, lora_save: str) -> None:
+    save_model(getattr(model, "module", model), out, lora_save)  # safetensors
     tokenizer.save_pretrained(out)
 
 
@@ -93,6 +98,10 @@ def run_worker(spec: RunSpec, rank: int, world: int, report: Report, device="cpu
     cls = get_method(spec.method)
     cfg = build_config(spec.method, spec.overrides)
     cls.prepare_model(model, cfg)
+    if spec.lora:
+        from ofmu_ray.models.lora import LoraSpec, add_lora
+
+        model = add_lora(model, LoraSpec(**spec.lora))
     reference = load_causal_lm(spec.model_dir).to(device).requires_grad_(False) if cls.needs_reference else None
     if cls.ddp and wrap is not None:
         model = wrap(model)  # DDP when world > 1
@@ -115,7 +124,7 @@ def run_worker(spec: RunSpec, rank: int, world: int, report: Report, device="cpu
         bare.train()
         value = summary.get(spec.keep_best, -math.inf)
         if best_dir is not None and (not best or value > best[spec.keep_best]):
-            _save_model(model, tokenizer, best_dir)
+            _save_model(model, tokenizer, best_dir, spec.lora_save)
             best.clear()
             best.update({"step": step, spec.keep_best: value})
         return summary, result
@@ -135,7 +144,7 @@ def run_worker(spec: RunSpec, rank: int, world: int, report: Report, device="cpu
                 if due_eval:
                     metrics |= evaluate(n)[0]
                 if due_checkpoint:
-                    _save_model(model, tokenizer, Path(out))
+                    _save_model(model, tokenizer, Path(out), spec.lora_save)
                     folder = Path(out)
             report(metrics, folder)
 
@@ -145,7 +154,7 @@ def run_worker(spec: RunSpec, rank: int, world: int, report: Report, device="cpu
         out = Path(tmp)
         folder = None
         if rank == 0:
-            _save_model(model, tokenizer, out)
+            _save_model(model, tokenizer, out, spec.lora_save)
             (out / "history.json").write_text(json.dumps([{"step": i + 1} | h for i, h in enumerate(history)]))
             if prepared is not None:
                 summary, result = evaluate(len(history))

@@ -49,6 +49,8 @@ class SweepConfig:
     sampler: str = "tpe"
     seed: int = 0  # the sampler's seed
     spaces: dict = field(default_factory=dict)  # method -> the user's YAML file
+    lora: dict = field(default_factory=dict)  # unlearn through LoRA adapters (a `LoraSpec` as a dict)
+    lora_save: str = "merged"
 
     def __post_init__(self):
         from ofmu_ray.methods import METHODS
@@ -222,10 +224,12 @@ def run_sweep(cfg: SweepConfig, prepared: Prepared, sweep_dir: Path, tracking_ur
     client = MlflowClient(uri)
     experiment = mlflow_log.experiment_id(client, f"{cfg.bench}/{cfg.split}")
     tags = {"bench": cfg.bench, "profile": cfg.profile, "split": cfg.split, "model": "target",
-            "world_size": str(cfg.workers), "ofmu.sweep": name}
+            "world_size": str(cfg.workers), "ofmu.sweep": name,
+            "lora": ",".join(f"{k}={v}" for k, v in cfg.lora.items()) or "none"}
     run_base = {"model_dir": str(prepared.model_dir("target")), "data_dir": str(prepared.root / "data"),
                 "forget_split": cfg.split, "retain_split": retain_split(cfg.split), "steps": cfg.steps,
-                "batch_size": cfg.batch_size, "prepared_root": str(prepared.root)}
+                "batch_size": cfg.batch_size, "prepared_root": str(prepared.root), "lora": cfg.lora,
+                "lora_save": cfg.lora_save}
     context = {"workers": cfg.workers, "cpus_per_worker": cfg.cpus_per_worker,
                "gpus_per_worker": cfg.gpus_per_worker}
     floors = {results.FLOOR + k: v for k, v in results.floors(prepared, cfg.split).items()}
