@@ -296,12 +296,15 @@ def _sweep_config(args: argparse.Namespace):
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
+    import re
     from pathlib import Path
 
     from ofmu_ray.prepare import UsageError
     from ofmu_ray.tune.sweep import load_config, new_name
 
     root = Path(args.sweeps_dir)
+    if args.name and not re.fullmatch(r"[\w.-]+", args.name):  # it becomes a folder name and an MLflow tag
+        raise UsageError(f"--name {args.name!r}: use letters, digits, '.', '_' and '-' only")
     if args.resume:
         names = [args.name] if args.name else sorted(p.name for p in root.glob("*") if (p / "sweep.json").is_file())
         if not names:
@@ -319,11 +322,15 @@ def _run_sweep(args: argparse.Namespace) -> int:
 
 def _sweep(cfg, sweep_dir, args: argparse.Namespace) -> int:
     from ofmu_ray.prepare import prepare
-    from ofmu_ray.tune.sweep import run_sweep
+    from ofmu_ray.tune.sweep import SweepInterrupted, run_sweep
 
     prepared = prepare(cfg.bench, cfg.profile, args.cache_dir, progress=True)
-    with contextlib.redirect_stdout(sys.stderr):  # Tune's progress table: stdout keeps the results alone
-        result = run_sweep(cfg, prepared, sweep_dir, args.tracking_uri, args.resume, args.address)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # Tune's progress table: stdout keeps the results alone
+            result = run_sweep(cfg, prepared, sweep_dir, args.tracking_uri, args.resume, args.address)
+    except SweepInterrupted as e:
+        print(f"ofmu-ray: sweep interrupted: {e}", file=sys.stderr)
+        return 130
     _print_fronts(result, args.json)
     return 0
 

@@ -48,4 +48,6 @@ def test_a_bad_space_file_names_file_and_key_before_anything_runs(tiny, tmp_path
     assert not (tmp_path / "mlruns.db").exists() and not (tmp_path / "sweeps").exists()
     assert main([*argv[:-4], "--space", f"rmu={space}"]) == 2
     assert "--space for rmu, which this sweep does not run" in capsys.readouterr().err
+    assert main([*argv[:-2], "--name", "my sweep"]) == 2
+    assert "--name 'my sweep': use letters" in capsys.readouterr().err
 

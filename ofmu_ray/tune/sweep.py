@@ -125,9 +125,17 @@ def _reporter():
     return CLIReporter(metric_columns=[*OBJECTIVES, "step"], max_report_frequency=30)
 
 
+class SweepInterrupted(RuntimeError):
+    """Tune stopped before every trial ended (Ctrl-C): the sweep can be resumed."""
+
+
 def _fit(cfg: SweepConfig, name: str, searcher, num_samples: int, param_space: dict, context: dict,
-         callback, root: Path, resume: bool) -> None:
-    """Runs (or resumes) one Tune experiment of trials under `root/name`."""
+         callback, root: Path, resume: bool, expected: int) -> None:
+    """Runs (or resumes) one Tune experiment of `expected` trials under `root/name`.
+
+    Raises:
+        SweepInterrupted: Tune returned with trials unfinished, so nothing may be summarised yet.
+    """
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
 
@@ -148,7 +156,10 @@ def _fit(cfg: SweepConfig, name: str, searcher, num_samples: int, param_space: d
                                       failure_config=tune.FailureConfig(max_failures=0),
                                       progress_reporter=_reporter(), verbose=1),
         )
-    tuner.fit()
+    ended = sum(1 for result in tuner.fit() if result.error or "checkpoint_dir" in (result.metrics or {}))
+    if ended < expected:
+        raise SweepInterrupted(f"{name}: {ended} of {expected} trials ended; continue with "
+                               f"ofmu-ray sweep --resume --name {root.name} --sweeps-dir {root.parent}")
 
 
 def _fits(cfg: SweepConfig) -> int:
@@ -248,7 +259,7 @@ def run_sweep(cfg: SweepConfig, prepared: Prepared, sweep_dir: Path, tracking_ur
                                 points_to_evaluate=[defaults_in(method, space)], study_name=f"{name}-{method}")
         logger = TrialLogger(uri, experiment, parent, method_tags, "trial")
         _fit(cfg, method, searcher, cfg.trials, {k: tune_domain(d) for k, d in space.items()}, ctx, logger,
-             sweep_dir, resume)
+             sweep_dir, resume, cfg.trials)
         if cfg.seeds:
             _rerun_seeds(cfg, method, client, experiment, name, parent, method_tags, ctx, sweep_dir, resume)
         results.log_fronts(client, experiment, name, parent, [method], f"{method}, {cfg.bench} {cfg.split}", html=False)
@@ -280,4 +291,4 @@ def _rerun_seeds(cfg: SweepConfig, method: str, client, experiment: str, name: s
         points += [hp | {"seed": s, "source": run.data.tags["ray_trial_id"]} for s in range(1, cfg.seeds + 1)]
     logger = TrialLogger(client.tracking_uri, experiment, parent, method_tags, "seed")
     _fit(cfg, f"{method}-seeds", None, 1, {"point": tune.grid_search(points)}, context, logger,
-         sweep_dir, resume)
+         sweep_dir, resume, len(points))
