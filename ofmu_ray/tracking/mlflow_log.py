@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import math
 import tempfile
+import time
 from pathlib import Path
 
 from mlflow.entities import Metric, Param
@@ -24,7 +25,7 @@ from mlflow.tracking import MlflowClient
 DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
 ARTIFACT_DIR = "mlartifacts"
 RESULT_FILES = ("TOFU_EVAL.json", "TOFU_SUMMARY.json", "history.json")
-BATCH = 900  # MLflow's log_batch takes at most 1000 metrics at once
+METRICS_PER_BATCH, PARAMS_PER_BATCH = 1000, 100  # what one MLflow log_batch call accepts
 
 
 def resolve_uri(uri: str | None) -> str:
@@ -53,13 +54,16 @@ def _finite(metrics: dict) -> dict[str, float]:
 def log_values(client: MlflowClient, run_id: str, params: dict | None = None, metrics: dict | None = None,
                history: list[dict] | None = None) -> None:
     """Params, final metrics (step 0) and each history row's values as `step/<name>` at its step."""
-    entries = [Metric(k, v, 0, 0) for k, v in _finite(metrics or {}).items()]
+    now = int(time.time() * 1000)
+    entries = [Metric(k, v, now, 0) for k, v in _finite(metrics or {}).items()]
     for row in history or []:
         step = int(row["step"])
-        entries += [Metric(f"step/{k}", v, 0, step) for k, v in _finite(row).items() if k != "step"]
-    params = [Param(k, str(v)[:6000]) for k, v in (params or {}).items()]
-    for start in range(0, max(len(entries), len(params), 1), BATCH):
-        client.log_batch(run_id, metrics=entries[start:start + BATCH], params=params[start:start + BATCH])
+        entries += [Metric(f"step/{k}", v, now, step) for k, v in _finite(row).items() if k != "step"]
+    values = [Param(k, str(v)[:6000]) for k, v in (params or {}).items()]
+    for start in range(0, len(entries), METRICS_PER_BATCH):
+        client.log_batch(run_id, metrics=entries[start:start + METRICS_PER_BATCH])
+    for start in range(0, len(values), PARAMS_PER_BATCH):
+        client.log_batch(run_id, params=values[start:start + PARAMS_PER_BATCH])
 
 
 def _log_results(client: MlflowClient, run_id: str, folder: Path | None) -> None:
@@ -117,6 +121,8 @@ def log_trial(client: MlflowClient, experiment: str, parent: str, trial_id: str,
     _log_results(client, run_id, artifacts)
     if failed:
         client.set_tag(run_id, "error", failed[:5000])
+    elif found and "error" in found[0].data.tags:  # a retried trial that now finished
+        client.delete_tag(run_id, "error")
     client.set_terminated(run_id, status="FAILED" if failed else "FINISHED")
     return run_id
 
