@@ -139,6 +139,10 @@ def _print_metrics(metrics: dict, as_json: bool, footer: str) -> None:
     print(footer)
 
 
+def _add_tracking_uri(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tracking-uri", default=None, help="MLflow store (default: sqlite:///mlruns.db here)")
+
+
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     """Options of one unlearning run, shared by `unlearn` and `sweep`."""
     p.add_argument("--steps", type=int, default=20, help="forget batches (the same budget for every method)")
@@ -151,7 +155,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="unlearn through LoRA adapters only (peft); targets joined by '+'")
     p.add_argument("--lora-save", default="merged", choices=["merged", "adapter"],
                    help="save the adapter merged into the base weights, or alone beside the base model")
-    p.add_argument("--tracking-uri", default=None, help="MLflow store (default: sqlite:///mlruns.db here)")
+    _add_tracking_uri(p)
 
 
 def _lora(args: argparse.Namespace) -> dict:
@@ -227,15 +231,12 @@ def _run_unlearn(args: argparse.Namespace) -> int:
     if args.keep_best and not args.eval_every:
         raise UsageError("--keep-best needs --eval-every N")
     prepared = prepare(args.bench, args.profile, args.cache_dir, progress=True)
-    data = prepared.data()
-    if args.split not in data.forget_splits:
-        raise UsageError(f"unknown split {args.split!r}; this benchmark has: {', '.join(data.forget_splits)}")
 
     from ofmu_ray.eval.run import references
     from ofmu_ray.tracking import log_run
     from ofmu_ray.train.distributed import run
 
-    references(prepared, args.split, data, None)  # cached once, here, not in a worker
+    references(prepared, args.split, prepared.data(), None)  # checks the split; cached once, not in a worker
     spec = RunSpec(str(prepared.model_dir("target")), str(prepared.root / "data"), args.split,
                    retain_split(args.split), args.method, overrides, args.steps, args.batch_size, args.seed,
                    str(prepared.root), args.eval_every, args.checkpoint_every, args.keep_best, lora, args.lora_save)
@@ -341,7 +342,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-dir", default=None, help="as for prepare")
     p.add_argument("--trials", type=int, default=DEMO_TRIALS, help="per method (the same for every method)")
     p.add_argument("--steps", type=int, default=DEMO_STEPS, help="forget batches per trial")
-    p.add_argument("--tracking-uri", default=None, help="MLflow store (default: sqlite:///mlruns.db here)")
+    _add_tracking_uri(p)
     p.add_argument("--json", action="store_true")
 
 
@@ -374,7 +375,7 @@ def _print_fronts(result: dict, as_json: bool) -> None:
 
 def _add_pareto(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pareto", allow_abbrev=False, help="rebuild a sweep's fronts and hypervolumes from MLflow")
-    p.add_argument("--tracking-uri", default=None, help="MLflow store (default: sqlite:///mlruns.db here)")
+    _add_tracking_uri(p)
     p.add_argument("--experiment", required=True, help="e.g. synth-tofu/forget10")
     p.add_argument("--sweep", default=None, help="which sweep (default: the latest in the experiment)")
     p.add_argument("--json", action="store_true")
@@ -402,7 +403,7 @@ def _run_pareto(args: argparse.Namespace) -> int:
 
 def _add_ui(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ui", allow_abbrev=False, help="serve the MLflow UI of the store (on 127.0.0.1)")
-    p.add_argument("--tracking-uri", default=None, help="MLflow store (default: sqlite:///mlruns.db here)")
+    _add_tracking_uri(p)
     p.add_argument("--port", type=int, default=5000)
     p.add_argument("--host", default="127.0.0.1", help="the address to listen on; anything but 127.0.0.1 "
                    "exposes your runs to the network")

@@ -9,18 +9,18 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from ofmu_ray.prepare import Prepared, UsageError
+from ofmu_ray.data import TofuData
+from ofmu_ray.prepare import UsageError
 from ofmu_ray.tracking.mlflow_log import find_runs, finish, log_files
 from ofmu_ray.tune.pareto import log10_fq_floor, metric_names, summarize_fronts
 
 FLOOR = "reference/log10_forget_quality"  # + split key: the floors, logged on every parent run
 
 
-def floors(prepared: Prepared, split: str) -> dict[str, float]:
+def floors(data: TofuData, split: str) -> dict[str, float]:
     """The reference point's log10 FQ floor per split key: the forget split and each hard split."""
     from ofmu_ray.data.synth_tofu import HARD_SPLITS
 
-    data = prepared.data()
     out = {"": log10_fq_floor(len(data[split]))}
     out |= {f"/{h}": log10_fq_floor(len(data[f"{split}_{h}"])) for h in HARD_SPLITS if f"{split}_{h}" in data}
     return out

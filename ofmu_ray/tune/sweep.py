@@ -218,19 +218,17 @@ def run_sweep(cfg: SweepConfig, prepared: Prepared, sweep_dir: Path, tracking_ur
     from ofmu_ray.tune.logger import TrialLogger
     from ofmu_ray.tune.spaces import SpaceError
 
-    data = prepared.data()
-    if cfg.split not in data.forget_splits:
-        raise UsageError(f"unknown split {cfg.split!r}; this benchmark has: {', '.join(data.forget_splits)}")
     try:
         spaces = {m: load_space(m, cfg.spaces.get(m)) for m in cfg.methods}  # every file checked before work
     except SpaceError as e:
         raise UsageError(str(e)) from e
+    data = prepared.data()
+    references(prepared, cfg.split, data, None)  # checks the split; the oracle's evaluation, once, before trials
     sweep_dir = sweep_dir.resolve()
     name = sweep_dir.name
     if not resume:
         sweep_dir.mkdir(parents=True, exist_ok=False)
         (sweep_dir / "sweep.json").write_text(json.dumps(asdict(cfg), indent=1))
-    references(prepared, cfg.split, data, None)  # the oracle's evaluation, once, before trials need it
     uri = mlflow_log.resolve_uri(tracking_uri)
     client = MlflowClient(uri)
     experiment = mlflow_log.experiment_id(client, f"{cfg.bench}/{cfg.split}")
@@ -243,7 +241,7 @@ def run_sweep(cfg: SweepConfig, prepared: Prepared, sweep_dir: Path, tracking_ur
                 "lora_save": cfg.lora_save}
     context = {"workers": cfg.workers, "cpus_per_worker": cfg.cpus_per_worker,
                "gpus_per_worker": cfg.gpus_per_worker}
-    floors = {results.FLOOR + k: v for k, v in results.floors(prepared, cfg.split).items()}
+    floors = {results.FLOOR + k: v for k, v in results.floors(data, cfg.split).items()}
     start_ray(address)
     for method in cfg.methods:
         space, method_tags = spaces[method], tags | {"method": method}
