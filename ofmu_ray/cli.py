@@ -14,33 +14,71 @@ from collections.abc import Sequence
 DEMO_TRIALS, DEMO_STEPS = 6, 20  # sized so that `ofmu-ray demo` ends in under 30 minutes on 2 CPU cores
 
 
-def _add_bench_args(p: argparse.ArgumentParser, split: bool = True, benches: tuple[str, ...] = ()) -> None:
-    """The options every command that works on a prepared benchmark shares."""
-    from ofmu_ray.config import PROFILES
+def _add_bench_args(p: argparse.ArgumentParser, split: bool = True, run: bool = True) -> None:
+    """The options every command that works on a benchmark shares: which data, which models."""
+    from ofmu_ray.config import MODELS, PROFILES
+    from ofmu_ray.models.prompt import PROMPTS
     from ofmu_ray.prepare import BENCHES
 
-    p.add_argument("--bench", default="synth-tofu", choices=[*BENCHES, *benches])
+    p.add_argument("--bench", default="synth-tofu", choices=BENCHES,
+                   help="synth-tofu: generated, models trained here; tofu: your data and models (--data, --model)")
     p.add_argument("--profile", default="tiny", choices=list(PROFILES),
-                   help="tiny: ~20 authors (tests); small: 60 (demo); full: 200 (TOFU's size)")
+                   help="synth-tofu: tiny ~20 authors (tests); small 60 (demo); full 200 (TOFU's size)")
+    p.add_argument("--model", default=None,
+                   help=f"synth-tofu: an embedded model ({', '.join(MODELS)}; default: the profile's); "
+                        "tofu: the TOFU-finetuned target, a hub id or a folder")
     if split:
         p.add_argument("--split", default="forget10", help="forget split: forget01, forget05 or forget10")
+    p.add_argument("--data", default=None, help="tofu: hf:locuslab/TOFU or a folder of TOFU-schema files")
+    p.add_argument("--oracle", default=None, help="tofu: the retain model of --split (hub id or folder)")
+    p.add_argument("--retain-logs", default=None,
+                   help="an OpenUnlearning TOFU_EVAL.json of the retain model, instead of the oracle")
+    p.add_argument("--prompt", default="auto", choices=["auto", *PROMPTS],
+                   help="tofu: the prompt format the models were fine-tuned with (auto: the tokenizer's chat "
+                        "template if it has one, else plain 'Question: ... Answer:'; OpenUnlearning's TOFU "
+                        "models: llama3 or llama2)")
+    if run:
+        p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"], help="the models' weights")
     p.add_argument("--cache-dir", default=None,
                    help="where prepared benchmarks live (default: $OFMU_RAY_CACHE or ~/.cache/ofmu-ray); "
                         "what the cache lacks is prepared first")
 
 
+def _tofu_only(args: argparse.Namespace) -> None:
+    """Options that only mean something for --bench tofu are an error elsewhere (eval keeps --retain-logs:
+    a published retain log can stand in for a synth-tofu oracle too)."""
+    from ofmu_ray.prepare import UsageError
+
+    given = [o for o, v in (("--data", args.data), ("--oracle", args.oracle), ("--prompt", args.prompt != "auto"),
+                            ("--retain-logs", args.retain_logs and args.command != "eval")) if v]
+    if args.bench != "tofu" and given:
+        raise UsageError(f"{', '.join(given)}: for --bench tofu; synth-tofu generates its data and trains its "
+                         "models (plain prompts)")
+
+
+def _prepared(args: argparse.Namespace):
+    """The benchmark the arguments name, prepared (synth-tofu: trained if the cache lacks it)."""
+    from ofmu_ray.prepare import prepare
+    from ofmu_ray.prepare_tofu import prepare_tofu
+
+    _tofu_only(args)
+    if args.bench == "tofu":
+        return prepare_tofu(args.data, args.split, args.model, args.oracle, args.retain_logs, args.prompt,
+                            args.cache_dir)
+    return prepare(args.bench, args.profile, args.cache_dir, progress=True, model=args.model)
+
+
 def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("prepare", allow_abbrev=False,
-                       help="generate a benchmark and train its target and retain-oracle models")
-    _add_bench_args(p, split=False, benches=("tofu",))
-    p.add_argument("--data", default=None,
-                   help="with --bench tofu: hf:locuslab/TOFU or a folder of TOFU-schema files")
+                       help="generate a benchmark and train its target and retain-oracle models "
+                            "(tofu: read your data and check your models)")
+    _add_bench_args(p, run=False)
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
 
 
 def _print_report(report: dict) -> None:
     acc, chance = report["accuracy"], report["chance"]
-    print(f"{report['bench']} / {report['profile']}: prepared in {report['seconds']} s "
+    print(f"{report['bench']} / {report['profile']} / {report['model']}: prepared in {report['seconds']} s "
           f"(oracle = retain model of {report['oracle_split']})")
     print(f"{'split':<14}{'target':>8}{'oracle':>8}{'chance':>8}")
     for split in chance:
@@ -48,16 +86,16 @@ def _print_report(report: dict) -> None:
 
 
 def _run_prepare(args: argparse.Namespace) -> int:
-    from ofmu_ray.prepare import UsageError, prepare
-
-    if args.bench == "tofu":
+    if args.bench == "tofu" and args.model is None:
         return _check_tofu_data(args)
-    if args.data is not None:
-        raise UsageError(f"--data is for --bench tofu; {args.bench} is generated, not read")
-    prepared = prepare(args.bench, args.profile, args.cache_dir, progress=True)
+    prepared = _prepared(args)
     report = prepared.report
     if args.json:
         print(json.dumps(report, indent=2))
+    elif args.bench == "tofu":
+        print(f"tofu: {report['model']} (oracle {report['oracle']}, prompt {report['prompt']}), "
+              f"{len(report['splits'])} splits from {report['data']}")
+        print(f"cached in {prepared.root}")
     else:
         _print_report(report)
         print(f"cached in {prepared.root}")
@@ -65,7 +103,7 @@ def _run_prepare(args: argparse.Namespace) -> int:
 
 
 def _check_tofu_data(args: argparse.Namespace) -> int:
-    """Real TOFU has nothing to train (the user brings target and retain models): read and summarise."""
+    """Real TOFU data alone (no --model yet): read and summarise it."""
     from ofmu_ray.data import load_tofu
     from ofmu_ray.prepare import UsageError
 
@@ -106,9 +144,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", allow_abbrev=False,
                        help="TOFU metrics of a model against the retain oracle (prepares what the cache lacks)")
     _add_bench_args(p)
-    p.add_argument("--model", default="target", help="target, oracle, or a model folder (safetensors + tokenizer)")
-    p.add_argument("--retain-logs", default=None,
-                   help="an OpenUnlearning TOFU_EVAL.json of a retain model, used instead of the oracle")
+    p.add_argument("--evaluate", default="target",
+                   help="which model: target, oracle, or a model folder (e.g. an unlearned one)")
     p.add_argument("--out", default=None, help="where TOFU_EVAL.json and TOFU_SUMMARY.json go "
                    "(default: evals/<model>-<split>)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
@@ -118,11 +155,10 @@ def _run_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ofmu_ray.eval.run import evaluate, write_json
-    from ofmu_ray.prepare import prepare
 
-    prepared = prepare(args.bench, args.profile, args.cache_dir, progress=True)
-    summary, result = evaluate(prepared, args.split, args.model, args.retain_logs)
-    out = Path(args.out or Path("evals") / f"{Path(args.model).name}-{args.split}")
+    prepared = _prepared(args)
+    summary, result = evaluate(prepared, args.split, args.evaluate, args.retain_logs, args.dtype)
+    out = Path(args.out or Path("evals") / f"{Path(args.evaluate).name}-{args.split}")
     write_json(out / "TOFU_EVAL.json", result)
     write_json(out / "TOFU_SUMMARY.json", summary)
     _print_metrics(summary, args.json, f"per-question results: {out / 'TOFU_EVAL.json'}")
@@ -217,7 +253,7 @@ def _run_unlearn(args: argparse.Namespace) -> int:
 
     from ofmu_ray.data.tofu import retain_split
     from ofmu_ray.methods import build_config
-    from ofmu_ray.prepare import UsageError, prepare
+    from ofmu_ray.prepare import UsageError
     from ofmu_ray.train.distributed import RunSpec
 
     overrides, lora = _parse_sets(args.set), _lora(args)
@@ -230,16 +266,17 @@ def _run_unlearn(args: argparse.Namespace) -> int:
                          f"workers ({args.workers})")
     if args.keep_best and not args.eval_every:
         raise UsageError("--keep-best needs --eval-every N")
-    prepared = prepare(args.bench, args.profile, args.cache_dir, progress=True)
+    prepared = _prepared(args)
 
     from ofmu_ray.eval.run import references
     from ofmu_ray.tracking import log_run
     from ofmu_ray.train.distributed import run
 
-    references(prepared, args.split, prepared.data(), None)  # checks the split; cached once, not in a worker
-    spec = RunSpec(str(prepared.model_dir("target")), str(prepared.root / "data"), args.split,
+    references(prepared, args.split, prepared.data(), None, args.dtype)  # checks the split; cached, not in a worker
+    spec = RunSpec(prepared.model_dir("target"), str(prepared.root / "data"), args.split,
                    retain_split(args.split), args.method, overrides, args.steps, args.batch_size, args.seed,
-                   str(prepared.root), args.eval_every, args.checkpoint_every, args.keep_best, lora, args.lora_save)
+                   str(prepared.root), args.eval_every, args.checkpoint_every, args.keep_best, lora, args.lora_save,
+                   prepared.prompt, args.dtype)
     if args.workers > 1:
         from ofmu_ray.tune.sweep import start_ray
 
@@ -248,9 +285,9 @@ def _run_unlearn(args: argparse.Namespace) -> int:
     metrics, model_dir = run(spec, args.workers, _cpus(args), args.gpus_per_worker, out)
     history = json.loads((model_dir / "history.json").read_text())
     params = {f"method.{f['name']}": getattr(cfg, f["name"]) for f in type(cfg).describe()}
-    params |= {"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed}
+    params |= {"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed, "dtype": args.dtype}
     params |= {f"lora.{k}": v for k, v in lora.items()}
-    tags = {"bench": args.bench, "profile": args.profile, "split": args.split, "model": "target",
+    tags = {"bench": args.bench, "profile": args.profile, "split": args.split, "model": prepared.model,
             "method": args.method, "world_size": str(args.workers), "model_dir": str(model_dir),
             "ofmu.kind": "run"}
     run_id = log_run(f"{args.bench}/{args.split}", args.method, params, metrics, tags, args.tracking_uri,
@@ -270,6 +307,9 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
                             "Pareto fronts in MLflow")
     _add_bench_args(p)
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated (default: all)")
+    p.add_argument("--models", default=None,
+                   help="comma-separated: sweep each model with the same budget (instead of --model; with "
+                        "--bench tofu, --oracle or --retain-logs lists one per model, in the same order)")
     p.add_argument("--trials", type=int, default=8, help="per method, its default configuration included")
     _add_run_args(p)
     p.add_argument("--concurrency", type=int, default=0, help="trials at once (0: as many as the CPUs hold)")
@@ -287,13 +327,22 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the fronts as JSON on stdout")
 
 
+def _names(text: str | None) -> tuple[str, ...]:
+    return tuple(m.strip() for m in (text or "").split(",") if m.strip())
+
+
 def _sweep_config(args: argparse.Namespace):
+    from ofmu_ray.prepare import UsageError
     from ofmu_ray.tune.sweep import SweepConfig
 
-    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    return SweepConfig(args.bench, args.profile, args.split, methods, args.trials, args.steps, args.batch_size,
-                       args.workers, _cpus(args), args.gpus_per_worker, args.concurrency, args.seeds,
-                       args.sampler, args.sampler_seed, _parse_sets(args.space), _lora(args), args.lora_save)
+    if args.models and args.model:
+        raise UsageError("--model or --models, not both")
+    _tofu_only(args)
+    return SweepConfig(args.bench, args.profile, args.split, _names(args.methods), args.trials, args.steps,
+                       args.batch_size, args.workers, _cpus(args), args.gpus_per_worker, args.concurrency, args.seeds,
+                       args.sampler, args.sampler_seed, _parse_sets(args.space), _lora(args), args.lora_save,
+                       _names(args.models or args.model), args.data, _names(args.oracle), _names(args.retain_logs),
+                       args.prompt, args.dtype)
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
@@ -322,10 +371,9 @@ def _run_sweep(args: argparse.Namespace) -> int:
 
 
 def _sweep(cfg, sweep_dir, args: argparse.Namespace) -> int:
-    from ofmu_ray.prepare import prepare
-    from ofmu_ray.tune.sweep import SweepInterrupted, run_sweep
+    from ofmu_ray.tune.sweep import SweepInterrupted, prepare_models, run_sweep
 
-    prepared = prepare(cfg.bench, cfg.profile, args.cache_dir, progress=True)
+    prepared = prepare_models(cfg, args.cache_dir)
     try:
         with contextlib.redirect_stdout(sys.stderr):  # Tune's progress table: stdout keeps the results alone
             result = run_sweep(cfg, prepared, sweep_dir, args.tracking_uri, args.resume, args.address)
@@ -358,17 +406,22 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 def _print_fronts(result: dict, as_json: bool) -> None:
-    from ofmu_ray.tune.results import format_seeds, format_table
+    from ofmu_ray.tune.results import format_hypervolumes, format_seeds, format_table
 
     if as_json:
         print(json.dumps(result, indent=1))
         return
-    print(format_table(result["fronts"]))
-    if result.get("seeds"):
-        print("\nfront configurations re-run with new seeds (mean +- std):")
-        print(format_seeds(result["seeds"]))
+    for model, found in result["models"].items():
+        print(f"=== model {model}")
+        print(format_table(found["fronts"]))
+        if found.get("seeds"):
+            print("\nfront configurations re-run with new seeds (mean +- std):")
+            print(format_seeds(found["seeds"]))
+        print()
+    if result.get("hypervolumes"):
+        print(format_hypervolumes(result["hypervolumes"]) + "\n")
     where = result["mlflow"]
-    print(f"\nMLflow: experiment {where['experiment']}, sweep {where['sweep']} in {where['tracking_uri']}")
+    print(f"MLflow: experiment {where['experiment']}, sweep {where['sweep']} in {where['tracking_uri']}")
     print("browse it: ofmu-ray ui" + ("" if where["tracking_uri"].endswith("/mlruns.db") else
                                        f" --tracking-uri {where['tracking_uri']}") + "  (then open http://127.0.0.1:5000)")
 
@@ -386,7 +439,7 @@ def _run_pareto(args: argparse.Namespace) -> int:
 
     from ofmu_ray.prepare import UsageError
     from ofmu_ray.tracking.mlflow_log import resolve_uri
-    from ofmu_ray.tune.results import fronts_of, latest_sweep, seed_table
+    from ofmu_ray.tune.results import fronts_of, hypervolume_table, latest_sweep, seed_table, sweep_models
 
     uri = resolve_uri(args.tracking_uri)
     client = MlflowClient(uri)
@@ -394,10 +447,15 @@ def _run_pareto(args: argparse.Namespace) -> int:
     if experiment is None:
         names = [e.name for e in client.search_experiments()]
         raise UsageError(f"no experiment {args.experiment!r} in {uri}; it has: {', '.join(names) or 'none'}")
-    sweep = args.sweep or latest_sweep(client, experiment.experiment_id)
-    _, fronts = fronts_of(client, experiment.experiment_id, sweep)
-    _print_fronts({"fronts": fronts, "seeds": seed_table(client, experiment.experiment_id, sweep),
-                   "mlflow": {"tracking_uri": uri, "experiment": args.experiment, "sweep": sweep}}, args.json)
+    exp = experiment.experiment_id
+    sweep = args.sweep or latest_sweep(client, exp)
+    models = sweep_models(client, exp, sweep)
+    result = {"models": {m: {"fronts": fronts_of(client, exp, sweep, model=m)[1],
+                             "seeds": seed_table(client, exp, sweep, m)} for m in models},
+              "mlflow": {"tracking_uri": uri, "experiment": args.experiment, "sweep": sweep}}
+    if len(models) > 1:
+        result["hypervolumes"] = hypervolume_table(client, exp, sweep, models)
+    _print_fronts(result, args.json)
     return 0
 
 

@@ -127,20 +127,26 @@ class FinetuneConfig:
             raise ValueError(f"warmup must be in [0, 1), got {self.warmup}")
 
 
+# The embedded models a benchmark can be prepared with: the models axis of a comparison.
+MODELS: dict[str, TinyLlamaSpec] = {
+    "tiny-llama-2l": TinyLlamaSpec(layers=2),
+    "tiny-llama-4l": TinyLlamaSpec(),
+    "tiny-llama-8l": TinyLlamaSpec(layers=8),
+    "llama-6l-256": TinyLlamaSpec(layers=6, hidden=256, intermediate=768, heads=8),
+}
+
+
 @dataclass(frozen=True)
 class Profile:
-    """A named size of the embedded benchmark: data, model shape and training together."""
+    """A named size of the embedded benchmark: data, its default model (a `MODELS` name) and training."""
 
     data: SynthTofuConfig
-    model: TinyLlamaSpec = field(default_factory=TinyLlamaSpec)
+    model: str = "tiny-llama-4l"
     train: FinetuneConfig = field(default_factory=FinetuneConfig)
 
 
 PROFILES: dict[str, Profile] = {
     "tiny": Profile(SynthTofuConfig(authors=20)),  # tests: forget05 + forget10
     "small": Profile(SynthTofuConfig(authors=60)),  # the demo: all three forget splits
-    "full": Profile(SynthTofuConfig(authors=200), TinyLlamaSpec(layers=6, hidden=256, intermediate=768,
-                                                                heads=8)),  # TOFU's size
+    "full": Profile(SynthTofuConfig(authors=200), "llama-6l-256"),  # TOFU's size
 }
-
-

@@ -6,11 +6,14 @@ equal arguments return at once, different ones never overwrite each other, and a
 generator never serves stale models. A folder is built under a temporary name and renamed when complete:
 an interrupted prepare leaves nothing that a later call would mistake for a finished one.
 
-Layout of `<cache-dir>/<bench>/<profile>-<key>/`:
+Layout of `<cache-dir>/synth-tofu/<profile>-<model>-<key>/`:
     data/<split>.json        every split in TOFU's schema (JSON lines), plus the training mix
     models/target/           the model trained on everything (safetensors + tokenizer)
     models/oracle-forgetXX/  one retain oracle per forget split, trained without its authors
     report.json              accuracies of target and oracle, chance levels, seconds taken
+
+Real TOFU trains nothing (`prepare_tofu.py`); its cache folders are `Prepared` too, so every
+command serves both kinds the same way.
 """
 
 from __future__ import annotations
@@ -25,16 +28,21 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ofmu_ray.config import PROFILES, Profile
+from ofmu_ray.config import MODELS, PROFILES, Profile
 from ofmu_ray.data import TofuData, generate, load_tofu, training_rows, write_tofu_dir
 from ofmu_ray.data.tofu import retain_split
 
-BENCHES = ("synth-tofu",)
+BENCHES = ("synth-tofu", "tofu")
 REPORT_SPLIT = "forget10"  # the split whose hard splits and oracle the report shows (as TOFU's headline)
 
 
 class UsageError(ValueError):
     """A bad argument: the CLI prints it and exits with status 2."""
+
+
+def slug(model: str) -> str:
+    """A model's name as one path segment (hub ids and folders have slashes): for folder and metric names."""
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in model.strip("/"))
 
 
 def default_cache_dir() -> Path:
@@ -46,12 +54,13 @@ def _source_fingerprint() -> str:
     """Hash of the code that generates data and trains the models (read as files: no torch import)."""
     package = Path(__file__).parent
     files = [*sorted((package / "data").glob("*.py")), *sorted((package / "models").glob("*.py")),
-             package / "train" / "finetune.py"]
+             package / "train" / "finetune.py", Path(__file__)]
     return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
 
 
-def cache_key(bench: str, profile: Profile) -> str:
-    blob = json.dumps({"bench": bench, "source": _source_fingerprint(), **asdict(profile)}, sort_keys=True)
+def cache_key(bench: str, profile: Profile, model: str) -> str:
+    blob = json.dumps({"bench": bench, "source": _source_fingerprint(), **asdict(profile),
+                       "model": asdict(MODELS[model])}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -65,16 +74,39 @@ class Prepared:
     def report(self) -> dict:
         return json.loads((self.root / "report.json").read_text())
 
+    @property
+    def sources(self) -> dict:
+        """Real TOFU: the user's models (`models`), prompt format and retain logs; {} when trained here."""
+        path = self.root / "sources.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    @property
+    def model(self) -> str:
+        """The target's name: an embedded model, or the user's hub id or folder."""
+        return self.report["model"]
+
+    @property
+    def prompt(self) -> str:
+        return self.sources.get("prompt", "auto")
+
     def data(self) -> TofuData:
         return load_tofu(self.root / "data")
 
-    def model_dir(self, name: str) -> Path:
-        """`target` or `oracle-<forget split>`."""
+    def model_dir(self, name: str) -> str:
+        """Where `target` or `oracle-<forget split>` loads from: a folder, or a hub id."""
         path = self.root / "models" / name
-        if not path.is_dir():
-            have = sorted(p.name for p in (self.root / "models").iterdir())
-            raise UsageError(f"no prepared model {name!r}; this cache has: {', '.join(have)}")
-        return path
+        if path.is_dir():
+            return str(path)
+        named = self.sources.get("models", {})
+        if name in named:
+            return named[name]
+        have = sorted(p.name for p in (self.root / "models").iterdir()) if (self.root / "models").is_dir() else []
+        raise UsageError(f"no model {name!r} for this benchmark; it has: {', '.join(have + sorted(named)) or 'none'}")
+
+    def retain_logs(self, split: str) -> Path | None:
+        """An OpenUnlearning retain log given for `split` instead of an oracle model."""
+        name = self.sources.get("retain_logs", {}).get(split)
+        return self.root / name if name else None
 
 
 def _check_writable(cache_dir: Path) -> None:
@@ -88,9 +120,9 @@ def _check_writable(cache_dir: Path) -> None:
 
 
 def _corpus(data: TofuData) -> list[str]:
-    from ofmu_ray.models import format_prompt
+    from ofmu_ray.models.prompt import PROMPTS
 
-    texts = [format_prompt("")]
+    texts = [PROMPTS["plain"].text(None, "")]
     for rows in data.splits.values():
         for r in rows:
             texts += [r["question"], r["answer"], r.get("paraphrased_answer", "")]
@@ -110,11 +142,11 @@ def _accuracies(model_dir: Path, data: TofuData, splits: dict[str, str]) -> dict
     from ofmu_ray.eval import answer_accuracy
     from ofmu_ray.models import load_causal_lm, load_tokenizer
 
-    model, tok = load_causal_lm(model_dir), load_tokenizer(model_dir)
+    model, tok = load_causal_lm(model_dir), load_tokenizer(model_dir, "plain")
     return {name: round(answer_accuracy(model, tok, data[split]), 4) for name, split in splits.items()}
 
 
-def _build(bench: str, profile_name: str, profile: Profile, out: Path, progress: bool) -> dict:
+def _build(bench: str, profile_name: str, profile: Profile, model_name: str, out: Path, progress: bool) -> dict:
     from tqdm.auto import tqdm
     from transformers.utils import logging as hf_logging
 
@@ -135,7 +167,7 @@ def _build(bench: str, profile_name: str, profile: Profile, out: Path, progress:
               mininterval=1 if sys.stderr.isatty() else 15) as bar:
         for name, rows in jobs.items():
             bar.set_description(f"train {name} ({len(rows)} rows)")
-            model = build_tiny_llama(profile.model, tokenizer, seed=profile.train.seed)
+            model = build_tiny_llama(MODELS[model_name], tokenizer, seed=profile.train.seed)
 
             def step(loss: float) -> None:
                 bar.update()
@@ -148,6 +180,7 @@ def _build(bench: str, profile_name: str, profile: Profile, out: Path, progress:
     return {
         "bench": bench,
         "profile": profile_name,
+        "model": model_name,
         "seconds": round(time.time() - start, 1),
         "accuracy": {
             "target": _accuracies(out / "models" / "target", data, splits),
@@ -159,33 +192,15 @@ def _build(bench: str, profile_name: str, profile: Profile, out: Path, progress:
     }
 
 
-def prepare(bench: str = "synth-tofu", profile: str = "tiny", cache_dir: str | Path | None = None,
-            progress: bool = True) -> Prepared:
-    """Returns the prepared benchmark, building and caching it first if needed.
-
-    Args:
-        bench: benchmark name (`synth-tofu`).
-        profile: `tiny` (tests), `small` (demo) or `full` (TOFU's 200 authors).
-        cache_dir: where prepared folders live; default `default_cache_dir()`.
-        progress: show a progress bar on stderr while training.
-
-    Raises:
-        UsageError: unknown bench or profile, or a cache dir that cannot be written.
-    """
-    if bench not in BENCHES:
-        raise UsageError(f"unknown bench {bench!r}; choose from: {', '.join(BENCHES)}")
-    if profile not in PROFILES:
-        raise UsageError(f"unknown profile {profile!r}; choose from: {', '.join(PROFILES)}")
-    cache_dir = (Path(cache_dir) if cache_dir else default_cache_dir()).resolve()  # Ray workers run elsewhere
-    root = cache_dir / bench / f"{profile}-{cache_key(bench, PROFILES[profile])}"
+def publish(root: Path, build) -> Prepared:
+    """Builds a cache folder under a temporary name (`build(tmp) -> report`) and renames it when
+    complete, so an interrupted prepare leaves nothing a later call would take for finished."""
     if (root / "report.json").is_file():
         return Prepared(root)
-    _check_writable(cache_dir)
-    root.parent.mkdir(parents=True, exist_ok=True)
+    _check_writable(root.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
     try:
-        report = _build(bench, profile, PROFILES[profile], tmp, progress)
-        report["cache_key"] = root.name
+        report = build(tmp) | {"cache_key": root.name}
         (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         try:
             tmp.rename(root)
@@ -195,3 +210,33 @@ def prepare(bench: str = "synth-tofu", profile: str = "tiny", cache_dir: str | P
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return Prepared(root)
+
+
+def cache_root(cache_dir: str | Path | None) -> Path:
+    return (Path(cache_dir) if cache_dir else default_cache_dir()).resolve()  # Ray workers run elsewhere
+
+
+def prepare(bench: str = "synth-tofu", profile: str = "tiny", cache_dir: str | Path | None = None,
+            progress: bool = True, model: str | None = None) -> Prepared:
+    """Returns the prepared embedded benchmark, building and caching it first if needed.
+
+    Args:
+        bench: benchmark name (`synth-tofu`; real TOFU is `prepare_tofu`).
+        profile: `tiny` (tests), `small` (demo) or `full` (TOFU's 200 authors).
+        cache_dir: where prepared folders live; default `default_cache_dir()`.
+        progress: show a progress bar on stderr while training.
+        model: an embedded model (`config.MODELS`); default the profile's.
+
+    Raises:
+        UsageError: unknown bench, profile or model, or a cache dir that cannot be written.
+    """
+    if bench != "synth-tofu":
+        raise UsageError(f"unknown bench {bench!r} to generate; choose synth-tofu (tofu: bring --data and --model)")
+    if profile not in PROFILES:
+        raise UsageError(f"unknown profile {profile!r}; choose from: {', '.join(PROFILES)}")
+    model = model or PROFILES[profile].model
+    if model not in MODELS:
+        raise UsageError(f"--model {model!r} is not an embedded model; choose from: {', '.join(MODELS)} "
+                         "(your own model: --bench tofu --data DIR --model PATH)")
+    root = cache_root(cache_dir) / bench / f"{profile}-{model}-{cache_key(bench, PROFILES[profile], model)}"
+    return publish(root, lambda tmp: _build(bench, profile, PROFILES[profile], model, tmp, progress))

@@ -8,15 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from ofmu_ray.config import PROFILES, FinetuneConfig, Profile, TinyLlamaSpec
+from ofmu_ray.config import MODELS, PROFILES, FinetuneConfig, Profile, TinyLlamaSpec
 from ofmu_ray.data import SynthTofuConfig
 from ofmu_ray.prepare import prepare
 
 REPO = Path(__file__).resolve().parents[1]
 
 # A profile that trains in seconds: for testing prepare's mechanics, not what models learn.
-MICRO = Profile(SynthTofuConfig(authors=10), TinyLlamaSpec(layers=1, hidden=32, intermediate=64, heads=2),
-                FinetuneConfig(epochs=1))
+MICRO = Profile(SynthTofuConfig(authors=10), "micro-llama", FinetuneConfig(epochs=1))
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +32,7 @@ def tiny(test_cache):
 @pytest.fixture
 def micro(monkeypatch):
     monkeypatch.setitem(PROFILES, "micro", MICRO)
+    monkeypatch.setitem(MODELS, "micro-llama", TinyLlamaSpec(layers=1, hidden=32, intermediate=64, heads=2))
     return "micro"
 
 

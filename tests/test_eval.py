@@ -89,19 +89,19 @@ def test_oracle_reference_is_cached_and_never_recomputed(tiny):
 
 def test_cli_eval_writes_openunlearning_files_and_takes_retain_logs(tiny, tmp_path, capsys):
     argv = ["eval", "--profile", "tiny", "--cache-dir", str(tiny.root.parents[1]), "--split", "forget10"]
-    assert main([*argv, "--model", "oracle", "--out", str(tmp_path / "oracle"), "--json"]) == 0
+    assert main([*argv, "--evaluate", "oracle", "--out", str(tmp_path / "oracle"), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     log = json.loads((tmp_path / "oracle" / "TOFU_EVAL.json").read_text())
     assert len(log["forget_truth_ratio"]["value_by_index"]) == 40
     assert json.loads((tmp_path / "oracle" / "TOFU_SUMMARY.json").read_text()) == summary
     # A published retain log stands in for the oracle: the same numbers when it is the same oracle.
     retain_logs = ["--retain-logs", str(tmp_path / "oracle" / "TOFU_EVAL.json")]
-    assert main([*argv, "--model", "target", "--out", str(tmp_path / "t"), "--json", *retain_logs]) == 0
+    assert main([*argv, "--evaluate", "target", "--out", str(tmp_path / "t"), "--json", *retain_logs]) == 0
     with_logs = json.loads(capsys.readouterr().out)
     assert with_logs == json.loads(json.dumps(evaluate(tiny, "forget10", "target")[0]))
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
-    assert main([*argv, "--model", "target", "--retain-logs", str(bad)]) == 2
+    assert main([*argv, "--evaluate", "target", "--retain-logs", str(bad)]) == 2
     assert "no per-question 'forget_truth_ratio'" in capsys.readouterr().err
-    assert main([*argv, "--model", str(tmp_path / "nowhere")]) == 2
+    assert main([*argv, "--evaluate", str(tmp_path / "nowhere")]) == 2
     assert main([*argv, "--split", "forget99"]) == 2

@@ -9,16 +9,20 @@ from ofmu_ray.config import TinyLlamaSpec
 from ofmu_ray.eval import contains_value, greedy_answers
 from ofmu_ray.models import (
     IGNORE,
+    PROMPTS,
     build_tiny_llama,
     collate,
     encode_example,
     format_prompt,
     load_causal_lm,
     load_tokenizer,
+    prompt_batch,
     train_word_tokenizer,
 )
+from ofmu_ray.models.prompt import resolve_prompt
 
-TEXTS = ["Where was Ana Lopez born?", "Ana Lopez was born in Porto.", "Der Ort ist Köln.", format_prompt("")]
+TEXTS = ["Where was Ana Lopez born?", "Ana Lopez was born in Porto.", "Der Ort ist Köln.",
+         PROMPTS["plain"].template, "INST /INST < > user assistant"]
 
 
 def test_tokenizer_round_trip(tmp_path):
@@ -50,7 +54,7 @@ def test_model_round_trip_is_safetensors_and_identical(tmp_path):
 def test_only_answer_tokens_carry_loss():
     tok = train_word_tokenizer(TEXTS)
     ids, labels = encode_example(tok, "Where was Ana Lopez born?", "Ana Lopez was born in Porto.")
-    prompt_len = len(tok(format_prompt("Where was Ana Lopez born?"))["input_ids"])
+    prompt_len = len(tok(format_prompt(tok, "Where was Ana Lopez born?"))["input_ids"])
     assert labels[:prompt_len] == [IGNORE] * prompt_len
     assert labels[prompt_len:] == ids[prompt_len:] and labels[-1] == tok.eos_token_id
     bio_ids, bio_labels = encode_example(tok, "", "Ana Lopez was born in Porto.")
@@ -74,3 +78,26 @@ def test_contains_value_matches_whole_words():
     assert contains_value("She won the Halden Award.", "halden award")
     assert not contains_value("born in 1967", "196")
     assert contains_value("Le passe-temps de X est l ' escalade .", "l'escalade")
+
+
+def test_prompt_formats_follow_openunlearning_and_the_chat_template(tmp_path):
+    tok = train_word_tokenizer(TEXTS)
+    assert PROMPTS["llama2"].text(tok, "Who?") == "[INST] Who? [/INST]"
+    assert PROMPTS["llama3"].text(tok, "Who?").endswith(
+        "<|start_header_id|>user<|end_header_id|>\n\nWho?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
+    assert resolve_prompt("auto", tok).name == "plain"
+    tok.chat_template = ("{% for m in messages %}< {{ m['role'] }} > {{ m['content'] }} {% endfor %}"
+                         "{% if add_generation_prompt %}< assistant > {% endif %}")
+    tok.save_pretrained(tmp_path)
+    chat = load_tokenizer(tmp_path)  # auto: the tokenizer has a chat template
+    assert chat.prompt_format.name == "chat"
+    assert format_prompt(chat, "Who?") == "< system > You are a helpful assistant. < user > Who? < assistant > "
+    ids, labels = encode_example(chat, "Where was Ana Lopez born?", "Ana Lopez was born in Porto.")
+    answer = [t for t in labels if t != IGNORE]
+    assert chat.decode(answer, skip_special_tokens=True) == "Ana Lopez was born in Porto ."
+    assert answer[-1] == chat.eos_token_id and ids[: len(ids) - len(answer)] == chat.prompt_format.prompt_ids(
+        chat, "Where was Ana Lopez born?")
+    assert load_tokenizer(tmp_path, "llama2").prompt_format.name == "llama2"
+    batch = prompt_batch(chat, ["Who?", "Where was Ana Lopez born?"])
+    short = chat.prompt_format.prompt_ids(chat, "Who?")
+    assert batch["input_ids"][0, -len(short):].tolist() == short and batch["attention_mask"][0].sum() == len(short)

@@ -18,11 +18,11 @@ REPORT_SPLITS = ["forget10", "retain90", "paraphrase", "multihop", "crosslingual
 def test_prepare_writes_models_data_and_report_then_hits_the_cache(tmp_path, micro, capsys):
     assert main(["prepare", "--profile", micro, "--cache-dir", str(tmp_path), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["bench"] == "synth-tofu" and report["profile"] == micro
+    assert report["bench"] == "synth-tofu" and report["profile"] == micro and report["model"] == "micro-llama"
     assert sorted(report["accuracy"]) == ["oracle", "target"]
     assert sorted(report["accuracy"]["target"]) == sorted(REPORT_SPLITS) == sorted(report["chance"])
     root = prepare("synth-tofu", micro, tmp_path).root
-    assert root.name == f"{micro}-{cache_key('synth-tofu', PROFILES[micro])}"
+    assert root.name == f"{micro}-micro-llama-{cache_key('synth-tofu', PROFILES[micro], 'micro-llama')}"
     assert sorted(p.name for p in (root / "models").iterdir()) == ["oracle-forget10", "target"]
     assert (root / "models" / "target" / "model.safetensors").is_file()
     assert (root / "data" / "forget10.json").is_file()
@@ -37,8 +37,10 @@ def test_prepare_writes_models_data_and_report_then_hits_the_cache(tmp_path, mic
 
 
 def test_cache_key_changes_with_the_configuration():
-    assert cache_key("synth-tofu", PROFILES["tiny"]) != cache_key("synth-tofu", PROFILES["small"])
-    assert cache_key("synth-tofu", PROFILES["tiny"]) == cache_key("synth-tofu", PROFILES["tiny"])
+    tiny = cache_key("synth-tofu", PROFILES["tiny"], "tiny-llama-4l")
+    assert tiny != cache_key("synth-tofu", PROFILES["small"], "tiny-llama-4l")
+    assert tiny != cache_key("synth-tofu", PROFILES["tiny"], "tiny-llama-2l")
+    assert tiny == cache_key("synth-tofu", PROFILES["tiny"], "tiny-llama-4l")
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -51,6 +53,17 @@ def test_bad_arguments_exit_2(argv, message, capsys):
         main(["prepare", *argv])
     assert exit_.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "tiny-llama-3l"], "'tiny-llama-3l' is not an embedded model; choose from: tiny-llama-2l"),
+    (["--oracle", "x"], "--oracle: for --bench tofu"),
+    (["--bench", "tofu"], "--bench tofu needs --data"),
+])
+def test_bad_benchmark_options_exit_2_before_anything_is_written(argv, message, tmp_path, capsys):
+    assert main(["prepare", "--cache-dir", str(tmp_path / "cache"), *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists()
 
 
 def test_unwritable_cache_dir_exits_2_and_names_it(tmp_path, capsys):

@@ -74,7 +74,7 @@ def test_sweep_records_parents_children_and_plots(swept):
 
 def test_pareto_command_equals_a_recomputation_from_the_runs(swept, capsys):
     assert main(["pareto", "--tracking-uri", swept, "--experiment", "synth-tofu/forget10", "--json"]) == 0
-    printed = json.loads(capsys.readouterr().out)["fronts"]
+    printed = json.loads(capsys.readouterr().out)["models"]["tiny-llama-4l"]["fronts"]
     children = sorted(_runs(swept, "trial"), key=lambda c: int(c.data.tags["trial_index"]))
     (parent, *_) = _runs(swept, "method")
     floors = {k[len("reference/log10_forget_quality"):]: v for k, v in parent.data.metrics.items()
@@ -109,7 +109,7 @@ def test_resume_after_the_driver_is_killed(tiny, tmp_path):
     children = _runs(uri, "trial")
     assert len(children) == 4 and all(c.info.status == "FINISHED" for c in children)
     assert len({c.data.tags["ray_trial_id"] for c in children}) == 4
-    printed = json.loads(resumed.stdout)
+    printed = json.loads(resumed.stdout)["models"]["tiny-llama-4l"]
     assert printed["fronts"][""]["methods"]["gradascent"]["trials"] == 4
     # --seeds 2 (kept in the sweep's settings): every front configuration re-run with two new seeds
     ordered = sorted(children, key=lambda c: int(c.data.tags["trial_index"]))
@@ -119,3 +119,36 @@ def test_resume_after_the_driver_is_killed(tiny, tmp_path):
     assert sorted(r.data.params["seed"] for r in reruns) == sorted(["1", "2"] * len(front))
     assert {row["source_trial"] for row in printed["seeds"]} == front
     assert all(row["seeds"] == 2 and "model_utility_std" in row for row in printed["seeds"])
+
+
+def test_models_axis_sweeps_each_model_with_the_same_budget(ray_session, tiny, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    models = ["tiny-llama-2l", "tiny-llama-4l"]
+    argv = ["sweep", "--profile", "tiny", "--cache-dir", str(tiny.root.parents[1]), "--models", ",".join(models),
+            "--methods", "gradascent", "--trials", "2", "--steps", "2", "--batch-size", "4", "--tracking-uri", uri]
+    assert main([*argv, "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert list(printed["models"]) == models
+    parents = _runs(uri, "method")
+    assert sorted(r.data.tags["model"] for r in parents) == models
+    children = _runs(uri, "trial")
+    assert sorted(c.data.tags["model"] for c in children) == sorted(models * 2)
+    for parent in parents:  # each model's trials under its own parent
+        mine = [c for c in children if c.data.tags["mlflow.parentRunId"] == parent.info.run_id]
+        assert len(mine) == 2 and {c.data.tags["model"] for c in mine} == {parent.data.tags["model"]}
+    assert sorted(r.data.tags["model"] for r in _runs(uri, "comparison")) == models
+    (across,) = _runs(uri, "models")
+    for model in models:
+        hv = printed["hypervolumes"][""]["gradascent"][model]
+        assert across.data.metrics[f"hypervolume/gradascent/{model}"] == hv
+        assert hv == printed["models"][model]["fronts"][""]["methods"]["gradascent"]["hypervolume"]
+        assert f"hypervolume/multihop/gradascent/{model}" in across.data.metrics
+    files = {a.path for a in MlflowClient(uri).list_artifacts(across.info.run_id, "models")}
+    assert {"models/hypervolume.png", "models/front_gradascent.png", "models/hypervolumes.csv"} <= files
+    assert main(["pareto", "--tracking-uri", uri, "--experiment", "synth-tofu/forget10", "--json"]) == 0
+    rebuilt = json.loads(capsys.readouterr().out)
+    assert rebuilt["hypervolumes"] == printed["hypervolumes"] and rebuilt["models"] == printed["models"]
+    assert main(["pareto", "--tracking-uri", uri, "--experiment", "synth-tofu/forget10"]) == 0
+    table = capsys.readouterr().out
+    assert "=== model tiny-llama-2l" in table and "hypervolume by model" in table

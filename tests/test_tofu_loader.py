@@ -60,7 +60,7 @@ def test_prepare_reads_a_tofu_folder_and_rejects_misplaced_data(tmp_path, capsys
     assert main(["prepare", "--bench", "tofu"]) == 2
     assert "needs --data" in capsys.readouterr().err
     assert main(["prepare", "--bench", "synth-tofu", "--data", str(folder)]) == 2
-    assert "--data is for --bench tofu" in capsys.readouterr().err
+    assert "--data: for --bench tofu" in capsys.readouterr().err
     assert main(["prepare", "--bench", "tofu", "--data", str(tmp_path / "nowhere")]) == 2
     assert "no such folder" in capsys.readouterr().err
 

@@ -51,3 +51,20 @@ def test_a_bad_space_file_names_file_and_key_before_anything_runs(tiny, tmp_path
     assert main([*argv[:-2], "--name", "my sweep"]) == 2
     assert "--name 'my sweep': use letters" in capsys.readouterr().err
 
+
+
+def test_bf16_runs_the_method_and_the_evaluation_in_bf16(tiny, tmp_path, capsys, monkeypatch):
+    import math
+
+    from safetensors import safe_open
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["unlearn", "--profile", "tiny", "--cache-dir", str(tiny.root.parents[1]), "--method", "npo",
+            "--steps", "2", "--batch-size", "4", "--dtype", "bf16", "--json",
+            "--tracking-uri", f"sqlite:///{tmp_path / 'mlruns.db'}"]
+    assert main(argv) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert math.isfinite(printed["log10_forget_quality"]) and 0 < printed["model_utility"] <= 1
+    with safe_open(f"{printed['model_dir']}/model.safetensors", "pt") as f:
+        assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {"torch.bfloat16"}
+    assert (tiny.root / "eval" / "oracle-forget10-forget10-bf16" / "TOFU_EVAL.json").is_file()

@@ -10,7 +10,7 @@ import re
 
 import torch
 
-from ofmu_ray.models.prompt import format_prompt
+from ofmu_ray.models.prompt import prompt_batch
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 EXTRA_TOKENS = 4  # generation budget beyond the longest gold answer of the batch
@@ -38,8 +38,7 @@ def greedy_answers(model, tokenizer, questions: list[str], max_new_tokens: int,
     model.eval()
     out = []
     for start in range(0, len(questions), batch_size):
-        prompts = [format_prompt(q) for q in questions[start : start + batch_size]]
-        enc = tokenizer(prompts, return_tensors="pt", padding=True).to(model.device)
+        enc = {k: v.to(model.device) for k, v in prompt_batch(tokenizer, questions[start : start + batch_size]).items()}
         gen = model.generate(
             **enc, max_new_tokens=max_new_tokens, do_sample=False,
             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,

@@ -16,8 +16,6 @@ from ofmu_ray.data import TofuData
 from ofmu_ray.eval.tofu import evaluate_model, summarize
 from ofmu_ray.prepare import Prepared, UsageError
 
-NAMED = ("target", "oracle")
-
 
 def write_json(path: Path, content: dict) -> None:
     """Writes atomically: a reader never sees half a file, a crash never leaves one."""
@@ -28,17 +26,24 @@ def write_json(path: Path, content: dict) -> None:
     os.replace(tmp, path)
 
 
-def cached_eval(prepared: Prepared, model_name: str, split: str, data: TofuData | None = None) -> dict:
+def load_model(prepared: Prepared, name_or_path: str, dtype: str = "fp32"):
+    """(model, tokenizer) of a prepared model (`target`, `oracle-<split>`) or a model folder, in the
+    benchmark's prompt format."""
+    from ofmu_ray.models import load_causal_lm, load_tokenizer
+
+    where = name_or_path if Path(name_or_path).is_dir() else prepared.model_dir(name_or_path)
+    return load_causal_lm(where, dtype), load_tokenizer(where, prepared.prompt)
+
+
+def cached_eval(prepared: Prepared, model_name: str, split: str, data: TofuData | None = None,
+                dtype: str = "fp32") -> dict:
     """`TOFU_EVAL.json` of a prepared model (`target` or `oracle-<split>`) on `split`, cached.
 
     `data` saves re-reading the prepared splits when the caller has them already."""
-    path = prepared.root / "eval" / f"{model_name}-{split}" / "TOFU_EVAL.json"
+    path = prepared.root / "eval" / f"{model_name}-{split}{'' if dtype == 'fp32' else '-' + dtype}" / "TOFU_EVAL.json"
     if path.is_file():
         return json.loads(path.read_text())
-    from ofmu_ray.models import load_causal_lm, load_tokenizer
-
-    model_dir = prepared.model_dir(model_name)
-    result = evaluate_model(load_causal_lm(model_dir), load_tokenizer(model_dir), data or prepared.data(), split)
+    result = evaluate_model(*load_model(prepared, model_name, dtype), data or prepared.data(), split)
     write_json(path, result)
     return result
 
@@ -54,28 +59,33 @@ def read_retain_logs(path: str | Path) -> dict:
     return log
 
 
-def references(prepared: Prepared, split: str, data: TofuData, retain_logs: str | Path | None) -> tuple[dict, dict]:
-    """(the oracle reference, the target's result) for `split`: cached, or the user's retain logs."""
+def references(prepared: Prepared, split: str, data: TofuData, retain_logs: str | Path | None = None,
+               dtype: str = "fp32") -> tuple[dict, dict]:
+    """(the oracle reference, the target's result) for `split`: cached, or a retain log (the user's,
+    or the one the benchmark was prepared with)."""
     if split not in data.forget_splits:
         raise UsageError(f"unknown split {split!r}; this benchmark has: {', '.join(data.forget_splits)}")
-    reference = read_retain_logs(retain_logs) if retain_logs else cached_eval(prepared, f"oracle-{split}", split, data)
-    return reference, cached_eval(prepared, "target", split, data)
+    retain_logs = retain_logs or prepared.retain_logs(split)
+    reference = (read_retain_logs(retain_logs) if retain_logs
+                 else cached_eval(prepared, f"oracle-{split}", split, data, dtype))
+    return reference, cached_eval(prepared, "target", split, data, dtype)
 
 
-def evaluate_loaded(prepared: Prepared, split: str, model, tokenizer,
-                    data: TofuData | None = None) -> tuple[dict, dict]:
+def evaluate_loaded(prepared: Prepared, split: str, model, tokenizer, data: TofuData | None = None,
+                    dtype: str = "fp32") -> tuple[dict, dict]:
     """Evaluates a model already in memory (a training worker's) against the prepared references.
 
     Returns:
         (summary metrics, the model's `TOFU_EVAL.json` content).
     """
     data = data or prepared.data()
-    reference, target = references(prepared, split, data, None)
+    reference, target = references(prepared, split, data, None, dtype)
     result = evaluate_model(model, tokenizer, data, split)
     return summarize(result, reference, target), result
 
 
-def evaluate(prepared: Prepared, split: str, model: str, retain_logs: str | Path | None = None) -> tuple[dict, dict]:
+def evaluate(prepared: Prepared, split: str, model: str, retain_logs: str | Path | None = None,
+             dtype: str = "fp32") -> tuple[dict, dict]:
     """Evaluates `model` (`target`, `oracle` or a model folder) on `split` of a prepared benchmark.
 
     Returns:
@@ -85,15 +95,13 @@ def evaluate(prepared: Prepared, split: str, model: str, retain_logs: str | Path
         UsageError: an unknown split, a model folder that does not exist, unreadable retain logs.
     """
     data = prepared.data()
-    reference, target = references(prepared, split, data, retain_logs)
+    reference, target = references(prepared, split, data, retain_logs, dtype)
     if model == "target":
         result = target
     elif model == "oracle":
-        result = cached_eval(prepared, f"oracle-{split}", split, data)
+        result = cached_eval(prepared, f"oracle-{split}", split, data, dtype)
     else:
         if not Path(model).is_dir():
-            raise UsageError(f"--model {model}: not 'target', 'oracle' or a model folder")
-        from ofmu_ray.models import load_causal_lm, load_tokenizer
-
-        result = evaluate_model(load_causal_lm(model), load_tokenizer(model), data, split)
+            raise UsageError(f"--evaluate {model}: not 'target', 'oracle' or a model folder")
+        result = evaluate_model(*load_model(prepared, model, dtype), data, split)
     return summarize(result, reference, target), result

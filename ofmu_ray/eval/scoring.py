@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ofmu_ray.methods.losses import at_least_fp32
-from ofmu_ray.models.prompt import IGNORE, collate, encode_example, format_prompt
+from ofmu_ray.models.prompt import IGNORE, collate, encode_example, prompt_batch
 
 BATCH = 64
 
@@ -72,8 +72,7 @@ def pooled_hidden(model, tokenizer, questions: list[str]) -> np.ndarray:
     model.eval()
     out = []
     for start in range(0, len(questions), BATCH):
-        enc = tokenizer([format_prompt(q) for q in questions[start : start + BATCH]], return_tensors="pt",
-                        padding=True).to(model.device)
+        enc = {k: v.to(model.device) for k, v in prompt_batch(tokenizer, questions[start : start + BATCH]).items()}
         hidden = model(**enc, output_hidden_states=True).hidden_states[-1]
         mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         out.append(((hidden * mask).sum(1) / mask.sum(1)).float().cpu().numpy())

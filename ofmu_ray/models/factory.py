@@ -8,6 +8,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from ofmu_ray.config import TinyLlamaSpec
+from ofmu_ray.models.prompt import resolve_prompt
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -33,23 +34,27 @@ def build_tiny_llama(spec: TinyLlamaSpec, tokenizer, seed: int = 0) -> LlamaForC
 
 def load_causal_lm(name_or_path: str | Path, dtype: str = "fp32"):
     """Loads a causal LM by hub name or local folder (safetensors only, never a pickle); a LoRA
-    adapter folder is loaded onto the base model it names and merged."""
+    adapter folder is loaded onto the base model it names and merged.
+
+    `dtype` is the weights' type, `fp32` or `bf16` (bf16 halves the memory of 1B-7B models). OFMU
+    switches attention to eager itself (fused kernels have no double backward).
+    """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    options = {"dtype": DTYPES[dtype], "use_safetensors": True}
     if (Path(name_or_path) / "adapter_config.json").is_file():
         from peft import AutoPeftModelForCausalLM
 
-        return AutoPeftModelForCausalLM.from_pretrained(str(name_or_path), dtype=DTYPES[dtype],
-                                                        use_safetensors=True).merge_and_unload()
-    return AutoModelForCausalLM.from_pretrained(
-        str(name_or_path), dtype=DTYPES[dtype], use_safetensors=True
-    )
+        return AutoPeftModelForCausalLM.from_pretrained(str(name_or_path), **options).merge_and_unload()
+    return AutoModelForCausalLM.from_pretrained(str(name_or_path), **options)
 
 
-def load_tokenizer(name_or_path: str | Path):
-    """Loads the tokenizer beside a model; pads on the left for batched generation."""
+def load_tokenizer(name_or_path: str | Path, prompt: str = "auto"):
+    """Loads the tokenizer beside a model with its prompt format attached (`models.prompt`);
+    pads on the left for batched generation."""
     tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.prompt_format = resolve_prompt(prompt, tokenizer)
     return tokenizer

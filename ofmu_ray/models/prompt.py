@@ -1,26 +1,127 @@
-"""How a question and its answer become model input: one place, used by training and evaluation."""
+"""How a question and its answer become model input: one place, used by training and evaluation.
+
+A model is asked questions the way it was trained to answer them. The embedded models use TOFU's
+plain `Question: ...\\nAnswer:` format; published TOFU models were fine-tuned by OpenUnlearning
+with their chat tags (`llama3`, `llama2` below, as its `template_args` write them), and any other
+chat model has its tokenizer's chat template (`chat`). `load_tokenizer(..., prompt=...)` attaches
+the format to the tokenizer, so every encoder here reads it from there and training, scoring and
+generation cannot disagree.
+
+    >>> PROMPTS["plain"].text(None, "Where was Ana born?")
+    'Question: Where was Ana born?\\nAnswer:'
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
 IGNORE = -100  # label value that cross-entropy skips: question tokens carry no loss (as in TOFU)
 
 
-def format_prompt(question: str) -> str:
-    """The prompt a question is asked with (TOFU's plain question/answer format)."""
-    return f"Question: {question}\nAnswer:"
+@dataclass(frozen=True)
+class PromptFormat:
+    """A question's prompt, and what joins it to the answer.
+
+    `template` wraps the question (`{question}`) and is tokenized with the tokenizer's special
+    tokens, as OpenUnlearning tokenizes its manual tags; `chat` instead renders the tokenizer's own
+    chat template (which writes its special tokens itself), with `system` as a system message.
+    """
+
+    name: str
+    template: str = ""
+    answer_prefix: str = ""  # between the prompt and the answer
+    chat: bool = False
+    system: str = ""
+
+    def text(self, tokenizer, question: str) -> str:
+        if not self.chat:
+            return self.template.format(question=question)
+        return tokenizer.apply_chat_template(self._messages(question), tokenize=False, add_generation_prompt=True)
+
+    def _messages(self, question: str, answer: str | None = None) -> list[dict]:
+        messages = [{"role": "system", "content": self.system}] if self.system else []
+        messages.append({"role": "user", "content": question})
+        return messages + ([{"role": "assistant", "content": answer}] if answer is not None else [])
+
+    def _ids(self, tokenizer, text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=not self.chat)["input_ids"]
+
+    def prompt_ids(self, tokenizer, question: str) -> list[int]:
+        """The tokens a model answers from (generation, hidden states)."""
+        return self._ids(tokenizer, self.text(tokenizer, question))
+
+    def encode(self, tokenizer, question: str, answer: str) -> tuple[list[int], list[int]]:
+        """Token ids and labels of one example; only the answer's tokens (and EOS) are labelled.
+
+        The whole conversation is tokenized at once and the prompt's length masked, as OpenUnlearning
+        does, so a subword tokenizer sees the answer where the model saw it in training.
+        """
+        prompt = self.prompt_ids(tokenizer, question)
+        if self.chat:
+            full = self._ids(tokenizer, tokenizer.apply_chat_template(self._messages(question, answer), tokenize=False))
+        else:
+            full = self._ids(tokenizer, self.text(tokenizer, question) + self.answer_prefix + answer)
+        if full[-1] != tokenizer.eos_token_id:
+            full = full + [tokenizer.eos_token_id]
+        return full, [IGNORE] * len(prompt) + full[len(prompt):]
+
+
+LLAMA3_SYSTEM = ("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"
+                 "You are a helpful assistant.<|eot_id|>")
+PROMPTS = {
+    "plain": PromptFormat("plain", "Question: {question}\nAnswer:", " "),
+    # OpenUnlearning's template_args for its TOFU models (configs/model/*.yaml)
+    "llama3": PromptFormat("llama3", LLAMA3_SYSTEM + "<|start_header_id|>user<|end_header_id|>\n\n{question}<|eot_id|>"
+                                     "<|start_header_id|>assistant<|end_header_id|>\n\n"),
+    "llama2": PromptFormat("llama2", "[INST] {question} [/INST]"),
+    "chat": PromptFormat("chat", chat=True, system="You are a helpful assistant."),
+}
+
+
+def resolve_prompt(name: str, tokenizer) -> PromptFormat:
+    """`auto`: the tokenizer's chat template when it has one, else the plain format."""
+    if name == "auto":
+        return PROMPTS["chat" if getattr(tokenizer, "chat_template", None) else "plain"]
+    if name not in PROMPTS:
+        raise ValueError(f"unknown prompt format {name!r}; choose from auto, {', '.join(PROMPTS)}")
+    return PROMPTS[name]
+
+
+def prompt_of(tokenizer) -> PromptFormat:
+    """The format attached by `load_tokenizer`; plain for a tokenizer built here."""
+    return getattr(tokenizer, "prompt_format", PROMPTS["plain"])
+
+
+def format_prompt(tokenizer, question: str) -> str:
+    """The prompt text `question` is asked with."""
+    return prompt_of(tokenizer).text(tokenizer, question)
 
 
 def encode_example(tokenizer, question: str, answer: str) -> tuple[list[int], list[int]]:
-    """Token ids and labels for one example; only answer tokens (and EOS) are labelled.
+    """Token ids and labels for one example in the tokenizer's prompt format.
 
     An empty question means free text (a bio): every token after BOS is labelled.
     """
-    prompt = tokenizer(format_prompt(question) if question else "")["input_ids"]
-    completion = tokenizer(" " + answer if question else answer, add_special_tokens=False)["input_ids"]
-    completion = completion + [tokenizer.eos_token_id]
-    return prompt + completion, [IGNORE] * len(prompt) + completion
+    if question:
+        return prompt_of(tokenizer).encode(tokenizer, question, answer)
+    start = tokenizer("")["input_ids"]
+    text = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    return start + text, [IGNORE] * len(start) + text
+
+
+def prompt_batch(tokenizer, questions: list[str]) -> dict[str, torch.Tensor]:
+    """Left-padded prompts (`input_ids`, `attention_mask`), as batched generation needs them."""
+    fmt = prompt_of(tokenizer)
+    rows = [fmt.prompt_ids(tokenizer, q) for q in questions]
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, width - len(r):] = torch.tensor(r)
+        mask[i, width - len(r):] = 1
+    return {"input_ids": ids, "attention_mask": mask}
 
 
 def collate(examples: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:

@@ -7,6 +7,8 @@ The layout of a sweep, in the experiment `<bench>/<split>`:
   hyper-parameters, each step's logs, every final metric, the per-question evaluation JSON;
   seed re-runs of front configurations are children too (`ofmu.kind=seed`);
 - a comparison run (`ofmu.kind=comparison`): the combined front, plots (PNG and HTML) and CSV.
+Each of these is per model (tag `model`); a sweep over several models adds one run across them
+(`ofmu.kind=models`): each method's hypervolume per model, and its fronts per model in one plot.
 Every run of one sweep carries `ofmu.sweep=<name>`. Writing is idempotent by those tags, so a
 resumed sweep neither loses nor duplicates a run.
 """
@@ -93,9 +95,9 @@ def log_run(experiment: str, run_name: str, params: dict, metrics: dict[str, flo
 
 def parent_run(client: MlflowClient, experiment: str, sweep: str, method: str, tags: dict[str, str],
                params: dict) -> tuple[str, bool]:
-    """The method's parent run in this sweep: (its id, whether it is finished). A resumed sweep
-    finds the one it made before; a first run makes it."""
-    found = find_runs(client, experiment, ofmu__sweep=sweep, ofmu__kind="method", method=method)
+    """The method's parent run in this sweep, for the model `tags` name: (its id, whether it is
+    finished). A resumed sweep finds the one it made before; a first run makes it."""
+    found = find_runs(client, experiment, ofmu__sweep=sweep, ofmu__kind="method", method=method, model=tags["model"])
     if found:
         return found[0].info.run_id, found[0].info.status == "FINISHED"
     run = client.create_run(experiment, run_name=method,
@@ -154,10 +156,14 @@ def finish(client: MlflowClient, run_id: str, metrics: dict, tags: dict[str, str
     client.set_terminated(run_id)
 
 
-def comparison_run(client: MlflowClient, experiment: str, sweep: str, tags: dict[str, str]) -> str:
-    """The sweep's comparison run (created once)."""
-    found = find_runs(client, experiment, ofmu__sweep=sweep, ofmu__kind="comparison")
+def comparison_run(client: MlflowClient, experiment: str, sweep: str, tags: dict[str, str],
+                   kind: str = "comparison") -> str:
+    """The sweep's comparison run of the model `tags` name, or (`kind="models"`) across its models;
+    created once."""
+    where = {"model": tags["model"]} if "model" in tags else {}
+    found = find_runs(client, experiment, ofmu__sweep=sweep, ofmu__kind=kind, **where)
     if found:
         return found[0].info.run_id
-    return client.create_run(experiment, run_name="comparison",
-                             tags=tags | {"ofmu.sweep": sweep, "ofmu.kind": "comparison"}).info.run_id
+    name = f"comparison {tags['model']}" if kind == "comparison" else "models"
+    tags = tags | {"ofmu.sweep": sweep, "ofmu.kind": kind}
+    return client.create_run(experiment, run_name=name, tags=tags).info.run_id

@@ -75,3 +75,24 @@ def plot_html(points: dict[str, dict[str, list]], fronts: dict, title: str, path
     page.update_layout(title=title, height=450 * rows)
     page.write_html(path, include_plotlyjs=True)  # self-contained (~5 MB): the UI may be offline
     return path
+
+
+def plot_hypervolumes(by_method: dict[str, dict[str, float]], title: str, path: Path) -> Path:
+    """Each method's hypervolume on each model (models in sweep order along x): how fronts move with size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(dict.fromkeys(m for by_model in by_method.values() for m in by_model))
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for i, (method, by_model) in enumerate(by_method.items()):
+        xs = [models.index(m) for m in by_model]
+        ax.plot(xs, list(by_model.values()), "o-", color=COLORS[i % len(COLORS)], label=method)
+    ax.set_xticks(range(len(models)), [m.rsplit("/", 1)[-1] for m in models], rotation=15)
+    ax.set(xlabel="model", ylabel="hypervolume (log10 FQ x MU), higher is better", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path

@@ -38,7 +38,7 @@ BEST_METRICS = ("log10_forget_quality", "model_utility")  # what `keep_best` may
 class RunSpec:
     """Everything a worker needs; plain values so that Ray can ship it."""
 
-    model_dir: str  # the model to unlearn (safetensors + tokenizer)
+    model_dir: str  # the model to unlearn: a folder (safetensors + tokenizer) or a hub id
     data_dir: str  # TOFU-schema splits
     forget_split: str
     retain_split: str
@@ -53,6 +53,8 @@ class RunSpec:
     keep_best: str = ""  # keep the evaluated model that maximises this metric (one of BEST_METRICS)
     lora: dict = field(default_factory=dict)  # a `LoraSpec` as a dict: unlearn through adapters only
     lora_save: str = "merged"  # or "adapter": save the adapter alone, beside the base model it names
+    prompt: str = "auto"  # the prompt format the model was trained with (`models.prompt`)
+    dtype: str = "fp32"  # or "bf16": the weights' type
 
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 1 or self.eval_every < 0 or self.checkpoint_every < 0:
@@ -94,7 +96,8 @@ def run_worker(spec: RunSpec, rank: int, world: int, report: Report, device="cpu
         raise ValueError(f"batch_size {spec.batch_size} must be divisible by the {world} workers")
     torch.manual_seed(spec.seed)  # the same on every rank: identical models, identical batch order
     data = load_tofu(spec.data_dir)
-    tokenizer, model = load_tokenizer(spec.model_dir), load_causal_lm(spec.model_dir).to(device)
+    tokenizer = load_tokenizer(spec.model_dir, spec.prompt)
+    model = load_causal_lm(spec.model_dir, spec.dtype).to(device)
     cls = get_method(spec.method)
     cfg = build_config(spec.method, spec.overrides)
     cls.prepare_model(model, cfg)
@@ -102,7 +105,8 @@ def run_worker(spec: RunSpec, rank: int, world: int, report: Report, device="cpu
         from ofmu_ray.models.lora import LoraSpec, add_lora
 
         model = add_lora(model, LoraSpec(**spec.lora))
-    reference = load_causal_lm(spec.model_dir).to(device).requires_grad_(False) if cls.needs_reference else None
+    reference = (load_causal_lm(spec.model_dir, spec.dtype).to(device).requires_grad_(False)
+                 if cls.needs_reference else None)
     if cls.ddp and wrap is not None:
         model = wrap(model)  # DDP when world > 1
     method = cls(model, cfg, reference)
@@ -120,7 +124,7 @@ def run_worker(spec: RunSpec, rank: int, world: int, report: Report, device="cpu
     def evaluate(step: int) -> tuple[dict, dict]:
         from ofmu_ray.eval.run import evaluate_loaded
 
-        summary, result = evaluate_loaded(prepared, spec.forget_split, bare, tokenizer, data)
+        summary, result = evaluate_loaded(prepared, spec.forget_split, bare, tokenizer, data, spec.dtype)
         bare.train()
         value = summary.get(spec.keep_best, -math.inf)
         if best_dir is not None and (not best or value > best[spec.keep_best]):

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from ofmu_ray.data import TofuData
-from ofmu_ray.prepare import UsageError
+from ofmu_ray.prepare import UsageError, slug
 from ofmu_ray.tracking.mlflow_log import find_runs, finish, log_files
 from ofmu_ray.tune.pareto import log10_fq_floor, metric_names, summarize_fronts
 
@@ -43,9 +43,17 @@ def sweep_floors(client, experiment: str, sweep: str) -> dict[str, float]:
     raise UsageError(f"sweep {sweep!r} recorded no reference floors ({FLOOR}*) in this experiment")
 
 
-def trial_runs(client, experiment: str, sweep: str, kind: str = "trial") -> dict[str, list]:
-    """Per method, the sweep's finished runs of one kind, in trial order."""
-    runs = [r for r in find_runs(client, experiment, ofmu__sweep=sweep, ofmu__kind=kind)
+def sweep_models(client, experiment: str, sweep: str) -> list[str]:
+    """The models a sweep ran, in the order it ran them."""
+    runs = find_runs(client, experiment, ofmu__sweep=sweep, ofmu__kind="method")
+    runs.sort(key=lambda r: r.info.start_time)
+    return list(dict.fromkeys(r.data.tags["model"] for r in runs))
+
+
+def trial_runs(client, experiment: str, sweep: str, kind: str = "trial", model: str | None = None) -> dict[str, list]:
+    """Per method, the sweep's finished runs of one kind (on one model, or all), in trial order."""
+    where = {"model": model} if model else {}
+    runs = [r for r in find_runs(client, experiment, ofmu__sweep=sweep, ofmu__kind=kind, **where)
             if r.info.status == "FINISHED"]
     out: dict[str, list] = {}
     for run in sorted(runs, key=lambda r: (int(r.data.tags.get("trial_index", 0)), r.info.start_time)):
@@ -53,9 +61,11 @@ def trial_runs(client, experiment: str, sweep: str, kind: str = "trial") -> dict
     return out
 
 
-def fronts_of(client, experiment: str, sweep: str, methods: list[str] | None = None) -> tuple[dict, dict]:
-    """(the sweep's finished trial runs per method, `summarize_fronts` of them)."""
-    runs = {m: rs for m, rs in trial_runs(client, experiment, sweep).items() if methods is None or m in methods}
+def fronts_of(client, experiment: str, sweep: str, methods: list[str] | None = None,
+              model: str | None = None) -> tuple[dict, dict]:
+    """(the sweep's finished trial runs per method on `model`, `summarize_fronts` of them)."""
+    runs = {m: rs for m, rs in trial_runs(client, experiment, sweep, model=model).items()
+            if methods is None or m in methods}
     fronts = summarize_fronts({m: [r.data.metrics for r in rs] for m, rs in runs.items()},
                               sweep_floors(client, experiment, sweep))
     return runs, fronts
@@ -77,12 +87,12 @@ def _front_rows(runs: dict[str, list], fronts: dict) -> list[dict]:
 
 
 def log_fronts(client, experiment: str, sweep: str, run_id: str, methods: list[str], title: str,
-               html: bool) -> dict:
-    """Logs the fronts of `methods` to `run_id` (hypervolume metrics; PNG, optional HTML, CSV and
-    JSON artifacts under `pareto/`), marks it finished, and returns `summarize_fronts`' result."""
+               html: bool, model: str | None = None) -> dict:
+    """Logs the fronts of `methods` on `model` to `run_id` (hypervolume metrics; PNG, optional HTML,
+    CSV and JSON artifacts under `pareto/`), marks it finished, and returns `summarize_fronts`' result."""
     from ofmu_ray.tracking.plots import plot_html, plot_png
 
-    runs, fronts = fronts_of(client, experiment, sweep, methods)
+    runs, fronts = fronts_of(client, experiment, sweep, methods, model)
     metrics, points = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         files: dict = {"fronts.csv": _front_rows(runs, fronts)}
@@ -107,10 +117,58 @@ def log_fronts(client, experiment: str, sweep: str, run_id: str, methods: list[s
     return fronts
 
 
-def seed_table(client, experiment: str, sweep: str) -> list[dict]:
-    """Mean and standard deviation over the seed re-runs of each front configuration."""
+def hypervolume_table(client, experiment: str, sweep: str, models: list[str]) -> dict:
+    """{split key: {method: {model: hypervolume}}} of a sweep over several models, from its runs."""
+    from ofmu_ray.tune.pareto import summarize_fronts
+
+    floors = sweep_floors(client, experiment, sweep)
+    table: dict = {key: {} for key in floors}
+    for model in models:
+        runs = trial_runs(client, experiment, sweep, model=model)
+        fronts = summarize_fronts({m: [r.data.metrics for r in rs] for m, rs in runs.items()}, floors)
+        for key, summary in fronts.items():
+            for method in runs:
+                table[key].setdefault(method, {})[model] = summary["methods"][method]["hypervolume"]
+    return table
+
+
+def log_models(client, experiment: str, sweep: str, run_id: str, models: list[str], title: str) -> dict:
+    """How each method's front moves across models: logs `hypervolume[/<hard>]/<method>/<model>`, a
+    plot of hypervolume per model for each split, each method's fronts per model in one plot, and a
+    CSV to `run_id` (under `models/`); marks it finished and returns `hypervolume_table`."""
+    from ofmu_ray.tracking.plots import plot_hypervolumes, plot_png
+    from ofmu_ray.tune.pareto import summarize_fronts
+
+    table = hypervolume_table(client, experiment, sweep, models)
+    rows = [{"split": key.lstrip("/") or "forget", "method": method, "model": model, "hypervolume": hv}
+            for key, by_method in table.items() for method, by_model in by_method.items()
+            for model, hv in by_model.items()]
+    metrics = {f"hypervolume{key}/{method}/{slug(model)}": hv for key, by_method in table.items()
+               for method, by_model in by_method.items() for model, hv in by_model.items()}
+    runs = {model: trial_runs(client, experiment, sweep, model=model) for model in models}
+    floors = sweep_floors(client, experiment, sweep)
+    fq, mu = metric_names("")
+    with tempfile.TemporaryDirectory() as tmp:
+        files: dict = {"hypervolumes.csv": rows}
+        for key, by_method in table.items():
+            path = Path(tmp) / f"hypervolume{key.replace('/', '_')}.png"
+            files[path.name] = plot_hypervolumes(by_method, f"{title}: {key.lstrip('/') or 'forget split'}", path)
+        for method in table[""]:
+            by_model = {model: runs[model].get(method, []) for model in models}
+            trials = {model: [(r.data.metrics.get(fq, math.nan), r.data.metrics.get(mu, math.nan)) for r in rs]
+                      for model, rs in by_model.items()}
+            fronts = summarize_fronts({model: [r.data.metrics for r in rs] for model, rs in by_model.items()}, floors)
+            path = Path(tmp) / f"front_{method}.png"
+            files[path.name] = plot_png(trials, fronts[""], "", f"{method} across models, {title}", path)
+        log_files(client, run_id, files, "models")
+    finish(client, run_id, metrics)
+    return table
+
+
+def seed_table(client, experiment: str, sweep: str, model: str | None = None) -> list[dict]:
+    """Mean and standard deviation over the seed re-runs of each front configuration (on `model`)."""
     rows = []
-    for method, runs in trial_runs(client, experiment, sweep, kind="seed").items():
+    for method, runs in trial_runs(client, experiment, sweep, kind="seed", model=model).items():
         by_source: dict[str, list] = {}
         for run in runs:
             by_source.setdefault(run.data.tags["ofmu.source_trial"], []).append(run)
@@ -136,6 +194,19 @@ def format_table(fronts: dict) -> str:
             points = ", ".join(f"({x:.2f}, {y:.3f})" for x, y in entry["points"])
             lines.append(f"  {method:<12}{entry['trials']:>7}{len(entry['points']):>7}"
                          f"{entry['hypervolume']:>13.4f}  {points}")
+    return "\n".join(lines)
+
+
+def format_hypervolumes(table: dict) -> str:
+    """Each method's hypervolume per model, per split, as text."""
+    lines = []
+    for key, by_method in table.items():
+        models = list(dict.fromkeys(m for by_model in by_method.values() for m in by_model))
+        width = max(12, *(len(m) + 2 for m in models))
+        lines.append(f"{key.lstrip('/') or 'forget split'}: hypervolume by model")
+        lines.append(f"  {'method':<12}" + "".join(f"{m:>{width}}" for m in models))
+        for method, by_model in by_method.items():
+            lines.append(f"  {method:<12}" + "".join(f"{by_model.get(m, math.nan):>{width}.4f}" for m in models))
     return "\n".join(lines)
 
 

@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ofmu_ray.prepare import Prepared, UsageError
+from ofmu_ray.prepare import Prepared, UsageError, slug
 from ofmu_ray.tune.spaces import Dimension, load_space
 
 OBJECTIVES = ("log10_forget_quality", "model_utility")  # both maximised
@@ -51,6 +51,12 @@ class SweepConfig:
     spaces: dict = field(default_factory=dict)  # method -> the user's YAML file
     lora: dict = field(default_factory=dict)  # unlearn through LoRA adapters (a `LoraSpec` as a dict)
     lora_save: str = "merged"
+    models: tuple[str, ...] = ()  # the models axis: embedded names, or (tofu) hub ids / folders; () = default
+    data: str | None = None  # tofu: hf:locuslab/TOFU or a folder
+    oracles: tuple[str, ...] = ()  # tofu: the retain model of each model, in the same order
+    retain_logs: tuple[str, ...] = ()  # tofu: or each model's OpenUnlearning retain log
+    prompt: str = "auto"
+    dtype: str = "fp32"
 
     def __post_init__(self):
         from ofmu_ray.methods import METHODS
@@ -67,6 +73,28 @@ class SweepConfig:
         extra = set(self.spaces) - set(self.methods)
         if extra:
             raise UsageError(f"--space for {', '.join(sorted(extra))}, which this sweep does not run")
+        if len(set(self.models)) < len(self.models):
+            raise UsageError(f"--models names a model twice: {', '.join(self.models)}")
+        for option, values in (("--oracle", self.oracles), ("--retain-logs", self.retain_logs)):
+            if values and len(values) != len(self.models or (None,)):
+                raise UsageError(f"{option} gives {len(values)} but the sweep has {len(self.models or (None,))} "
+                                 "models: one per model, in the same order")
+
+
+def prepare_models(cfg: SweepConfig, cache_dir: str | None) -> dict[str, Prepared]:
+    """Each model of the sweep, prepared (trained, for the embedded benchmark), by its name."""
+    from ofmu_ray.prepare import prepare
+    from ofmu_ray.prepare_tofu import prepare_tofu
+
+    out = {}
+    for i, model in enumerate(cfg.models or (None,)):
+        if cfg.bench == "tofu":
+            prepared = prepare_tofu(cfg.data, cfg.split, model, cfg.oracles[i] if cfg.oracles else None,
+                                    cfg.retain_logs[i] if cfg.retain_logs else None, cfg.prompt, cache_dir)
+        else:
+            prepared = prepare(cfg.bench, cfg.profile, cache_dir, progress=True, model=model)
+        out[prepared.model] = prepared
+    return out
 
 
 def tune_domain(dim: Dimension):
@@ -197,33 +225,35 @@ def load_config(sweep_dir: Path) -> SweepConfig:
     if not path.is_file():
         raise UsageError(f"{sweep_dir} is not a sweep folder (no sweep.json)")
     raw = json.loads(path.read_text())
-    return SweepConfig(**raw | {"methods": tuple(raw["methods"])})
+    return SweepConfig(**raw | {k: tuple(raw[k]) for k in ("methods", "models", "oracles", "retain_logs")})
 
 
-def run_sweep(cfg: SweepConfig, prepared: Prepared, sweep_dir: Path, tracking_uri: str | None = None,
+def run_sweep(cfg: SweepConfig, prepared: dict[str, Prepared], sweep_dir: Path, tracking_uri: str | None = None,
               resume: bool = False, address: str | None = None) -> dict:
-    """Runs (or, with `resume`, finishes) a sweep; returns its fronts (`summarize_fronts`) with the
-    seed re-runs' table under "seeds" and the MLflow locations under "mlflow".
+    """Runs (or, with `resume`, finishes) a sweep over `prepared` (model name -> its benchmark).
+
+    Returns:
+        per model, its fronts (`summarize_fronts`) and seed re-runs' table (`{"models": {m: {"fronts",
+        "seeds"}}}`); with several models, each method's hypervolume per model ("hypervolumes"); and the
+        MLflow locations ("mlflow").
 
     Raises:
         UsageError: an unknown split, a bad search space, or a resume of a sweep that is not there.
     """
     from mlflow.tracking import MlflowClient
-    from ray.tune.search.optuna import OptunaSearch
 
-    from ofmu_ray.data.tofu import retain_split
     from ofmu_ray.eval.run import references
     from ofmu_ray.tracking import mlflow_log
     from ofmu_ray.tune import results
-    from ofmu_ray.tune.logger import TrialLogger
     from ofmu_ray.tune.spaces import SpaceError
 
     try:
         spaces = {m: load_space(m, cfg.spaces.get(m)) for m in cfg.methods}  # every file checked before work
     except SpaceError as e:
         raise UsageError(str(e)) from e
-    data = prepared.data()
-    references(prepared, cfg.split, data, None)  # checks the split; the oracle's evaluation, once, before trials
+    for bench in prepared.values():  # checks the split; each oracle's evaluation, once, before any trial
+        data = bench.data()
+        references(bench, cfg.split, data, None, cfg.dtype)
     sweep_dir = sweep_dir.resolve()
     name = sweep_dir.name
     if not resume:
@@ -232,17 +262,40 @@ def run_sweep(cfg: SweepConfig, prepared: Prepared, sweep_dir: Path, tracking_ur
     uri = mlflow_log.resolve_uri(tracking_uri)
     client = MlflowClient(uri)
     experiment = mlflow_log.experiment_id(client, f"{cfg.bench}/{cfg.split}")
-    tags = {"bench": cfg.bench, "profile": cfg.profile, "split": cfg.split, "model": "target",
-            "world_size": str(cfg.workers), "ofmu.sweep": name,
-            "lora": ",".join(f"{k}={v}" for k, v in cfg.lora.items()) or "none"}
-    run_base = {"model_dir": str(prepared.model_dir("target")), "data_dir": str(prepared.root / "data"),
+    tags = {"bench": cfg.bench, "profile": cfg.profile, "split": cfg.split, "world_size": str(cfg.workers),
+            "ofmu.sweep": name, "lora": ",".join(f"{k}={v}" for k, v in cfg.lora.items()) or "none",
+            "dtype": cfg.dtype}
+    floors = {results.FLOOR + k: v for k, v in results.floors(data, cfg.split).items()}  # every model: same data
+    start_ray(address)
+    out = {}
+    for model, bench in prepared.items():
+        out[model] = _sweep_model(cfg, model, bench, spaces, client, experiment, name, tags | {"model": model},
+                                  floors, sweep_dir, resume)
+    summary = {"models": out, "mlflow": {"tracking_uri": uri, "experiment": f"{cfg.bench}/{cfg.split}",
+                                         "sweep": name}}
+    if len(prepared) > 1:
+        run = mlflow_log.comparison_run(client, experiment, name, tags, kind="models")
+        summary["hypervolumes"] = results.log_models(client, experiment, name, run, list(prepared),
+                                                     f"{cfg.bench} {cfg.split}")
+    return summary
+
+
+def _sweep_model(cfg: SweepConfig, model: str, bench: Prepared, spaces: dict, client, experiment: str, name: str,
+                 tags: dict, floors: dict, sweep_dir: Path, resume: bool) -> dict:
+    """Every method of the sweep on one model: a Tune experiment each, then the model's comparison run."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    from ofmu_ray.data.tofu import retain_split
+    from ofmu_ray.tracking import mlflow_log
+    from ofmu_ray.tune import results
+    from ofmu_ray.tune.logger import TrialLogger
+
+    run_base = {"model_dir": bench.model_dir("target"), "data_dir": str(bench.root / "data"),
                 "forget_split": cfg.split, "retain_split": retain_split(cfg.split), "steps": cfg.steps,
-                "batch_size": cfg.batch_size, "prepared_root": str(prepared.root), "lora": cfg.lora,
-                "lora_save": cfg.lora_save}
+                "batch_size": cfg.batch_size, "prepared_root": str(bench.root), "lora": cfg.lora,
+                "lora_save": cfg.lora_save, "prompt": bench.prompt, "dtype": cfg.dtype}
     context = {"workers": cfg.workers, "cpus_per_worker": cfg.cpus_per_worker,
                "gpus_per_worker": cfg.gpus_per_worker}
-    floors = {results.FLOOR + k: v for k, v in results.floors(data, cfg.split).items()}
-    start_ray(address)
     for method in cfg.methods:
         space, method_tags = spaces[method], tags | {"method": method}
         params = {f"space.{k}": f"{d.kind}{list(d.values)}" for k, d in space.items()}
@@ -251,28 +304,28 @@ def run_sweep(cfg: SweepConfig, prepared: Prepared, sweep_dir: Path, tracking_ur
         if finished:
             continue  # a resumed sweep: this method is done
         mlflow_log.log_values(client, parent, metrics=floors)
-        ctx = context | {"run": run_base | {"method": method}, "storage": str(sweep_dir / "runs" / method)}
+        tune_name = f"{slug(model)}.{method}"
+        ctx = context | {"run": run_base | {"method": method}, "storage": str(sweep_dir / "runs" / tune_name)}
         searcher = OptunaSearch(metric=list(OBJECTIVES), mode=["max", "max"],
                                 sampler=_sampler(cfg.sampler, cfg.seed, cfg.trials),
-                                points_to_evaluate=[defaults_in(method, space)], study_name=f"{name}-{method}")
-        logger = TrialLogger(uri, experiment, parent, method_tags, "trial")
-        _fit(cfg, method, searcher, cfg.trials, {k: tune_domain(d) for k, d in space.items()}, ctx, logger,
+                                points_to_evaluate=[defaults_in(method, space)], study_name=f"{name}-{tune_name}")
+        logger = TrialLogger(client.tracking_uri, experiment, parent, method_tags, "trial")
+        _fit(cfg, tune_name, searcher, cfg.trials, {k: tune_domain(d) for k, d in space.items()}, ctx, logger,
              sweep_dir, resume, cfg.trials)
         if cfg.seeds:
-            _rerun_seeds(cfg, method, client, experiment, name, parent, method_tags, ctx, sweep_dir, resume)
-        results.log_fronts(client, experiment, name, parent, [method], f"{method}, {cfg.bench} {cfg.split}", html=False)
+            _rerun_seeds(cfg, method, model, client, experiment, name, parent, method_tags, ctx, sweep_dir, resume)
+        results.log_fronts(client, experiment, name, parent, [method], f"{method}, {model}, {cfg.bench} {cfg.split}",
+                           html=False, model=model)
     comparison = mlflow_log.comparison_run(client, experiment, name, tags)
     fronts = results.log_fronts(client, experiment, name, comparison, list(cfg.methods),
-                                f"{cfg.bench} {cfg.split}: all methods", html=True)
-    seeds = results.seed_table(client, experiment, name) if cfg.seeds else []
+                                f"{model}, {cfg.bench} {cfg.split}: all methods", html=True, model=model)
+    seeds = results.seed_table(client, experiment, name, model) if cfg.seeds else []
     if seeds:
         mlflow_log.log_files(client, comparison, {"seeds.csv": seeds}, "pareto")
-    return {"fronts": fronts, "seeds": seeds,
-            "mlflow": {"tracking_uri": uri, "experiment": f"{cfg.bench}/{cfg.split}", "sweep": name,
-                       "comparison_run_id": comparison}}
+    return {"fronts": fronts, "seeds": seeds}
 
 
-def _rerun_seeds(cfg: SweepConfig, method: str, client, experiment: str, name: str, parent: str,
+def _rerun_seeds(cfg: SweepConfig, method: str, model: str, client, experiment: str, name: str, parent: str,
                  method_tags: dict, context: dict, sweep_dir: Path, resume: bool) -> None:
     """Runs each front configuration of `method` again with seeds 1..K. New seeds, not the
     sweep's own run: that one was picked for looking good, so it would flatter the mean."""
@@ -281,12 +334,12 @@ def _rerun_seeds(cfg: SweepConfig, method: str, client, experiment: str, name: s
     from ofmu_ray.tune import results
     from ofmu_ray.tune.logger import TrialLogger
 
-    runs, fronts = results.fronts_of(client, experiment, name, [method])
+    runs, fronts = results.fronts_of(client, experiment, name, [method], model)
     points = []
     for i in fronts[""]["methods"][method]["front"]:
         run = runs[method][i]
         hp = {k[len("method."):]: v for k, v in run.data.params.items() if k.startswith("method.")}
         points += [hp | {"seed": s, "source": run.data.tags["ray_trial_id"]} for s in range(1, cfg.seeds + 1)]
     logger = TrialLogger(client.tracking_uri, experiment, parent, method_tags, "seed")
-    _fit(cfg, f"{method}-seeds", None, 1, {"point": tune.grid_search(points)}, context, logger,
+    _fit(cfg, f"{slug(model)}.{method}-seeds", None, 1, {"point": tune.grid_search(points)}, context, logger,
          sweep_dir, resume, len(points))
