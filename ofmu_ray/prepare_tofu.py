@@ -29,11 +29,19 @@ def _fingerprint(ref: str) -> str:
 
 
 def _model_ref(option: str, ref: str) -> str:
-    """A model folder made absolute (checked to hold a model), or a hub id left as it is."""
+    """A model folder made absolute (checked to hold a model), or a hub id (checked to load) as it is."""
     path = Path(ref).expanduser()
     if not path.exists():
         if ref.startswith((".", "/", "~")) or ref.count("/") > 1:
             raise UsageError(f"{option} {ref}: no such folder (and not a hub id such as org/name)")
+        from transformers import AutoConfig
+
+        try:  # now, not in the middle of a sweep
+            AutoConfig.from_pretrained(ref)
+        except OSError as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UsageError(f"{option} {ref}: cannot load it from the hub or its cache ({first}); "
+                             "download it first or pass a model folder") from e
         return ref
     if not ((path / "config.json").is_file() or (path / "adapter_config.json").is_file()):
         raise UsageError(f"{option} {ref}: not a model folder (no config.json or adapter_config.json)")

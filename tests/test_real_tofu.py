@@ -113,6 +113,8 @@ def _broken_set(tofu_set: TofuSet, tmp_path: Path, case: str) -> list[str]:
     elif case == "model":
         (tmp_path / "empty").mkdir()
         args[args.index("--model") + 1] = str(tmp_path / "empty")
+    elif case == "hub":
+        args[args.index("--oracle") + 1] = "open-unlearning/no-such-model"
     elif case == "oracle":
         args = tofu_set.args(oracle=False)
     elif case == "split":
@@ -124,10 +126,15 @@ def _broken_set(tofu_set: TofuSet, tmp_path: Path, case: str) -> list[str]:
 @pytest.mark.parametrize("case, message", [
     ("column", "split 'forget10' lacks TOFU's column(s): perturbed_answer"),
     ("model", "not a model folder (no config.json"),
+    ("hub", "--oracle open-unlearning/no-such-model: cannot load it from the hub or its cache"),
     ("oracle", "needs exactly one of --oracle"),
     ("split", "unknown split 'forget05'; this data has: forget10"),
 ])
-def test_bad_tofu_input_exits_2_naming_the_problem_and_writes_nothing(tofu_set, tmp_path, case, message, capsys):
+def test_bad_tofu_input_exits_2_naming_the_problem_and_writes_nothing(tofu_set, tmp_path, case, message, capsys,
+                                                                      monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # fail at once, not after retries
     assert main(["eval", *_broken_set(tofu_set, tmp_path, case)]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "cache").exists()

@@ -100,7 +100,7 @@ def parent_run(client: MlflowClient, experiment: str, sweep: str, method: str, t
     found = find_runs(client, experiment, ofmu__sweep=sweep, ofmu__kind="method", method=method, model=tags["model"])
     if found:
         return found[0].info.run_id, found[0].info.status == "FINISHED"
-    run = client.create_run(experiment, run_name=method,
+    run = client.create_run(experiment, run_name=f"{method} ({Path(tags['model']).name})",
                             tags=tags | {"ofmu.sweep": sweep, "ofmu.kind": "method", "method": method})
     log_values(client, run.info.run_id, params)
     return run.info.run_id, False
@@ -164,6 +164,6 @@ def comparison_run(client: MlflowClient, experiment: str, sweep: str, tags: dict
     found = find_runs(client, experiment, ofmu__sweep=sweep, ofmu__kind=kind, **where)
     if found:
         return found[0].info.run_id
-    name = f"comparison {tags['model']}" if kind == "comparison" else "models"
+    name = f"comparison ({Path(tags['model']).name})" if kind == "comparison" else "models"
     tags = tags | {"ofmu.sweep": sweep, "ofmu.kind": kind}
     return client.create_run(experiment, run_name=name, tags=tags).info.run_id
