@@ -21,15 +21,19 @@ def _add_bench_args(p: argparse.ArgumentParser, split: bool = True, run: bool = 
     from ofmu_ray.prepare import BENCHES
 
     p.add_argument("--bench", default="synth-tofu", choices=BENCHES,
-                   help="synth-tofu: generated, models trained here; tofu: your data and models (--data, --model)")
+                   help="synth-tofu: generated, models trained here; tofu: your data and models (--data, --model); "
+                        "digits (embedded), cifar10, cifar100 (--data-dir): image classification")
     p.add_argument("--profile", default="tiny", choices=list(PROFILES),
                    help="synth-tofu: tiny ~20 authors (tests); small 60 (demo); full 200 (TOFU's size)")
     p.add_argument("--model", default=None,
                    help=f"synth-tofu: an embedded model ({', '.join(MODELS)}; default: the profile's); "
                         "tofu: the TOFU-finetuned target, a hub id or a folder")
     if split:
-        p.add_argument("--split", default="forget10", help="forget split: forget01, forget05 or forget10")
-    p.add_argument("--data", default=None, help="tofu: hf:locuslab/TOFU or a folder of TOFU-schema files")
+        p.add_argument("--split", default=None, help="forget split: forget01, forget05 or forget10 (default); images: "
+                       "random (default: a random 10 %% of the training images) or classK (all of class K)")
+    p.add_argument("--data", "--data-dir", dest="data", default=None,
+                   help="tofu: hf:locuslab/TOFU or a folder of TOFU-schema files; cifar10/100: the folder of "
+                        "the binary archive")
     p.add_argument("--oracle", default=None, help="tofu: the retain model of --split (hub id or folder)")
     p.add_argument("--retain-logs", default=None,
                    help="an OpenUnlearning TOFU_EVAL.json of the retain model, instead of the oracle")
@@ -49,19 +53,32 @@ def _tofu_only(args: argparse.Namespace) -> None:
     a published retain log can stand in for a synth-tofu oracle too)."""
     from ofmu_ray.prepare import UsageError
 
-    given = [o for o, v in (("--data", args.data), ("--oracle", args.oracle), ("--prompt", args.prompt != "auto"),
-                            ("--retain-logs", args.retain_logs and args.command != "eval")) if v]
+    given = [o for o, v in (("--data", args.data and not _is_image(args)), ("--oracle", args.oracle),
+                            ("--prompt", args.prompt != "auto"),
+                            ("--retain-logs", args.retain_logs and (args.command != "eval" or _is_image(args)))) if v]
     if args.bench != "tofu" and given:
-        raise UsageError(f"{', '.join(given)}: for --bench tofu; synth-tofu generates its data and trains its "
-                         "models (plain prompts)")
+        raise UsageError(f"{', '.join(given)}: for --bench tofu; {args.bench} trains its own models")
+
+
+def _is_image(args: argparse.Namespace) -> bool:
+    from ofmu_ray.data.vision import modality
+
+    return modality(args.bench) == "image"
 
 
 def _prepared(args: argparse.Namespace):
-    """The benchmark the arguments name, prepared (synth-tofu: trained if the cache lacks it)."""
+    """The benchmark the arguments name, prepared (synth-tofu and images: trained if the cache lacks it)."""
     from ofmu_ray.prepare import prepare
     from ofmu_ray.prepare_tofu import prepare_tofu
 
     _tofu_only(args)
+    if _is_image(args):
+        from ofmu_ray.prepare import UsageError
+        from ofmu_ray.prepare_vision import prepare_vision
+
+        if args.model:
+            raise UsageError(f"--model: {args.bench} trains its own classifier (see README, image classification)")
+        return prepare_vision(args.bench, args.split, args.cache_dir, args.data)
     if args.bench == "tofu":
         return prepare_tofu(args.data, args.split, args.model, args.oracle, args.retain_logs, args.prompt,
                             args.cache_dir)
@@ -95,6 +112,13 @@ def _run_prepare(args: argparse.Namespace) -> int:
     elif args.bench == "tofu":
         print(f"tofu: {report['model']} (oracle {report['oracle']}, prompt {report['prompt']}), "
               f"{len(report['splits'])} splits from {report['data']}")
+        print(f"cached in {prepared.root}")
+    elif _is_image(args):
+        print(f"{report['bench']} / {report['split']} ({report['model']}): prepared in {report['seconds']} s; "
+              f"{', '.join(f'{k} {v}' for k, v in report['sizes'].items())} images")
+        print(f"{'model':<8}" + "".join(f"{k:>14}" for k in report["metrics"]["target"]))
+        for name, metrics in report["metrics"].items():
+            print(f"{name:<8}" + "".join(f"{v:>14.2f}" for v in metrics.values()))
         print(f"cached in {prepared.root}")
     else:
         _print_report(report)
@@ -157,8 +181,15 @@ def _run_eval(args: argparse.Namespace) -> int:
     from ofmu_ray.eval.run import evaluate, write_json
 
     prepared = _prepared(args)
-    summary, result = evaluate(prepared, args.split, args.evaluate, args.retain_logs, args.dtype)
     out = Path(args.out or Path("evals") / f"{Path(args.evaluate).name}-{args.split}")
+    if _is_image(args):
+        from ofmu_ray.eval.vision import evaluate_prepared
+
+        summary = evaluate_prepared(prepared, args.evaluate)
+        write_json(out / "VISION_SUMMARY.json", summary)
+        _print_metrics(summary, args.json, f"written to {out / 'VISION_SUMMARY.json'}")
+        return 0
+    summary, result = evaluate(prepared, args.split, args.evaluate, args.retain_logs, args.dtype)
     write_json(out / "TOFU_EVAL.json", result)
     write_json(out / "TOFU_SUMMARY.json", summary)
     _print_metrics(summary, args.json, f"per-question results: {out / 'TOFU_EVAL.json'}")
@@ -252,13 +283,15 @@ def _run_unlearn(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ofmu_ray.data.tofu import retain_split
-    from ofmu_ray.methods import build_config
+    from ofmu_ray.data.vision import modality
+    from ofmu_ray.methods import build_config, check_applies
     from ofmu_ray.prepare import UsageError
     from ofmu_ray.train.distributed import RunSpec
 
     overrides, lora = _parse_sets(args.set), _lora(args)
     try:
         cfg = build_config(args.method, overrides)  # fail before anything starts
+        check_applies([args.method], modality(args.bench), args.bench)
     except ValueError as e:
         raise UsageError(str(e)) from e
     if args.steps < 1 or args.workers < 1 or args.batch_size % args.workers:
@@ -272,11 +305,12 @@ def _run_unlearn(args: argparse.Namespace) -> int:
     from ofmu_ray.tracking import log_run
     from ofmu_ray.train.distributed import run
 
-    references(prepared, args.split, prepared.data(), None, args.dtype)  # checks the split; cached, not in a worker
+    if not _is_image(args):  # checks the split, and caches the references once, not in a worker
+        references(prepared, args.split, prepared.data(), None, args.dtype)
     spec = RunSpec(prepared.model_dir("target"), str(prepared.root / "data"), args.split,
-                   retain_split(args.split), args.method, overrides, args.steps, args.batch_size, args.seed,
-                   str(prepared.root), args.eval_every, args.checkpoint_every, args.keep_best, lora, args.lora_save,
-                   prepared.prompt, args.dtype)
+                   "retain" if _is_image(args) else retain_split(args.split), args.method, overrides, args.steps,
+                   args.batch_size, args.seed, str(prepared.root), args.eval_every, args.checkpoint_every,
+                   args.keep_best, lora, args.lora_save, prepared.prompt, args.dtype, args.bench)
     if args.workers > 1:
         from ofmu_ray.tune.sweep import start_ray
 
@@ -303,10 +337,15 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     from ofmu_ray.tune.sweep import SAMPLERS
 
     p = sub.add_parser("sweep", allow_abbrev=False,
-                       help="Ray Tune + Optuna search of each method's space on (log10 FQ, MU); "
-                            "Pareto fronts in MLflow")
+                       help="Ray Tune + Optuna search of each method's space on two objectives "
+                            "(TOFU: log10 FQ and MU); Pareto fronts in MLflow")
     _add_bench_args(p)
-    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated (default: all)")
+    p.add_argument("--methods", default=None,
+                   help=f"comma-separated, of {', '.join(METHODS)} (default: the six of TOFU; images: "
+                        "gradascent, graddiff, ofmu, ft, rl)")
+    p.add_argument("--objectives", default=None, metavar="X,Y",
+                   help="the two maximised metrics (default: log10_forget_quality,model_utility; images: "
+                        "oracle_closeness,ta, or two of oracle_closeness, ta, ra, ua, mia_efficacy)")
     p.add_argument("--models", default=None,
                    help="comma-separated: sweep each model with the same budget (instead of --model; with "
                         "--bench tofu, --oracle or --retain-logs lists one per model, in the same order)")
@@ -338,11 +377,14 @@ def _sweep_config(args: argparse.Namespace):
     if args.models and args.model:
         raise UsageError("--model or --models, not both")
     _tofu_only(args)
-    return SweepConfig(args.bench, args.profile, args.split, _names(args.methods), args.trials, args.steps,
+    from ofmu_ray.methods import TOFU_METHODS, methods_for
+
+    methods = _names(args.methods) or (tuple(methods_for("image")) if _is_image(args) else TOFU_METHODS)
+    return SweepConfig(args.bench, args.profile, args.split, methods, args.trials, args.steps,
                        args.batch_size, args.workers, _cpus(args), args.gpus_per_worker, args.concurrency, args.seeds,
                        args.sampler, args.sampler_seed, _parse_sets(args.space), _lora(args), args.lora_save,
                        _names(args.models or args.model), args.data, _names(args.oracle), _names(args.retain_logs),
-                       args.prompt, args.dtype)
+                       args.prompt, args.dtype, _names(args.objectives))
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
@@ -397,10 +439,10 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 def _run_demo(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ofmu_ray.methods import METHODS
+    from ofmu_ray.methods import TOFU_METHODS
     from ofmu_ray.tune.sweep import SweepConfig, new_name
 
-    cfg = SweepConfig("synth-tofu", "small", "forget10", tuple(METHODS), trials=args.trials, steps=args.steps)
+    cfg = SweepConfig("synth-tofu", "small", "forget10", TOFU_METHODS, trials=args.trials, steps=args.steps)
     args.resume, args.address = False, None
     return _sweep(cfg, Path("sweeps") / ("demo-" + new_name(cfg)), args)
 
@@ -416,7 +458,7 @@ def _print_fronts(result: dict, as_json: bool) -> None:
         print(format_table(found["fronts"]))
         if found.get("seeds"):
             print("\nfront configurations re-run with new seeds (mean +- std):")
-            print(format_seeds(found["seeds"]))
+            print(format_seeds(found["seeds"], found["fronts"][""]["objectives"]))
         print()
     if result.get("hypervolumes"):
         print(format_hypervolumes(result["hypervolumes"]) + "\n")
@@ -506,6 +548,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ofmu_ray.prepare import UsageError
 
     args = build_parser().parse_args(argv)
+    if getattr(args, "split", "") is None:
+        args.split = "random" if _is_image(args) else "forget10"
     try:
         return COMMANDS[args.command][1](args)
     except (UsageError, DataError) as e:

@@ -12,7 +12,7 @@ from torch.autograd import grad
 from toy_lm import ToyLM, toy_batch
 
 from ofmu_ray.cli import main
-from ofmu_ray.methods import METHODS, build_config, describe_methods, get_method
+from ofmu_ray.methods import METHODS, build_config, describe_methods, get_method, methods_for
 from ofmu_ray.methods.losses import nll, npo_loss, sequence_nll, simnpo_loss
 from ofmu_ray.methods.ofmu import HESSIANS, OFMU, _flat, similarity
 from ofmu_ray.methods.rmu import masked_mse
@@ -22,7 +22,7 @@ RETAIN = toy_batch([[1, 9, 3, 2, 2], [3, 6, 3, 10, 8]], answer_from=2)
 
 
 def test_registry_lists_every_method_with_its_parameters(capsys):
-    assert sorted(METHODS) == ["gradascent", "graddiff", "npo", "ofmu", "rmu", "simnpo"]
+    assert sorted(METHODS) == ["ft", "gradascent", "graddiff", "npo", "ofmu", "rl", "rmu", "simnpo"]
     assert main(["methods", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert listed == json.loads(json.dumps(describe_methods()))
@@ -76,7 +76,7 @@ def test_rmu_distance_is_a_per_token_mean_over_answer_positions():
     assert masked_mse(h, target, mask).item() == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("name", sorted(set(METHODS) - {"rmu"}))  # rmu needs Llama layers: below
+@pytest.mark.parametrize("name", sorted(set(methods_for("text")) - {"rmu"}))  # rmu needs Llama layers: below
 def test_every_method_steps_and_logs_finite_numbers(name):
     model, reference = ToyLM(), ToyLM().requires_grad_(False)
     cls = get_method(name)

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from ofmu_ray.eval import answer_accuracy
-from ofmu_ray.methods import METHODS, build_config, get_method
+from ofmu_ray.methods import TOFU_METHODS, build_config, get_method
 from ofmu_ray.models import load_causal_lm, load_tokenizer
 from ofmu_ray.train import batches, unlearn
 
@@ -21,7 +21,7 @@ def target(tiny):
     return data, model_dir, tok, answer_accuracy(load_causal_lm(model_dir), tok, data["forget10"])
 
 
-@pytest.mark.parametrize("name", sorted(METHODS))
+@pytest.mark.parametrize("name", sorted(TOFU_METHODS))
 def test_defaults_lower_forget_accuracy(target, name):
     data, model_dir, tok, before = target
     cls = get_method(name)

@@ -45,6 +45,7 @@ class Method:
     Config: ClassVar[type[MethodConfig]] = MethodConfig
     needs_reference: ClassVar[bool] = False
     ddp: ClassVar[bool] = True  # False: the method averages its own gradients (autograd.grad)
+    modalities: ClassVar[tuple[str, ...]] = ("text", "image")  # what it can unlearn
 
     def __init__(self, model: torch.nn.Module, cfg: MethodConfig, reference: torch.nn.Module | None = None):
         if not isinstance(cfg, self.Config):

@@ -1,4 +1,5 @@
-"""The baselines: GradAscent, GradDiff, NPO, SimNPO (losses as OpenUnlearning codes them).
+"""The baselines: GradAscent, GradDiff, NPO, SimNPO (losses as OpenUnlearning codes them), and the
+image-classification baselines of the Sparse/SalUn protocol, fine-tuning (FT) and random labels (RL).
 
 Defaults are the published ones (OpenUnlearning `configs/trainer/*.yaml`), except the learning rate,
 which is set for the tiny embedded models (see `OptimizerConfig.lr`).
@@ -56,6 +57,7 @@ class NPO(LossMethod):
     name = "npo"
     Config = NPOConfig
     needs_reference = True
+    modalities = ("text",)
 
     def loss(self, forget, retain):
         s_model, _ = sequence_nll(self.model, forget)
@@ -84,6 +86,7 @@ class SimNPO(LossMethod):
 
     name = "simnpo"
     Config = SimNPOConfig
+    modalities = ("text",)
 
     def loss(self, forget, retain):
         s_model, lengths = sequence_nll(self.model, forget)
@@ -91,3 +94,27 @@ class SimNPO(LossMethod):
         retain_nll = nll(self.model, retain)
         loss = self.cfg.gamma * forget_loss + self.cfg.alpha * retain_nll
         return loss, {"simnpo_loss": forget_loss, "retain_nll": retain_nll}
+
+
+class FineTune(LossMethod):
+    """Fine-tuning on the retain set only (FT): forgetting by catastrophic forgetting, L = NLL(retain)."""
+
+    name = "ft"
+
+    def loss(self, forget, retain):
+        retain_nll = nll(self.model, retain)
+        return retain_nll, {"retain_nll": retain_nll}
+
+
+class RandomLabel(LossMethod):
+    """Random labels (RL): the forget images with labels drawn uniformly (the true one included, as the
+    released code draws them), together with the retain images and their labels."""
+
+    name = "rl"
+    modalities = ("image",)
+
+    def loss(self, forget, retain):
+        classes = self.model(forget["pixels"][:1]).shape[-1]
+        shuffled = forget | {"labels": torch.randint_like(forget["labels"], classes)}
+        forget_nll, retain_nll = nll(self.model, shuffled), nll(self.model, retain)
+        return forget_nll + retain_nll, {"forget_nll": forget_nll, "retain_nll": retain_nll}

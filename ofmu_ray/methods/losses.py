@@ -1,8 +1,9 @@
 """The losses the methods share, as plain functions of a model and a batch.
 
-A batch is what `ofmu_ray.models.collate` returns: `input_ids`, `attention_mask` and `labels`
-(answer tokens labelled, question and padding set to -100). Formulas follow OpenUnlearning's code
-(`../shared/research/open_unlearning.md`, section 2).
+A text batch is what `ofmu_ray.models.collate` returns: `input_ids`, `attention_mask` and `labels`
+(answer tokens labelled, question and padding set to -100); an image batch holds `pixels` and
+class `labels`. Formulas follow OpenUnlearning's code (`../shared/research/open_unlearning.md`,
+section 2).
 """
 
 from __future__ import annotations
@@ -32,7 +33,12 @@ def token_nll(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch
 
 
 def nll(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
-    """Mean NLL over every answer token of the (global) batch: HF's `outputs.loss`."""
+    """Mean NLL over every answer token of the (global) batch (HF's `outputs.loss`), or over its
+    images' class labels (cross-entropy): what gradient ascent, GradDiff and OFMU descend or ascend."""
+    if "pixels" in batch:
+        logits = model(batch["pixels"])
+        total = F.cross_entropy(logits.to(at_least_fp32(logits.dtype)), batch["labels"], reduction="sum")
+        return global_mean(total, len(batch["labels"]))
     per_token, mask = token_nll(model, batch)
     return global_mean(per_token.sum(), mask.sum())
 

@@ -50,6 +50,7 @@ class RMU(LossMethod):
     """L = ||h_l(forget) - c*u||^2 + alpha * ||h_l(retain) - h_l^ref(retain)||^2 (per-token means)."""
 
     name = "rmu"
+    modalities = ("text",)
     Config = RMUConfig
     needs_reference = True
 

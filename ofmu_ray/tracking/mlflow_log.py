@@ -26,7 +26,7 @@ from mlflow.tracking import MlflowClient
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
 ARTIFACT_DIR = "mlartifacts"
-RESULT_FILES = ("TOFU_EVAL.json", "TOFU_SUMMARY.json", "history.json")
+RESULT_FILES = ("TOFU_EVAL.json", "TOFU_SUMMARY.json", "VISION_EVAL.json", "VISION_SUMMARY.json", "history.json")
 METRICS_PER_BATCH, PARAMS_PER_BATCH = 1000, 100  # what one MLflow log_batch call accepts
 
 

@@ -7,17 +7,17 @@ from pathlib import Path
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 
 
-def _axes(split_key: str) -> tuple[str, str]:
-    where = f" ({split_key.lstrip('/')})" if split_key else ""
-    return f"log10 forget quality{where}, higher is better", f"model utility{where}, higher is better"
+def _axes(objectives: list[str]) -> tuple[str, str]:
+    x, y = (name.replace("_", " ") for name in objectives)
+    return f"{x}, higher is better", f"{y}, higher is better"
 
 
-def plot_png(trials: dict[str, list], fronts: dict, split_key: str, title: str, path: Path) -> Path:
+def plot_png(trials: dict[str, list], fronts: dict, title: str, path: Path) -> Path:
     """One split: every trial as a dot, each method's front as the staircase that bounds the region it
     dominates, the reference point as a cross.
 
     Args:
-        trials: per method, every trial's (log10 FQ, MU) on this split.
+        trials: per method, every trial's two objectives on this split.
         fronts: `summarize_fronts(...)[split_key]`.
     """
     import matplotlib
@@ -33,7 +33,7 @@ def plot_png(trials: dict[str, list], fronts: dict, split_key: str, title: str, 
                 drawstyle="steps-pre", label=f"{method} (HV {entry['hypervolume']:.3g})")
     ref = fronts["reference"]
     ax.scatter([ref[0]], [ref[1]], marker="x", color="black", label="reference point")
-    xlabel, ylabel = _axes(split_key)
+    xlabel, ylabel = _axes(fronts["objectives"])
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -69,7 +69,7 @@ def plot_html(points: dict[str, dict[str, list]], fronts: dict, title: str, path
                                       name=f"{method} front", showlegend=n == 0,
                                       text=[f"HV {entry['hypervolume']:.3g}"] * len(entry["points"])),
                            row=row, col=col)
-        xlabel, ylabel = _axes(key)
+        xlabel, ylabel = _axes(fronts[key]["objectives"])
         page.update_xaxes(title_text=xlabel, row=row, col=col)
         page.update_yaxes(title_text=ylabel, row=row, col=col)
     page.update_layout(title=title, height=450 * rows)

@@ -10,9 +10,13 @@ so a W-worker run computes the same updates as one worker on the global batch.
 A one-worker run skips Ray Train altogether and runs the loop in the calling process (in a sweep,
 the Tune trial's own process): starting a worker group costs seconds that one worker does not need.
 
+The same loop unlearns an image classifier (`Task`: what differs is how the model, its batches,
+its evaluation and its saving are made).
+
 What a run leaves in its final checkpoint folder: the unlearned model (safetensors + tokenizer),
 `history.json` (each step's logs), `metrics.json` (what the run reports), and, when it was
-evaluated, `TOFU_EVAL.json` (per question), `TOFU_SUMMARY.json` and, with `keep_best`, the best
+evaluated, `TOFU_EVAL.json` (per question) and `TOFU_SUMMARY.json` (images: `VISION_EVAL.json`
+with the target's and oracle's metrics, `VISION_SUMMARY.json`) and, with `keep_best`, the best
 evaluated model in `best/`.
 """
 
@@ -25,13 +29,14 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ofmu_ray.methods.losses import Batch
 from ofmu_ray.models.lora import SAVE_MODES, save_model
 
 # (metrics, a finished checkpoint folder on rank 0 or None); every rank calls it at the same steps.
 Report = Callable[[dict, "Path | None"], None]
-BEST_METRICS = ("log10_forget_quality", "model_utility")  # what `keep_best` may maximise
+BEST_METRICS = ("log10_forget_quality", "model_utility", "oracle_closeness", "ta")  # what `keep_best` may maximise
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,7 @@ class RunSpec:
     """Everything a worker needs; plain values so that Ray can ship it."""
 
     model_dir: str  # the model to unlearn: a folder (safetensors + tokenizer) or a hub id
-    data_dir: str  # TOFU-schema splits
+    data_dir: str  # TOFU-schema splits (image benchmarks: read through `prepared_root`)
     forget_split: str
     retain_split: str
     method: str
@@ -55,6 +60,7 @@ class RunSpec:
     lora_save: str = "merged"  # or "adapter": save the adapter alone, beside the base model it names
     prompt: str = "auto"  # the prompt format the model was trained with (`models.prompt`)
     dtype: str = "fp32"  # or "bf16": the weights' type
+    bench: str = "synth-tofu"  # an image benchmark (`digits`, `cifar10`, ...) unlearns a classifier
 
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 1 or self.eval_every < 0 or self.checkpoint_every < 0:
@@ -73,9 +79,65 @@ def shard(batches: Iterator[Batch], rank: int, world: int, device="cpu") -> Iter
         yield {k: v[rank::world].to(device) for k, v in batch.items()}
 
 
-def _save_model(model, tokenizer, out: Path, lora_save: str) -> None:
-    save_model(getattr(model, "module", model), out, lora_save)  # safetensors
-    tokenizer.save_pretrained(out)
+@dataclass
+class Task:
+    """What differs between unlearning a language model and an image classifier; the loop is the same."""
+
+    model: Any
+    load_reference: Callable[[], Any]  # a frozen copy of the model before unlearning
+    forget: Iterator[Batch]  # global batches, the same on every rank
+    retain: Iterator[Batch]
+    evaluate: Callable[[Any], tuple[dict, dict]]  # (summary metrics, per-item results) on rank 0
+    save: Callable[[Any, Path], None]  # safetensors, with what the model needs to load again
+    result_files: tuple[str, str]  # where the per-item results and the summary are written
+
+
+def _text_task(spec: RunSpec, device) -> Task:
+    from ofmu_ray.data import load_tofu
+    from ofmu_ray.models import load_causal_lm, load_tokenizer
+    from ofmu_ray.train.unlearn import batches
+
+    data = load_tofu(spec.data_dir)
+    tokenizer = load_tokenizer(spec.model_dir, spec.prompt)
+
+    def evaluate(model) -> tuple[dict, dict]:
+        from ofmu_ray.eval.run import evaluate_loaded
+        from ofmu_ray.prepare import Prepared
+
+        return evaluate_loaded(Prepared(Path(spec.prepared_root)), spec.forget_split, model, tokenizer, data,
+                               spec.dtype)
+
+    def save(model, out: Path) -> None:
+        save_model(model, out, spec.lora_save)
+        tokenizer.save_pretrained(out)
+
+    return Task(load_causal_lm(spec.model_dir, spec.dtype).to(device),
+                lambda: load_causal_lm(spec.model_dir, spec.dtype).to(device),
+                batches(tokenizer, data[spec.forget_split], spec.batch_size, spec.seed),
+                batches(tokenizer, data[spec.retain_split], spec.batch_size, spec.seed + 1),
+                evaluate, save, ("TOFU_EVAL.json", "TOFU_SUMMARY.json"))
+
+
+def _image_task(spec: RunSpec, device) -> Task:
+    from ofmu_ray.eval.vision import evaluate_classifier, summarize_vision
+    from ofmu_ray.models.vision import load_classifier, save_classifier
+    from ofmu_ray.prepare import Prepared
+    from ofmu_ray.prepare_vision import vision_of
+    from ofmu_ray.train.classifier import image_batches
+
+    prepared = Prepared(Path(spec.prepared_root))
+    data, splits = vision_of(prepared)
+
+    def evaluate(model) -> tuple[dict, dict]:
+        oracle = prepared.report["metrics"]["oracle"]
+        summary = summarize_vision(evaluate_classifier(model, data, splits), oracle)
+        return summary, {"model": summary, "oracle": oracle, "target": prepared.report["metrics"]["target"]}
+
+    x, y = data.train_x, data.train_y
+    return Task(load_classifier(spec.model_dir).to(device), lambda: load_classifier(spec.model_dir).to(device),
+                image_batches(x[splits.forget], y[splits.forget], spec.batch_size, spec.seed),
+                image_batches(x[splits.retain], y[splits.retain], spec.batch_size, spec.seed + 1),
+                evaluate, lambda model, out: save_classifier(model, out), ("VISION_EVAL.json", "VISION_SUMMARY.json"))
 
 
 def run_worker(spec: RunSpec, rank: int, world: int, report: Report, device="cpu", wrap=None) -> None:
@@ -87,17 +149,15 @@ def run_worker(spec: RunSpec, rank: int, world: int, report: Report, device="cpu
     """
     import torch
 
-    from ofmu_ray.data import load_tofu
+    from ofmu_ray.data.vision import modality
     from ofmu_ray.methods import build_config, get_method
-    from ofmu_ray.models import load_causal_lm, load_tokenizer
-    from ofmu_ray.train.unlearn import batches, unlearn
+    from ofmu_ray.train.unlearn import unlearn
 
     if spec.batch_size % world:
         raise ValueError(f"batch_size {spec.batch_size} must be divisible by the {world} workers")
     torch.manual_seed(spec.seed)  # the same on every rank: identical models, identical batch order
-    data = load_tofu(spec.data_dir)
-    tokenizer = load_tokenizer(spec.model_dir, spec.prompt)
-    model = load_causal_lm(spec.model_dir, spec.dtype).to(device)
+    task = (_image_task if modality(spec.bench) == "image" else _text_task)(spec, device)
+    model = task.model
     cls = get_method(spec.method)
     cfg = build_config(spec.method, spec.overrides)
     cls.prepare_model(model, cfg)
@@ -105,30 +165,22 @@ def run_worker(spec: RunSpec, rank: int, world: int, report: Report, device="cpu
         from ofmu_ray.models.lora import LoraSpec, add_lora
 
         model = add_lora(model, LoraSpec(**spec.lora))
-    reference = (load_causal_lm(spec.model_dir, spec.dtype).to(device).requires_grad_(False)
-                 if cls.needs_reference else None)
+    reference = task.load_reference().requires_grad_(False) if cls.needs_reference else None
     if cls.ddp and wrap is not None:
         model = wrap(model)  # DDP when world > 1
     method = cls(model, cfg, reference)
-    forget = shard(batches(tokenizer, data[spec.forget_split], spec.batch_size, spec.seed), rank, world, device)
-    retain = shard(batches(tokenizer, data[spec.retain_split], spec.batch_size, spec.seed + 1), rank, world, device)
+    forget, retain = shard(task.forget, rank, world, device), shard(task.retain, rank, world, device)
     bare = getattr(model, "module", model)
-    prepared = None
-    if spec.prepared_root and rank == 0:
-        from ofmu_ray.prepare import Prepared
-
-        prepared = Prepared(Path(spec.prepared_root))
+    evaluated = bool(spec.prepared_root) and rank == 0
     best_dir = Path(tempfile.mkdtemp(prefix="ofmu-ray-best-")) if spec.keep_best and rank == 0 else None
     best: dict = {}
 
     def evaluate(step: int) -> tuple[dict, dict]:
-        from ofmu_ray.eval.run import evaluate_loaded
-
-        summary, result = evaluate_loaded(prepared, spec.forget_split, bare, tokenizer, data, spec.dtype)
+        summary, result = task.evaluate(bare)
         bare.train()
         value = summary.get(spec.keep_best, -math.inf)
         if best_dir is not None and (not best or value > best[spec.keep_best]):
-            _save_model(model, tokenizer, best_dir, spec.lora_save)
+            task.save(bare, best_dir)
             best.clear()
             best.update({"step": step, spec.keep_best: value})
         return summary, result
@@ -148,7 +200,7 @@ def run_worker(spec: RunSpec, rank: int, world: int, report: Report, device="cpu
                 if due_eval:
                     metrics |= evaluate(n)[0]
                 if due_checkpoint:
-                    _save_model(model, tokenizer, Path(out), spec.lora_save)
+                    task.save(bare, Path(out))
                     folder = Path(out)
             report(metrics, folder)
 
@@ -158,13 +210,13 @@ def run_worker(spec: RunSpec, rank: int, world: int, report: Report, device="cpu
         out = Path(tmp)
         folder = None
         if rank == 0:
-            _save_model(model, tokenizer, out, spec.lora_save)
+            task.save(bare, out)
             (out / "history.json").write_text(json.dumps([{"step": i + 1} | h for i, h in enumerate(history)]))
-            if prepared is not None:
+            if evaluated:
                 summary, result = evaluate(len(history))
                 metrics |= summary
-                (out / "TOFU_EVAL.json").write_text(json.dumps(result))
-                (out / "TOFU_SUMMARY.json").write_text(json.dumps(summary))
+                for name, content in zip(task.result_files, (result, summary), strict=True):
+                    (out / name).write_text(json.dumps(content))
             if best_dir is not None:
                 shutil.move(best_dir, out / "best")
                 (out / "best" / "best.json").write_text(json.dumps(best))

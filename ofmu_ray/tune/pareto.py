@@ -1,9 +1,11 @@
-"""Pareto fronts of (log10 forget quality, model utility), both maximised, and their hypervolume.
+"""Pareto fronts of two maximised objectives, and their hypervolume.
 
-The hypervolume is the area a front dominates above a fixed reference point: the split's log10
-forget-quality floor (the smallest p-value the KS test can give for that many forget questions:
-every truth ratio on one side of the oracle's) and a model utility of 0. With the same point for
-every method, hypervolumes compare across methods; a larger one means a better trade-off.
+For TOFU the objectives are (log10 forget quality, model utility); the hypervolume is the area a
+front dominates above a fixed reference point: the split's log10 forget-quality floor (the
+smallest p-value the KS test can give for that many forget questions: every truth ratio on one
+side of the oracle's) and a model utility of 0. Image benchmarks use (closeness to the retrained
+oracle, test accuracy), both in percent, above (0, 0). With the same point for every method,
+hypervolumes compare across methods; a larger one means a better trade-off.
 
     >>> front([(-3.0, 0.5), (-1.0, 0.4), (-2.0, 0.3), (-1.0, 0.2)])
     [0, 1]
@@ -15,12 +17,28 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
 from scipy import stats
 
-Point = tuple[float, float]  # (log10_forget_quality, model_utility)
+Point = tuple[float, float]  # (x objective, y objective), e.g. (log10_forget_quality, model_utility)
+
+
+@dataclass(frozen=True)
+class Objectives:
+    """The two maximised metrics a sweep searches and its fronts are drawn in."""
+
+    x: str = "log10_forget_quality"
+    y: str = "model_utility"
+
+    def names(self, split_key: str = "") -> tuple[str, str]:
+        """The metric names for the forget split ("") or a hard split ("/multihop")."""
+        return f"{self.x}{split_key}", f"{self.y}{split_key}"
+
+
+TOFU_OBJECTIVES = Objectives()
 
 
 def dominates(a: Point, b: Point) -> bool:
@@ -62,22 +80,18 @@ def log10_fq_floor(questions: int) -> float:
     return math.log10(max(lowest, np.finfo(float).tiny))
 
 
-def metric_names(split_key: str) -> tuple[str, str]:
-    """The two objectives' metric names for the forget split ("") or a hard split ("/multihop")."""
-    return f"log10_forget_quality{split_key}", f"model_utility{split_key}"
-
-
-def summarize_fronts(trials: dict[str, list[dict]], floors: dict[str, float]) -> dict[str, dict]:
+def summarize_fronts(trials: dict[str, list[dict]], floors: dict[str, float],
+                     objectives: Objectives = TOFU_OBJECTIVES) -> dict[str, dict]:
     """Per split key (`""` and `"/<hard split>"`, as `floors` names them) and method: the front's
     points and the hypervolume; `"all"` is the combined front across methods.
 
     Args:
         trials: per method, each finished trial's metrics.
-        floors: per split key, the log10 forget-quality floor (the reference point's x).
+        floors: per split key, the reference point's x (TOFU: the log10 forget-quality floor); its y is 0.
     """
     out: dict[str, dict] = {}
     for key, floor in floors.items():
-        fq, mu = metric_names(key)
+        fq, mu = objectives.names(key)
         table: dict[str, dict] = {}
         combined: list[tuple[str, int, Point]] = []
         for method, rows in trials.items():
@@ -91,5 +105,5 @@ def summarize_fronts(trials: dict[str, list[dict]], floors: dict[str, float]) ->
         table["all"] = {"front": [combined[i][:2] for i in best], "points": [combined[i][2] for i in best],
                         "hypervolume": hypervolume([p for _, _, p in combined], (floor, 0.0)),
                         "trials": sum(t["trials"] for t in table.values())}
-        out[key] = {"reference": (floor, 0.0), "methods": table}
+        out[key] = {"reference": (floor, 0.0), "objectives": [fq, mu], "methods": table}
     return out

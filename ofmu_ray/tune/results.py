@@ -12,9 +12,9 @@ from pathlib import Path
 from ofmu_ray.data import TofuData
 from ofmu_ray.prepare import UsageError, slug
 from ofmu_ray.tracking.mlflow_log import find_runs, finish, log_files
-from ofmu_ray.tune.pareto import log10_fq_floor, metric_names, summarize_fronts
+from ofmu_ray.tune.pareto import TOFU_OBJECTIVES, Objectives, log10_fq_floor, summarize_fronts
 
-FLOOR = "reference/log10_forget_quality"  # + split key: the floors, logged on every parent run
+REFERENCE = "reference/"  # + the x objective + split key: the reference points' x, logged on every parent run
 
 
 def floors(data: TofuData, split: str) -> dict[str, float]:
@@ -34,13 +34,17 @@ def latest_sweep(client, experiment: str) -> str:
     return max(runs, key=lambda r: r.info.start_time).data.tags["ofmu.sweep"]
 
 
-def sweep_floors(client, experiment: str, sweep: str) -> dict[str, float]:
-    """The reference floors a sweep recorded on its parent runs."""
+def sweep_reference(client, experiment: str, sweep: str) -> tuple[Objectives, dict[str, float]]:
+    """The objectives (tag `objectives`) and reference points' x per split key a sweep recorded on
+    its parent runs."""
     for run in find_runs(client, experiment, ofmu__sweep=sweep, ofmu__kind="method"):
-        found = {k[len(FLOOR):]: v for k, v in run.data.metrics.items() if k.startswith(FLOOR)}
+        objectives = Objectives(*run.data.tags["objectives"].split(",")) if "objectives" in run.data.tags \
+            else TOFU_OBJECTIVES
+        prefix = REFERENCE + objectives.x
+        found = {k[len(prefix):]: v for k, v in run.data.metrics.items() if k.startswith(prefix)}
         if found:
-            return found
-    raise UsageError(f"sweep {sweep!r} recorded no reference floors ({FLOOR}*) in this experiment")
+            return objectives, found
+    raise UsageError(f"sweep {sweep!r} recorded no reference points ({REFERENCE}*) in this experiment")
 
 
 def sweep_models(client, experiment: str, sweep: str) -> list[str]:
@@ -66,15 +70,14 @@ def fronts_of(client, experiment: str, sweep: str, methods: list[str] | None = N
     """(the sweep's finished trial runs per method on `model`, `summarize_fronts` of them)."""
     runs = {m: rs for m, rs in trial_runs(client, experiment, sweep, model=model).items()
             if methods is None or m in methods}
-    fronts = summarize_fronts({m: [r.data.metrics for r in rs] for m, rs in runs.items()},
-                              sweep_floors(client, experiment, sweep))
-    return runs, fronts
+    objectives, floors = sweep_reference(client, experiment, sweep)
+    return runs, summarize_fronts({m: [r.data.metrics for r in rs] for m, rs in runs.items()}, floors, objectives)
 
 
 def _front_rows(runs: dict[str, list], fronts: dict) -> list[dict]:
     rows = []
     for key, summary in fronts.items():
-        fq, mu = metric_names(key)
+        fq, mu = summary["objectives"]
         for front_of, entry in summary["methods"].items():
             members = ([(front_of, i) for i in entry["front"]] if front_of != "all" else entry["front"])
             for method, i in members:
@@ -97,7 +100,7 @@ def log_fronts(client, experiment: str, sweep: str, run_id: str, methods: list[s
     with tempfile.TemporaryDirectory() as tmp:
         files: dict = {"fronts.csv": _front_rows(runs, fronts)}
         for key, summary in fronts.items():
-            fq, mu = metric_names(key)
+            fq, mu = summary["objectives"]
             for method, entry in summary["methods"].items():
                 if len(methods) > 1:
                     metrics[f"hypervolume{key}/{method}"] = entry["hypervolume"]
@@ -106,7 +109,7 @@ def log_fronts(client, experiment: str, sweep: str, run_id: str, methods: list[s
             points[key] = {m: [(r.data.metrics.get(fq, math.nan), r.data.metrics.get(mu, math.nan)) for r in rs]
                            for m, rs in runs.items()}
             name = "front" + key.replace("/", "_")
-            files[f"{name}.png"] = plot_png(points[key], summary, key, f"{title}: {key.lstrip('/') or 'forget split'}",
+            files[f"{name}.png"] = plot_png(points[key], summary, f"{title}: {key.lstrip('/') or 'forget split'}",
                                             Path(tmp) / f"{name}.png")
         if html:
             files["fronts.html"] = plot_html(points, fronts, title, Path(tmp) / "fronts.html")
@@ -121,11 +124,11 @@ def hypervolume_table(client, experiment: str, sweep: str, models: list[str]) ->
     """{split key: {method: {model: hypervolume}}} of a sweep over several models, from its runs."""
     from ofmu_ray.tune.pareto import summarize_fronts
 
-    floors = sweep_floors(client, experiment, sweep)
+    objectives, floors = sweep_reference(client, experiment, sweep)
     table: dict = {key: {} for key in floors}
     for model in models:
         runs = trial_runs(client, experiment, sweep, model=model)
-        fronts = summarize_fronts({m: [r.data.metrics for r in rs] for m, rs in runs.items()}, floors)
+        fronts = summarize_fronts({m: [r.data.metrics for r in rs] for m, rs in runs.items()}, floors, objectives)
         for key, summary in fronts.items():
             for method in runs:
                 table[key].setdefault(method, {})[model] = summary["methods"][method]["hypervolume"]
@@ -146,8 +149,8 @@ def log_models(client, experiment: str, sweep: str, run_id: str, models: list[st
     metrics = {f"hypervolume{key}/{method}/{slug(model)}": hv for key, by_method in table.items()
                for method, by_model in by_method.items() for model, hv in by_model.items()}
     runs = {model: trial_runs(client, experiment, sweep, model=model) for model in models}
-    floors = sweep_floors(client, experiment, sweep)
-    fq, mu = metric_names("")
+    objectives, floors = sweep_reference(client, experiment, sweep)
+    fq, mu = objectives.names()
     with tempfile.TemporaryDirectory() as tmp:
         files: dict = {"hypervolumes.csv": rows}
         for key, by_method in table.items():
@@ -157,9 +160,10 @@ def log_models(client, experiment: str, sweep: str, run_id: str, models: list[st
             by_model = {model: runs[model].get(method, []) for model in models}
             trials = {model: [(r.data.metrics.get(fq, math.nan), r.data.metrics.get(mu, math.nan)) for r in rs]
                       for model, rs in by_model.items()}
-            fronts = summarize_fronts({model: [r.data.metrics for r in rs] for model, rs in by_model.items()}, floors)
+            fronts = summarize_fronts({model: [r.data.metrics for r in rs] for model, rs in by_model.items()},
+                                      floors, objectives)
             path = Path(tmp) / f"front_{method}.png"
-            files[path.name] = plot_png(trials, fronts[""], "", f"{method} across models, {title}", path)
+            files[path.name] = plot_png(trials, fronts[""], f"{method} across models, {title}", path)
         log_files(client, run_id, files, "models")
     finish(client, run_id, metrics)
     return table
@@ -167,6 +171,7 @@ def log_models(client, experiment: str, sweep: str, run_id: str, models: list[st
 
 def seed_table(client, experiment: str, sweep: str, model: str | None = None) -> list[dict]:
     """Mean and standard deviation over the seed re-runs of each front configuration (on `model`)."""
+    objectives, _ = sweep_reference(client, experiment, sweep)
     rows = []
     for method, runs in trial_runs(client, experiment, sweep, kind="seed", model=model).items():
         by_source: dict[str, list] = {}
@@ -174,7 +179,7 @@ def seed_table(client, experiment: str, sweep: str, model: str | None = None) ->
             by_source.setdefault(run.data.tags["ofmu.source_trial"], []).append(run)
         for source, group in by_source.items():
             row = {"method": method, "source_trial": source, "seeds": len(group)}
-            for name in (*metric_names(""), "forget_quality/multihop", "model_utility/multihop"):
+            for name in (*objectives.names(), "forget_quality/multihop", "model_utility/multihop"):
                 values = [r.data.metrics[name] for r in group if name in r.data.metrics]
                 if values:
                     row[f"{name}_mean"] = statistics.fmean(values)
@@ -187,9 +192,9 @@ def format_table(fronts: dict) -> str:
     """Per split: each method's trials, front size, hypervolume and front points, as text."""
     lines = []
     for key, summary in fronts.items():
-        ref = summary["reference"]
-        lines.append(f"{key.lstrip('/') or 'forget split'}  (reference point: log10 FQ {ref[0]:.2f}, MU 0)")
-        lines.append(f"  {'method':<12}{'trials':>7}{'front':>7}{'hypervolume':>13}  front (log10 FQ, MU)")
+        (ref, _), (x, y) = summary["reference"], summary["objectives"]
+        lines.append(f"{key.lstrip('/') or 'forget split'}  (reference point: {x} {ref:.2f}, {y} 0)")
+        lines.append(f"  {'method':<12}{'trials':>7}{'front':>7}{'hypervolume':>13}  front ({x}, {y})")
         for method, entry in summary["methods"].items():
             points = ", ".join(f"({x:.2f}, {y:.3f})" for x, y in entry["points"])
             lines.append(f"  {method:<12}{entry['trials']:>7}{len(entry['points']):>7}"
@@ -210,10 +215,10 @@ def format_hypervolumes(table: dict) -> str:
     return "\n".join(lines)
 
 
-def format_seeds(rows: list[dict]) -> str:
+def format_seeds(rows: list[dict], objectives: tuple[str, str]) -> str:
     """The seed re-runs as text: mean +- std of both objectives per front configuration."""
-    fq, mu = metric_names("")
-    lines = [f"  {'method':<12}{'trial':<16}{'seeds':>6}  {'log10 FQ':>18}  {'MU':>16}"]
+    fq, mu = objectives
+    lines = [f"  {'method':<12}{'trial':<16}{'seeds':>6}  {fq:>18}  {mu:>16}"]
     for r in rows:
         lines.append(f"  {r['method']:<12}{r['source_trial']:<16}{r['seeds']:>6}  "
                      f"{r[fq + '_mean']:>9.3f} +- {r[fq + '_std']:<6.3f}  "

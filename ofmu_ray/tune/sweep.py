@@ -23,9 +23,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ofmu_ray.prepare import Prepared, UsageError, slug
+from ofmu_ray.tune.pareto import Objectives
 from ofmu_ray.tune.spaces import Dimension, load_space
 
-OBJECTIVES = ("log10_forget_quality", "model_utility")  # both maximised
+# What a sweep maximises by default: for TOFU forget quality and utility; for images closeness to the
+# retrained oracle (100 - the protocol's avg_gap, so that over-forgetting counts against a method as
+# under-forgetting does) and test accuracy. `--objectives` chooses others.
+DEFAULT_OBJECTIVES = {"text": ("log10_forget_quality", "model_utility"), "image": ("oracle_closeness", "ta")}
+IMAGE_METRICS = ("oracle_closeness", "ta", "ra", "ua", "mia_efficacy")  # all in percent: reference point 0
 SAMPLERS = ("tpe", "nsga2", "gp")
 NOT_HYPER_PARAMETERS = ("seed", "source")  # what a trial's configuration holds besides the method's
 
@@ -57,13 +62,21 @@ class SweepConfig:
     retain_logs: tuple[str, ...] = ()  # tofu: or each model's OpenUnlearning retain log
     prompt: str = "auto"
     dtype: str = "fp32"
+    objectives: tuple[str, ...] = ()  # the two maximised metrics; () = DEFAULT_OBJECTIVES of the modality
 
     def __post_init__(self):
-        from ofmu_ray.methods import METHODS
+        from ofmu_ray.methods import METHODS, check_applies
 
         unknown = [m for m in self.methods if m not in METHODS]
         if not self.methods or unknown:
             raise UsageError(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
+        try:
+            check_applies(self.methods, self.modality, self.bench)
+        except ValueError as e:
+            raise UsageError(str(e)) from e
+        allowed = IMAGE_METRICS if self.modality == "image" else DEFAULT_OBJECTIVES["text"]
+        if self.objectives and (len(self.objectives) != 2 or not set(self.objectives) <= set(allowed)):
+            raise UsageError(f"--objectives {','.join(self.objectives)}: two of {', '.join(allowed)}")
         if self.trials < 1 or self.steps < 1 or self.workers < 1 or self.seeds < 0 or self.concurrency < 0:
             raise UsageError("need trials, steps and workers >= 1, seeds and concurrency >= 0")
         if self.batch_size % self.workers:
@@ -80,15 +93,28 @@ class SweepConfig:
                 raise UsageError(f"{option} gives {len(values)} but the sweep has {len(self.models or (None,))} "
                                  "models: one per model, in the same order")
 
+    @property
+    def modality(self) -> str:
+        from ofmu_ray.data.vision import modality
+
+        return modality(self.bench)
+
+    @property
+    def goal(self) -> Objectives:
+        return Objectives(*(self.objectives or DEFAULT_OBJECTIVES[self.modality]))
+
 
 def prepare_models(cfg: SweepConfig, cache_dir: str | None) -> dict[str, Prepared]:
     """Each model of the sweep, prepared (trained, for the embedded benchmark), by its name."""
     from ofmu_ray.prepare import prepare
     from ofmu_ray.prepare_tofu import prepare_tofu
+    from ofmu_ray.prepare_vision import prepare_vision
 
     out = {}
     for i, model in enumerate(cfg.models or (None,)):
-        if cfg.bench == "tofu":
+        if cfg.modality == "image":
+            prepared = prepare_vision(cfg.bench, cfg.split, cache_dir, cfg.data)
+        elif cfg.bench == "tofu":
             prepared = prepare_tofu(cfg.data, cfg.split, model, cfg.oracles[i] if cfg.oracles else None,
                                     cfg.retain_logs[i] if cfg.retain_logs else None, cfg.prompt, cache_dir)
         else:
@@ -140,17 +166,17 @@ def trial(config: dict, context: dict) -> None:
     metrics, folder = run(spec, context["workers"], context["cpus_per_worker"], context["gpus_per_worker"],
                           storage=context["storage"], name=trial_id)
     report = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-    for key in OBJECTIVES:  # Optuna leaves a trial with a NaN objective RUNNING forever
+    for key in context["objectives"]:  # Optuna leaves a trial with a NaN objective RUNNING forever
         if not math.isfinite(report.get(key, math.nan)):
             report[key] = -1e9
     ray.tune.report(report | {"checkpoint_dir": str(folder)})
 
 
-def _reporter():
+def _reporter(objectives: list[str]):
     """Tune's progress table: every hyper-parameter and both objectives, at most every 30 s."""
     from ray.tune import CLIReporter
 
-    return CLIReporter(metric_columns=[*OBJECTIVES, "step"], max_report_frequency=30)
+    return CLIReporter(metric_columns=[*objectives, "step"], max_report_frequency=30)
 
 
 class SweepInterrupted(RuntimeError):
@@ -182,7 +208,7 @@ def _fit(cfg: SweepConfig, name: str, searcher, num_samples: int, param_space: d
                                         max_concurrent_trials=concurrency),
             run_config=tune.RunConfig(name=name, storage_path=str(root), callbacks=[JsonLoggerCallback(), callback],
                                       failure_config=tune.FailureConfig(max_failures=0),
-                                      progress_reporter=_reporter(), verbose=1),
+                                      progress_reporter=_reporter(context["objectives"]), verbose=1),
         )
     ended = sum(1 for result in tuner.fit() if result.error or "checkpoint_dir" in (result.metrics or {}))
     if ended < expected:
@@ -225,7 +251,8 @@ def load_config(sweep_dir: Path) -> SweepConfig:
     if not path.is_file():
         raise UsageError(f"{sweep_dir} is not a sweep folder (no sweep.json)")
     raw = json.loads(path.read_text())
-    return SweepConfig(**raw | {k: tuple(raw[k]) for k in ("methods", "models", "oracles", "retain_logs")})
+    lists = ("methods", "models", "oracles", "retain_logs", "objectives")  # JSON has no tuples
+    return SweepConfig(**raw | {k: tuple(raw[k]) for k in lists})
 
 
 def run_sweep(cfg: SweepConfig, prepared: dict[str, Prepared], sweep_dir: Path, tracking_uri: str | None = None,
@@ -251,9 +278,12 @@ def run_sweep(cfg: SweepConfig, prepared: dict[str, Prepared], sweep_dir: Path, 
         spaces = {m: load_space(m, cfg.spaces.get(m)) for m in cfg.methods}  # every file checked before work
     except SpaceError as e:
         raise UsageError(str(e)) from e
+    floors = {"": 0.0}  # images: every objective is a percentage
     for bench in prepared.values():  # checks the split; each oracle's evaluation, once, before any trial
-        data = bench.data()
-        references(bench, cfg.split, data, None, cfg.dtype)
+        if cfg.modality == "text":
+            data = bench.data()
+            references(bench, cfg.split, data, None, cfg.dtype)
+            floors = results.floors(data, cfg.split)  # every model is prepared on the same data
     sweep_dir = sweep_dir.resolve()
     name = sweep_dir.name
     if not resume:
@@ -264,8 +294,8 @@ def run_sweep(cfg: SweepConfig, prepared: dict[str, Prepared], sweep_dir: Path, 
     experiment = mlflow_log.experiment_id(client, f"{cfg.bench}/{cfg.split}")
     tags = {"bench": cfg.bench, "profile": cfg.profile, "split": cfg.split, "world_size": str(cfg.workers),
             "ofmu.sweep": name, "lora": ",".join(f"{k}={v}" for k, v in cfg.lora.items()) or "none",
-            "dtype": cfg.dtype}
-    floors = {results.FLOOR + k: v for k, v in results.floors(data, cfg.split).items()}  # every model: same data
+            "dtype": cfg.dtype, "objectives": ",".join(cfg.goal.names())}
+    floors = {results.REFERENCE + cfg.goal.x + k: v for k, v in floors.items()}
     start_ray(address)
     out = {}
     for model, bench in prepared.items():
@@ -291,11 +321,12 @@ def _sweep_model(cfg: SweepConfig, model: str, bench: Prepared, spaces: dict, cl
     from ofmu_ray.tune.logger import TrialLogger
 
     run_base = {"model_dir": bench.model_dir("target"), "data_dir": str(bench.root / "data"),
-                "forget_split": cfg.split, "retain_split": retain_split(cfg.split), "steps": cfg.steps,
+                "forget_split": cfg.split, "steps": cfg.steps,
+                "retain_split": "retain" if cfg.modality == "image" else retain_split(cfg.split),
                 "batch_size": cfg.batch_size, "prepared_root": str(bench.root), "lora": cfg.lora,
-                "lora_save": cfg.lora_save, "prompt": bench.prompt, "dtype": cfg.dtype}
+                "lora_save": cfg.lora_save, "prompt": bench.prompt, "dtype": cfg.dtype, "bench": cfg.bench}
     context = {"workers": cfg.workers, "cpus_per_worker": cfg.cpus_per_worker,
-               "gpus_per_worker": cfg.gpus_per_worker}
+               "gpus_per_worker": cfg.gpus_per_worker, "objectives": list(cfg.goal.names())}
     for method in cfg.methods:
         space, method_tags = spaces[method], tags | {"method": method}
         params = {f"space.{k}": f"{d.kind}{list(d.values)}" for k, d in space.items()}
@@ -306,7 +337,7 @@ def _sweep_model(cfg: SweepConfig, model: str, bench: Prepared, spaces: dict, cl
         mlflow_log.log_values(client, parent, metrics=floors)
         tune_name = f"{slug(model)}.{method}"
         ctx = context | {"run": run_base | {"method": method}, "storage": str(sweep_dir / "runs" / tune_name)}
-        searcher = OptunaSearch(metric=list(OBJECTIVES), mode=["max", "max"],
+        searcher = OptunaSearch(metric=list(cfg.goal.names()), mode=["max", "max"],
                                 sampler=_sampler(cfg.sampler, cfg.seed, cfg.trials),
                                 points_to_evaluate=[defaults_in(method, space)], study_name=f"{name}-{tune_name}")
         logger = TrialLogger(client.tracking_uri, experiment, parent, method_tags, "trial")

@@ -1,0 +1,123 @@
+"""Image benchmarks: the original classifier and the retrained oracle of one forget split, cached.
+
+A forget split is `random` (a random 10 % of the training images) or `classK` (every image of class
+K; the test set then drops K). Layout of `<cache-dir>/<bench>/<split>-<key>/`:
+    models/target/            trained on every training image (the validation hold-out excepted)
+    models/oracle-<split>/    retrained on the retain set only ("Retrain", the protocol's anchor)
+    splits.npz                the index arrays of the split
+    sources.json              where the images come from (`--data-dir` for CIFAR)
+    report.json               both models' `ua`, `ra`, `ta`, `mia_efficacy`; the oracle's metrics are
+                              what every unlearned model's gaps are measured against
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ofmu_ray.data.vision import VisionData, VisionSplits, load_vision, split_vision
+from ofmu_ray.prepare import Prepared, UsageError, cache_root, publish
+
+
+@dataclass(frozen=True)
+class VisionRecipe:
+    """How a benchmark's classifiers are trained (the protocol's ResNet-18 recipe for CIFAR)."""
+
+    arch: str
+    epochs: int
+    lr: float
+    batch_size: int
+    seed: int = 2  # SalUn's default: validation from RandomState(2), forget indices from RandomState(1)
+
+
+RECIPES = {"digits": VisionRecipe("cnn", 30, 0.05, 64),
+           "cifar10": VisionRecipe("resnet18", 182, 0.1, 256),
+           "cifar100": VisionRecipe("resnet18", 182, 0.1, 256)}
+
+
+def parse_split(split: str, classes: int) -> tuple[str, int]:
+    """`random` -> ("random", 0); `class3` -> ("class", 3)."""
+    if split == "random":
+        return "random", 0
+    found = re.fullmatch(r"class(\d+)", split)
+    if not found or int(found[1]) >= classes:
+        raise UsageError(f"unknown split {split!r} for images; use random or class0..class{classes - 1}")
+    return "class", int(found[1])
+
+
+def _source_fingerprint() -> str:
+    package = Path(__file__).parent
+    files = [package / "data" / "vision.py", package / "models" / "vision.py", package / "train" / "classifier.py",
+             Path(__file__)]
+    return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
+
+
+def vision_of(prepared: Prepared) -> tuple[VisionData, VisionSplits]:
+    """The images and the split of a prepared image benchmark."""
+    sources = prepared.sources
+    data = load_vision(prepared.report["bench"], sources.get("data_dir"))
+    with np.load(prepared.root / "splits.npz") as saved:
+        return data, VisionSplits(**{k: saved[k] for k in ("forget", "retain", "valid", "test")})
+
+
+def prepare_vision(bench: str, split: str = "random", cache_dir: str | Path | None = None,
+                   data_dir: str | Path | None = None, progress: bool = True) -> Prepared:
+    """The prepared image benchmark: trains and caches the original model and the retrained oracle.
+
+    Raises:
+        UsageError / DataError: an unknown split, or CIFAR files that are missing or malformed.
+    """
+    from ofmu_ray.data import DataError
+
+    if bench not in RECIPES:
+        raise UsageError(f"unknown image benchmark {bench!r}; choose from: {', '.join(RECIPES)}")
+    try:
+        data = load_vision(bench, data_dir)
+    except DataError as e:
+        raise UsageError(str(e)) from e
+    scenario, forget_class = parse_split(split, data.classes)
+    recipe = RECIPES[bench]
+    splits = split_vision(data, scenario, recipe.seed, forget_class)
+    data_dir = str(Path(data_dir).resolve()) if data_dir else None
+    files = [] if data_dir is None else sorted((p.name, p.stat().st_size) for p in Path(data_dir).rglob("*.bin"))
+    key = hashlib.sha256(json.dumps({"bench": bench, "split": split, "recipe": asdict(recipe), "files": files,
+                                     "source": _source_fingerprint()}).encode()).hexdigest()[:16]
+
+    def build(tmp: Path) -> dict:
+        return _build(bench, split, recipe, data, splits, data_dir, tmp, progress)
+
+    return publish(cache_root(cache_dir) / bench / f"{split}-{key}", build)
+
+
+def _build(bench: str, split: str, recipe: VisionRecipe, data: VisionData, splits: VisionSplits,
+           data_dir: str | None, out: Path, progress: bool) -> dict:
+    from tqdm.auto import tqdm
+
+    from ofmu_ray.eval.vision import evaluate_classifier
+    from ofmu_ray.models.vision import build_classifier, save_classifier
+    from ofmu_ray.train.classifier import train_classifier
+
+    start = time.time()
+    np.savez(out / "splits.npz", **asdict(splits))
+    (out / "sources.json").write_text(json.dumps({"data_dir": data_dir, "split": split}) + "\n")
+    jobs = {"target": np.concatenate([splits.forget, splits.retain]), f"oracle-{split}": splits.retain}
+    total = sum(recipe.epochs * (len(rows) // recipe.batch_size) for rows in jobs.values())
+    accuracy = {}
+    with tqdm(total=total, desc="prepare", unit="step", disable=not progress, file=sys.stderr,
+              mininterval=1 if sys.stderr.isatty() else 15) as bar:
+        for name, rows in jobs.items():
+            bar.set_description(f"train {name} ({len(rows)} images)")
+            model = build_classifier(recipe.arch, data.classes, data.train_x.shape[1], seed=recipe.seed)
+            train_classifier(model, data.train_x[rows], data.train_y[rows], recipe.epochs, recipe.lr,
+                             recipe.batch_size, recipe.seed, on_step=lambda loss: bar.update())
+            save_classifier(model, out / "models" / name)
+            accuracy["target" if name == "target" else "oracle"] = evaluate_classifier(model, data, splits)
+    return {"bench": bench, "split": split, "model": recipe.arch, "seconds": round(time.time() - start, 1),
+            "metrics": accuracy, "sizes": {k: len(v) for k, v in asdict(splits).items()}}
