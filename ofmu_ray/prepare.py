@@ -51,13 +51,26 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("OFMU_RAY_CACHE") or Path.home() / ".cache" / "ofmu-ray")
 
 
+def hash_files(files: list[Path]) -> str:
+    """Hash of source files (read as bytes: no import), for cache keys that change with the code."""
+    return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
+
+
 def _source_fingerprint() -> str:
-    """Hash of the code that generates data and trains the models (read as files: no torch import)."""
+    """Hash of the code that generates data and trains the models."""
     package = Path(__file__).parent
     files = [package / "data" / name for name in ("synth_tofu.py", "vocabulary.py", "tofu.py")]
     files += [package / "models" / name for name in ("factory.py", "prompt.py", "tokenizer.py")]
     files += [package / "train" / "finetune.py", Path(__file__)]  # not the image benchmarks' modules
-    return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
+    return hash_files(files)
+
+
+def progress_bar(total: int, progress: bool):
+    """The one bar a prepare shows on stderr (every 15 s when stderr is not a terminal)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="prepare", unit="step", disable=not progress, file=sys.stderr,
+                mininterval=1 if sys.stderr.isatty() else 15)
 
 
 def cache_key(bench: str, profile: Profile, model: str) -> str:
@@ -149,7 +162,6 @@ def _accuracies(model_dir: Path, data: TofuData, splits: dict[str, str]) -> dict
 
 
 def _build(bench: str, profile_name: str, profile: Profile, model_name: str, out: Path, progress: bool) -> dict:
-    from tqdm.auto import tqdm
     from transformers.utils import logging as hf_logging
 
     from ofmu_ray.eval import chance_accuracy
@@ -165,8 +177,7 @@ def _build(bench: str, profile_name: str, profile: Profile, model_name: str, out
     jobs = {"target": training_rows(data)}
     jobs |= {f"oracle-{s}": training_rows(data, s) for s in data.forget_splits}
     total = sum(steps_for(len(rows), profile.train) for rows in jobs.values())
-    with tqdm(total=total, desc="prepare", unit="step", disable=not progress, file=sys.stderr,
-              mininterval=1 if sys.stderr.isatty() else 15) as bar:
+    with progress_bar(total, progress) as bar:
         for name, rows in jobs.items():
             bar.set_description(f"train {name} ({len(rows)} rows)")
             model = build_tiny_llama(MODELS[model_name], tokenizer, seed=profile.train.seed)

@@ -15,15 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ofmu_ray.data.vision import VisionData, VisionSplits, load_vision, split_vision
-from ofmu_ray.prepare import Prepared, UsageError, cache_root, publish
+from ofmu_ray.data.vision import CIFAR_FILES, CLASSES, VisionData, VisionSplits, cifar_folder, load_vision, split_vision
+from ofmu_ray.prepare import Prepared, UsageError, cache_root, hash_files, progress_bar, publish
 
 
 @dataclass(frozen=True)
@@ -54,9 +53,8 @@ def parse_split(split: str, classes: int) -> tuple[str, int]:
 
 def _source_fingerprint() -> str:
     package = Path(__file__).parent
-    files = [package / "data" / "vision.py", package / "models" / "vision.py", package / "train" / "classifier.py",
-             Path(__file__)]
-    return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
+    return hash_files([package / "data" / "vision.py", package / "models" / "vision.py",
+                       package / "train" / "classifier.py", Path(__file__)])
 
 
 def vision_of(prepared: Prepared) -> tuple[VisionData, VisionSplits]:
@@ -69,28 +67,26 @@ def vision_of(prepared: Prepared) -> tuple[VisionData, VisionSplits]:
 
 def prepare_vision(bench: str, split: str = "random", cache_dir: str | Path | None = None,
                    data_dir: str | Path | None = None, progress: bool = True) -> Prepared:
-    """The prepared image benchmark: trains and caches the original model and the retrained oracle.
+    """The prepared image benchmark: trains and caches the original model and the retrained oracle
+    (the images are read only when there is something to train).
 
     Raises:
         UsageError / DataError: an unknown split, or CIFAR files that are missing or malformed.
     """
-    from ofmu_ray.data import DataError
-
     if bench not in RECIPES:
         raise UsageError(f"unknown image benchmark {bench!r}; choose from: {', '.join(RECIPES)}")
-    try:
-        data = load_vision(bench, data_dir)
-    except DataError as e:
-        raise UsageError(str(e)) from e
-    scenario, forget_class = parse_split(split, data.classes)
+    scenario, forget_class = parse_split(split, CLASSES[bench])
     recipe = RECIPES[bench]
-    splits = split_vision(data, scenario, recipe.seed, forget_class)
     data_dir = str(Path(data_dir).resolve()) if data_dir else None
-    files = [] if data_dir is None else sorted((p.name, p.stat().st_size) for p in Path(data_dir).rglob("*.bin"))
+    files = []
+    if bench in CIFAR_FILES:  # checked now: a missing archive file is an error before anything is written
+        files = sorted((p.name, p.stat().st_size) for p in cifar_folder(bench, data_dir).glob("*.bin"))
     key = hashlib.sha256(json.dumps({"bench": bench, "split": split, "recipe": asdict(recipe), "files": files,
                                      "source": _source_fingerprint()}).encode()).hexdigest()[:16]
 
     def build(tmp: Path) -> dict:
+        data = load_vision(bench, data_dir)
+        splits = split_vision(data, scenario, recipe.seed, forget_class)
         return _build(bench, split, recipe, data, splits, data_dir, tmp, progress)
 
     return publish(cache_root(cache_dir) / bench / f"{split}-{key}", build)
@@ -98,8 +94,6 @@ def prepare_vision(bench: str, split: str = "random", cache_dir: str | Path | No
 
 def _build(bench: str, split: str, recipe: VisionRecipe, data: VisionData, splits: VisionSplits,
            data_dir: str | None, out: Path, progress: bool) -> dict:
-    from tqdm.auto import tqdm
-
     from ofmu_ray.eval.vision import evaluate_classifier
     from ofmu_ray.models.vision import build_classifier, save_classifier
     from ofmu_ray.train.classifier import train_classifier
@@ -110,8 +104,7 @@ def _build(bench: str, split: str, recipe: VisionRecipe, data: VisionData, split
     jobs = {"target": np.concatenate([splits.forget, splits.retain]), f"oracle-{split}": splits.retain}
     total = sum(recipe.epochs * (len(rows) // recipe.batch_size) for rows in jobs.values())
     accuracy = {}
-    with tqdm(total=total, desc="prepare", unit="step", disable=not progress, file=sys.stderr,
-              mininterval=1 if sys.stderr.isatty() else 15) as bar:
+    with progress_bar(total, progress) as bar:
         for name, rows in jobs.items():
             bar.set_description(f"train {name} ({len(rows)} images)")
             model = build_classifier(recipe.arch, data.classes, data.train_x.shape[1], seed=recipe.seed)

@@ -22,7 +22,8 @@ import numpy as np
 
 from ofmu_ray.data.tofu import DataError
 
-VISION_BENCHES = ("digits", "cifar10", "cifar100")
+CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100}
+VISION_BENCHES = tuple(CLASSES)
 SCENARIOS = ("random", "class")
 PIXELS = 32 * 32 * 3
 CIFAR_FILES = {
@@ -58,7 +59,7 @@ def _digits() -> VisionData:
     for c in range(10):
         where = np.flatnonzero(y == c)
         test[rng.choice(where, len(where) // 5, replace=False)] = True
-    return VisionData(x[~test], y[~test], x[test], y[test], 10)
+    return VisionData(x[~test], y[~test], x[test], y[test], CLASSES["digits"])
 
 
 def _read_records(path: Path, label_bytes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -71,13 +72,15 @@ def _read_records(path: Path, label_bytes: int) -> tuple[np.ndarray, np.ndarray]
     return images, records[:, label_bytes - 1].astype(np.int64)
 
 
-def read_cifar(name: str, directory: str | Path) -> VisionData:
-    """CIFAR-10 or CIFAR-100 from a folder holding the binary archive's files (or its extracted folder).
+def cifar_folder(name: str, directory: str | Path | None) -> Path:
+    """The folder holding CIFAR's binary files: `directory` or the archive's extracted folder in it.
 
     Raises:
-        DataError: a file is missing or is not made of whole records.
+        DataError: no `directory`, or a file of the archive is missing.
     """
-    train_files, test_files, label_bytes = CIFAR_FILES[name]
+    if directory is None:
+        raise DataError(f"--bench {name} needs --data-dir DIR with the binary CIFAR archive (no download here)")
+    train_files, test_files, _ = CIFAR_FILES[name]
     folder = Path(directory)
     for sub in ("cifar-10-batches-bin", "cifar-100-binary"):
         if (folder / sub).is_dir():
@@ -86,11 +89,23 @@ def read_cifar(name: str, directory: str | Path) -> VisionData:
     if missing:
         raise DataError(f"--data-dir {directory}: no {', '.join(missing)} (the *binary* CIFAR archive, "
                         f"{'cifar-10-binary.tar.gz' if name == 'cifar10' else 'cifar-100-binary.tar.gz'}, extracted)")
+    return folder
+
+
+def read_cifar(name: str, directory: str | Path) -> VisionData:
+    """CIFAR-10 or CIFAR-100 from a folder holding the binary archive's files (or its extracted folder).
+
+    Raises:
+        DataError: a file is missing or is not made of whole records.
+    """
+    train_files, test_files, label_bytes = CIFAR_FILES[name]
+    folder = cifar_folder(name, directory)
+
     def read(files: list[str]) -> tuple[np.ndarray, np.ndarray]:
         parts = [_read_records(folder / f, label_bytes) for f in files]
         return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
 
-    return VisionData(*read(train_files), *read(test_files), 10 if name == "cifar10" else 100)
+    return VisionData(*read(train_files), *read(test_files), CLASSES[name])
 
 
 def load_vision(name: str, data_dir: str | Path | None = None) -> VisionData:
@@ -99,8 +114,6 @@ def load_vision(name: str, data_dir: str | Path | None = None) -> VisionData:
         return _digits()
     if name not in CIFAR_FILES:
         raise DataError(f"unknown image benchmark {name!r}; choose from: {', '.join(VISION_BENCHES)}")
-    if data_dir is None:
-        raise DataError(f"--bench {name} needs --data-dir DIR with the binary CIFAR archive (no download here)")
     return read_cifar(name, data_dir)
 
 

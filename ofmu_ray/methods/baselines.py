@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from ofmu_ray.config import param
-from ofmu_ray.methods.base import LossMethod, OptimizerConfig
+from ofmu_ray.methods.base import LossMethod, OptimizerConfig, unwrap
 from ofmu_ray.methods.losses import Batch, nll, npo_loss, sequence_nll, simnpo_loss
 
 
@@ -113,8 +113,11 @@ class RandomLabel(LossMethod):
     name = "rl"
     modalities = ("image",)
 
+    def __init__(self, model, cfg, reference=None):
+        super().__init__(model, cfg, reference)
+        self.classes = unwrap(model).config["classes"]  # `models.vision` classifiers carry their config
+
     def loss(self, forget, retain):
-        classes = self.model(forget["pixels"][:1]).shape[-1]
-        shuffled = forget | {"labels": torch.randint_like(forget["labels"], classes)}
+        shuffled = forget | {"labels": torch.randint_like(forget["labels"], self.classes)}
         forget_nll, retain_nll = nll(self.model, shuffled), nll(self.model, retain)
         return forget_nll + retain_nll, {"forget_nll": forget_nll, "retain_nll": retain_nll}

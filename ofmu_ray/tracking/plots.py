@@ -90,7 +90,7 @@ def plot_hypervolumes(by_method: dict[str, dict[str, float]], title: str, path: 
         xs = [models.index(m) for m in by_model]
         ax.plot(xs, list(by_model.values()), "o-", color=COLORS[i % len(COLORS)], label=method)
     ax.set_xticks(range(len(models)), [m.rsplit("/", 1)[-1] for m in models], rotation=15)
-    ax.set(xlabel="model", ylabel="hypervolume (log10 FQ x MU), higher is better", title=title)
+    ax.set(xlabel="model", ylabel="hypervolume of the two objectives, higher is better", title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.savefig(path, dpi=120, bbox_inches="tight")

@@ -137,7 +137,7 @@ def _image_task(spec: RunSpec, device) -> Task:
     return Task(load_classifier(spec.model_dir).to(device), lambda: load_classifier(spec.model_dir).to(device),
                 image_batches(x[splits.forget], y[splits.forget], spec.batch_size, spec.seed),
                 image_batches(x[splits.retain], y[splits.retain], spec.batch_size, spec.seed + 1),
-                evaluate, lambda model, out: save_classifier(model, out), ("VISION_EVAL.json", "VISION_SUMMARY.json"))
+                evaluate, save_classifier, ("VISION_EVAL.json", "VISION_SUMMARY.json"))
 
 
 def run_worker(spec: RunSpec, rank: int, world: int, report: Report, device="cpu", wrap=None) -> None:

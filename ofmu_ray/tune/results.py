@@ -120,19 +120,25 @@ def log_fronts(client, experiment: str, sweep: str, run_id: str, methods: list[s
     return fronts
 
 
-def hypervolume_table(client, experiment: str, sweep: str, models: list[str]) -> dict:
-    """{split key: {method: {model: hypervolume}}} of a sweep over several models, from its runs."""
-    from ofmu_ray.tune.pareto import summarize_fronts
-
+def _by_model(client, experiment: str, sweep: str, models: list[str]) -> tuple[Objectives, dict, dict]:
+    """(objectives, reference floors, {model: {method: finished trial runs}}) of a sweep."""
     objectives, floors = sweep_reference(client, experiment, sweep)
+    return objectives, floors, {model: trial_runs(client, experiment, sweep, model=model) for model in models}
+
+
+def _table(objectives: Objectives, floors: dict, runs: dict) -> dict:
     table: dict = {key: {} for key in floors}
-    for model in models:
-        runs = trial_runs(client, experiment, sweep, model=model)
-        fronts = summarize_fronts({m: [r.data.metrics for r in rs] for m, rs in runs.items()}, floors, objectives)
+    for model, by_method in runs.items():
+        fronts = summarize_fronts({m: [r.data.metrics for r in rs] for m, rs in by_method.items()}, floors, objectives)
         for key, summary in fronts.items():
-            for method in runs:
+            for method in by_method:
                 table[key].setdefault(method, {})[model] = summary["methods"][method]["hypervolume"]
     return table
+
+
+def hypervolume_table(client, experiment: str, sweep: str, models: list[str]) -> dict:
+    """{split key: {method: {model: hypervolume}}} of a sweep over several models, from its runs."""
+    return _table(*_by_model(client, experiment, sweep, models))
 
 
 def log_models(client, experiment: str, sweep: str, run_id: str, models: list[str], title: str) -> dict:
@@ -140,16 +146,14 @@ def log_models(client, experiment: str, sweep: str, run_id: str, models: list[st
     plot of hypervolume per model for each split, each method's fronts per model in one plot, and a
     CSV to `run_id` (under `models/`); marks it finished and returns `hypervolume_table`."""
     from ofmu_ray.tracking.plots import plot_hypervolumes, plot_png
-    from ofmu_ray.tune.pareto import summarize_fronts
 
-    table = hypervolume_table(client, experiment, sweep, models)
+    objectives, floors, runs = _by_model(client, experiment, sweep, models)
+    table = _table(objectives, floors, runs)
     rows = [{"split": key.lstrip("/") or "forget", "method": method, "model": model, "hypervolume": hv}
             for key, by_method in table.items() for method, by_model in by_method.items()
             for model, hv in by_model.items()]
     metrics = {f"hypervolume{key}/{method}/{slug(model)}": hv for key, by_method in table.items()
                for method, by_model in by_method.items() for model, hv in by_model.items()}
-    runs = {model: trial_runs(client, experiment, sweep, model=model) for model in models}
-    objectives, floors = sweep_reference(client, experiment, sweep)
     fq, mu = objectives.names()
     with tempfile.TemporaryDirectory() as tmp:
         files: dict = {"hypervolumes.csv": rows}

@@ -23,13 +23,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ofmu_ray.prepare import Prepared, UsageError, slug
-from ofmu_ray.tune.pareto import Objectives
+from ofmu_ray.tune.pareto import TOFU_OBJECTIVES, Objectives
 from ofmu_ray.tune.spaces import Dimension, load_space
 
 # What a sweep maximises by default: for TOFU forget quality and utility; for images closeness to the
 # retrained oracle (100 - the protocol's avg_gap, so that over-forgetting counts against a method as
 # under-forgetting does) and test accuracy. `--objectives` chooses others.
-DEFAULT_OBJECTIVES = {"text": ("log10_forget_quality", "model_utility"), "image": ("oracle_closeness", "ta")}
+DEFAULT_OBJECTIVES = {"text": TOFU_OBJECTIVES.names(), "image": ("oracle_closeness", "ta")}
 IMAGE_METRICS = ("oracle_closeness", "ta", "ra", "ua", "mia_efficacy")  # all in percent: reference point 0
 SAMPLERS = ("tpe", "nsga2", "gp")
 NOT_HYPER_PARAMETERS = ("seed", "source")  # what a trial's configuration holds besides the method's
