@@ -22,18 +22,21 @@ def _add_bench_args(p: argparse.ArgumentParser, split: bool = True, run: bool = 
 
     p.add_argument("--bench", default="synth-tofu", choices=BENCHES,
                    help="synth-tofu: generated, models trained here; tofu: your data and models (--data, --model); "
-                        "digits (embedded), cifar10, cifar100 (--data-dir): image classification")
+                        "synth-wmdp (generated), wmdp (--data, --model): hazardous-knowledge removal scored by "
+                        "four-choice accuracy; digits (embedded), cifar10, cifar100 (--data-dir): image classification")
     p.add_argument("--profile", default="tiny", choices=list(PROFILES),
-                   help="synth-tofu: tiny ~20 authors (tests); small 60 (demo); full 200 (TOFU's size)")
+                   help="synth-tofu: tiny ~20 authors (tests); small 60 (demo); full 200 (TOFU's size); "
+                        "synth-wmdp: 8, 12 or 40 compounds and towns")
     p.add_argument("--model", default=None,
-                   help=f"synth-tofu: an embedded model ({', '.join(MODELS)}; default: the profile's); "
-                        "tofu: the TOFU-finetuned target, a hub id or a folder")
+                   help=f"synth-tofu, synth-wmdp: an embedded model ({', '.join(MODELS)}; default: the profile's); "
+                        "tofu: the TOFU-finetuned target, wmdp: the model to unlearn (a hub id or a folder)")
     if split:
         p.add_argument("--split", default=None, help="forget split: forget01, forget05 or forget10 (default); images: "
-                       "random (default: a random 10 %% of the training images) or classK (all of class K)")
+                       "random (default: a random 10 %% of the training images) or classK (all of class K); "
+                       "wmdp: the topic, bio (default), cyber or chem (synth-wmdp: hazard)")
     p.add_argument("--data", "--data-dir", dest="data", default=None,
-                   help="tofu: hf:locuslab/TOFU or a folder of TOFU-schema files; cifar10/100: the folder of "
-                        "the binary archive")
+                   help="tofu: hf:locuslab/TOFU or a folder of TOFU-schema files; wmdp: hf:cais/wmdp or a folder "
+                        "(see README); cifar10/100: the folder of the binary archive")
     p.add_argument("--oracle", default=None, help="tofu: the retain model of --split (hub id or folder)")
     p.add_argument("--retain-logs", default=None,
                    help="an OpenUnlearning TOFU_EVAL.json of the retain model, instead of the oracle")
@@ -53,17 +56,22 @@ def _tofu_only(args: argparse.Namespace) -> None:
     a published retain log can stand in for a synth-tofu oracle too)."""
     from ofmu_ray.prepare import UsageError
 
-    given = [o for o, v in (("--data", args.data and not _is_image(args)), ("--oracle", args.oracle),
-                            ("--prompt", args.prompt != "auto"),
-                            ("--retain-logs", args.retain_logs and (args.command != "eval" or _is_image(args)))) if v]
+    given = [o for o, v in (("--data", args.data and args.bench not in ("wmdp", "cifar10", "cifar100")),
+                            ("--oracle", args.oracle), ("--prompt", args.prompt != "auto"),
+                            ("--retain-logs", args.retain_logs and (args.command != "eval" or _family(args) != "tofu")))
+             if v]
     if args.bench != "tofu" and given:
         raise UsageError(f"{', '.join(given)}: for --bench tofu; {args.bench} trains its own models")
 
 
-def _is_image(args: argparse.Namespace) -> bool:
-    from ofmu_ray.data.vision import modality
+def _family(args: argparse.Namespace) -> str:
+    from ofmu_ray.data import family
 
-    return modality(args.bench) == "image"
+    return family(args.bench)
+
+
+def _is_image(args: argparse.Namespace) -> bool:
+    return _family(args) == "image"
 
 
 def _prepared(args: argparse.Namespace):
@@ -79,6 +87,10 @@ def _prepared(args: argparse.Namespace):
         if args.model:
             raise UsageError(f"--model: {args.bench} trains its own classifier (see README, image classification)")
         return prepare_vision(args.bench, args.split, args.cache_dir, args.data)
+    if _family(args) == "mcq":
+        from ofmu_ray.prepare_wmdp import prepare_wmdp
+
+        return prepare_wmdp(args.bench, args.split, args.profile, args.model, args.data, args.cache_dir)
     if args.bench == "tofu":
         return prepare_tofu(args.data, args.split, args.model, args.oracle, args.retain_logs, args.prompt,
                             args.cache_dir)
@@ -120,10 +132,22 @@ def _run_prepare(args: argparse.Namespace) -> int:
         for name, metrics in report["metrics"].items():
             print(f"{name:<8}" + "".join(f"{v:>14.2f}" for v in metrics.values()))
         print(f"cached in {prepared.root}")
+    elif _family(args) == "mcq":
+        _print_mcq_report(report)
+        print(f"cached in {prepared.root}")
     else:
         _print_report(report)
         print(f"cached in {prepared.root}")
     return 0
+
+
+def _print_mcq_report(report: dict) -> None:
+    sizes = ", ".join(f"{k} {v}" for k, v in report["sizes"].items())
+    print(f"{report['bench']} / {report['split']} / {report['model']}: prepared in {report['seconds']} s ({sizes})")
+    print(f"{'model':<8}{'forget_acc':>12}{'utility_acc':>13}")
+    for name, acc in report["metrics"].items():
+        print(f"{name:<8}{acc['forget_acc']:>12.3f}{acc['utility_acc']:>13.3f}")
+    print(f"chance: {report['reference_forget_acc']:.3f} (the forget_acc a method is measured against)")
 
 
 def _check_tofu_data(args: argparse.Namespace) -> int:
@@ -188,6 +212,14 @@ def _run_eval(args: argparse.Namespace) -> int:
         summary = evaluate_prepared(prepared, args.evaluate)
         write_json(out / "VISION_SUMMARY.json", summary)
         _print_metrics(summary, args.json, f"written to {out / 'VISION_SUMMARY.json'}")
+        return 0
+    if _family(args) == "mcq":
+        from ofmu_ray.eval.mcq import evaluate_prepared_mcq
+
+        summary, result = evaluate_prepared_mcq(prepared, args.evaluate, args.dtype)
+        write_json(out / "MCQ_EVAL.json", result)
+        write_json(out / "MCQ_SUMMARY.json", summary)
+        _print_metrics(summary, args.json, f"per-question picks: {out / 'MCQ_EVAL.json'}")
         return 0
     summary, result = evaluate(prepared, args.split, args.evaluate, args.retain_logs, args.dtype)
     write_json(out / "TOFU_EVAL.json", result)
@@ -282,8 +314,7 @@ def _run_unlearn(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from ofmu_ray.data.tofu import retain_split
-    from ofmu_ray.data.vision import modality
+    from ofmu_ray.data import modality, unlearning_splits
     from ofmu_ray.methods import build_config, check_applies
     from ofmu_ray.prepare import UsageError
     from ofmu_ray.train.distributed import RunSpec
@@ -305,10 +336,10 @@ def _run_unlearn(args: argparse.Namespace) -> int:
     from ofmu_ray.tracking import log_run
     from ofmu_ray.train.distributed import run
 
-    if not _is_image(args):  # checks the split, and caches the references once, not in a worker
+    if _family(args) == "tofu":  # checks the split, and caches the references once, not in a worker
         references(prepared, args.split, prepared.data(), None, args.dtype)
-    spec = RunSpec(prepared.model_dir("target"), str(prepared.root / "data"), args.split,
-                   "retain" if _is_image(args) else retain_split(args.split), args.method, overrides, args.steps,
+    spec = RunSpec(prepared.model_dir("target"), str(prepared.root / "data"),
+                   *unlearning_splits(args.bench, args.split), args.method, overrides, args.steps,
                    args.batch_size, args.seed, str(prepared.root), args.eval_every, args.checkpoint_every,
                    args.keep_best, lora, args.lora_save, prepared.prompt, args.dtype, args.bench)
     if args.workers > 1:
@@ -341,10 +372,11 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
                             "(TOFU: log10 FQ and MU); Pareto fronts in MLflow")
     _add_bench_args(p)
     p.add_argument("--methods", default=None,
-                   help=f"comma-separated, of {', '.join(METHODS)} (default: the six of TOFU; images: "
-                        "gradascent, graddiff, ofmu, ft, rl)")
+                   help=f"comma-separated, of {', '.join(METHODS)} (default: the six of TOFU; WMDP-style: rmu, "
+                        "npo, simnpo, graddiff, ofmu; images: gradascent, graddiff, ofmu, ft, rl)")
     p.add_argument("--objectives", default=None, metavar="X,Y",
-                   help="the two maximised metrics (default: log10_forget_quality,model_utility; images: "
+                   help="the two maximised metrics (default: log10_forget_quality,model_utility; WMDP-style: "
+                        "forget_closeness,utility_acc, or forget_error for 1 - forget_acc; images: "
                         "oracle_closeness,ta, or two of oracle_closeness, ta, ra, ua, mia_efficacy)")
     p.add_argument("--models", default=None,
                    help="comma-separated: sweep each model with the same budget (instead of --model; with "
@@ -377,9 +409,9 @@ def _sweep_config(args: argparse.Namespace):
     if args.models and args.model:
         raise UsageError("--model or --models, not both")
     _tofu_only(args)
-    from ofmu_ray.methods import TOFU_METHODS, methods_for
+    from ofmu_ray.methods import default_methods
 
-    methods = _names(args.methods) or (tuple(methods_for("image")) if _is_image(args) else TOFU_METHODS)
+    methods = _names(args.methods) or default_methods(_family(args))
     return SweepConfig(args.bench, args.profile, args.split, methods, args.trials, args.steps,
                        args.batch_size, args.workers, _cpus(args), args.gpus_per_worker, args.concurrency, args.seeds,
                        args.sampler, args.sampler_seed, _parse_sets(args.space), _lora(args), args.lora_save,
@@ -549,7 +581,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     if getattr(args, "split", "") is None:
-        args.split = "random" if _is_image(args) else "forget10"
+        from ofmu_ray.data import default_split
+
+        args.split = default_split(args.bench)
     try:
         return COMMANDS[args.command][1](args)
     except (UsageError, DataError) as e:

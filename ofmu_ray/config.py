@@ -11,6 +11,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 from ofmu_ray.data.synth_tofu import SynthTofuConfig
+from ofmu_ray.data.synth_wmdp import SynthWmdpConfig
 
 
 def param(default: Any, help: str, low: float | None = None, high: float | None = None,
@@ -140,7 +141,7 @@ MODELS: dict[str, TinyLlamaSpec] = {
 class Profile:
     """A named size of the embedded benchmark: data, its default model (a `MODELS` name) and training."""
 
-    data: SynthTofuConfig
+    data: SynthTofuConfig | SynthWmdpConfig
     model: str = "tiny-llama-4l"
     train: FinetuneConfig = field(default_factory=FinetuneConfig)
 
@@ -149,4 +150,13 @@ PROFILES: dict[str, Profile] = {
     "tiny": Profile(SynthTofuConfig(authors=20)),  # tests: forget05 + forget10
     "small": Profile(SynthTofuConfig(authors=60)),  # the demo: all three forget splits
     "full": Profile(SynthTofuConfig(authors=200), "llama-6l-256"),  # TOFU's size
+}
+
+# synth-wmdp: a tiny model learns to answer by letter only after many passes over every other option
+# order (measured: 40 epochs leave it at 0.45, 80 reach 1.0), so its models train longer, on fewer facts.
+WMDP_TRAIN = FinetuneConfig(epochs=80, batch_size=64, lr=3e-3)
+WMDP_PROFILES: dict[str, Profile] = {
+    "tiny": Profile(SynthWmdpConfig(compounds=4, towns=4), train=WMDP_TRAIN),  # tests: 20 questions a domain
+    "small": Profile(SynthWmdpConfig(compounds=8, towns=8), train=WMDP_TRAIN),
+    "full": Profile(SynthWmdpConfig(compounds=24, towns=24), train=WMDP_TRAIN),
 }

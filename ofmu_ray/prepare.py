@@ -29,11 +29,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ofmu_ray.config import MODELS, PROFILES, Profile
-from ofmu_ray.data import TofuData, generate, load_tofu, training_rows, write_tofu_dir
+from ofmu_ray.data import FAMILIES, TofuData, generate, load_tofu, training_rows, write_tofu_dir
 from ofmu_ray.data.tofu import retain_split
-from ofmu_ray.data.vision import VISION_BENCHES
 
-BENCHES = ("synth-tofu", "tofu", *VISION_BENCHES)
+BENCHES = tuple(FAMILIES)
 REPORT_SPLIT = "forget10"  # the split whose hard splits and oracle the report shows (as TOFU's headline)
 
 

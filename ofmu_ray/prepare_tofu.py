@@ -20,7 +20,7 @@ from ofmu_ray.prepare import Prepared, UsageError, cache_root, publish, slug
 TOFU_FIELDS = ("question", "answer", "paraphrased_answer", "perturbed_answer")  # what the metrics read
 
 
-def _fingerprint(ref: str) -> str:
+def fingerprint(ref: str) -> str:
     """What identifies a model: a folder's file names, sizes and times, or a hub id as it is."""
     path = Path(ref)
     if not path.exists():
@@ -28,7 +28,7 @@ def _fingerprint(ref: str) -> str:
     return json.dumps([(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(path.iterdir())])
 
 
-def _model_ref(option: str, ref: str) -> str:
+def model_ref(option: str, ref: str) -> str:
     """A model folder made absolute (checked to hold a model), or a hub id (checked to load) as it is."""
     path = Path(ref).expanduser()
     if not path.exists():
@@ -95,8 +95,8 @@ def prepare_tofu(data: str, split: str, model: str, oracle: str | None = None, r
                          "(its OpenUnlearning TOFU_EVAL.json)")
     if prompt != "auto" and prompt not in PROMPTS:
         raise UsageError(f"unknown --prompt {prompt!r}; choose from auto, {', '.join(PROMPTS)}")
-    model = _model_ref("--model", model)
-    oracle = _model_ref("--oracle", oracle) if oracle else None
+    model = model_ref("--model", model)
+    oracle = model_ref("--oracle", oracle) if oracle else None
     if retain_logs:
         from ofmu_ray.eval.run import read_retain_logs
 
@@ -104,8 +104,8 @@ def prepare_tofu(data: str, split: str, model: str, oracle: str | None = None, r
     tofu = load_tofu(data)
     _check_tofu(tofu, split)
     digest = hashlib.sha256(json.dumps({
-        "data": [(n, tofu[n]) for n in tofu], "model": [model, _fingerprint(model)], "prompt": prompt,
-        "oracle": [oracle, _fingerprint(oracle)] if oracle else Path(retain_logs).read_text(), "split": split,
+        "data": [(n, tofu[n]) for n in tofu], "model": [model, fingerprint(model)], "prompt": prompt,
+        "oracle": [oracle, fingerprint(oracle)] if oracle else Path(retain_logs).read_text(), "split": split,
     }, sort_keys=True).encode()).hexdigest()[:16]
 
     def build(tmp: Path) -> dict:

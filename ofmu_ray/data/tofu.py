@@ -75,7 +75,7 @@ def write_tofu_dir(data: TofuData, directory: str | Path) -> Path:
     return out
 
 
-def _read_file(path: Path) -> list[dict]:
+def read_rows(path: Path) -> list[dict]:
     """Rows of a JSON-lines, JSON-array or parquet file (read directly: no datasets cache)."""
     try:
         if path.suffix == ".parquet":
@@ -100,7 +100,7 @@ def _load_dir(directory: Path) -> TofuData:
     chosen = {}
     for stem in sorted(files, key=lambda n: n.endswith("_perturbed")):
         chosen[_canonical(stem)] = files[stem]
-    return TofuData({split: _read_file(path) for split, path in sorted(chosen.items())})
+    return TofuData({split: read_rows(path) for split, path in sorted(chosen.items())})
 
 
 HUB_CONFIGS = ("forget01", "forget05", "forget10", "retain99", "retain95", "retain90",

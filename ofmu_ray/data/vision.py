@@ -32,11 +32,6 @@ CIFAR_FILES = {
 }
 
 
-def modality(bench: str) -> str:
-    """`image` for the image-classification benchmarks, `text` for the rest."""
-    return "image" if bench in VISION_BENCHES else "text"
-
-
 @dataclass(frozen=True)
 class VisionData:
     """Images as float32 in [0, 1], (N, C, H, W), with int64 labels."""

@@ -20,11 +20,17 @@ from ofmu_ray.methods.rmu import RMU
 METHODS: dict[str, type[Method]] = {m.name: m for m in (GradAscent, GradDiff, NPO, SimNPO, RMU, OFMU, FineTune,
                                                          RandomLabel)}
 TOFU_METHODS = ("gradascent", "graddiff", "npo", "simnpo", "rmu", "ofmu")  # what a TOFU sweep runs by default
+WMDP_METHODS = ("rmu", "npo", "simnpo", "graddiff", "ofmu")  # WMDP's own baseline and those that retain
 
 
 def methods_for(modality: str) -> list[str]:
     """The methods that can unlearn `text` or `image` models, in registry order."""
     return [name for name, cls in METHODS.items() if modality in cls.modalities]
+
+
+def default_methods(family: str) -> tuple[str, ...]:
+    """What a sweep runs on a benchmark family (`tofu`, `mcq`, `image`) when no methods are named."""
+    return {"tofu": TOFU_METHODS, "mcq": WMDP_METHODS}.get(family) or tuple(methods_for("image"))
 
 
 def check_applies(methods: list[str] | tuple[str, ...], modality: str, bench: str) -> None:
@@ -59,5 +65,5 @@ def describe_methods() -> dict[str, dict[str, Any]]:
             for name, cls in METHODS.items()}
 
 
-__all__ = ["METHODS", "TOFU_METHODS", "Method", "MethodConfig", "build_config", "check_applies", "describe_methods",
-           "get_method", "methods_for"]
+__all__ = ["METHODS", "TOFU_METHODS", "WMDP_METHODS", "Method", "MethodConfig", "build_config", "check_applies",
+           "default_methods", "describe_methods", "get_method", "methods_for"]

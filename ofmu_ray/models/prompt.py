@@ -111,6 +111,17 @@ def encode_example(tokenizer, question: str, answer: str) -> tuple[list[int], li
     return start + text, [IGNORE] * len(start) + text
 
 
+MAX_TEXT_TOKENS = 512  # a corpus text is cut here, as RMU cuts WMDP's forget corpus (bio: 512 tokens)
+
+
+def encode_row(tokenizer, row: dict) -> tuple[list[int], list[int]]:
+    """A QA row (`question`, `answer`), or a corpus row (`text`, free text cut at MAX_TEXT_TOKENS)."""
+    if "text" not in row:
+        return encode_example(tokenizer, row["question"], row["answer"])
+    ids, labels = encode_example(tokenizer, "", row["text"])
+    return ids[:MAX_TEXT_TOKENS], labels[:MAX_TEXT_TOKENS]
+
+
 def prompt_batch(tokenizer, questions: list[str]) -> dict[str, torch.Tensor]:
     """Left-padded prompts (`input_ids`, `attention_mask`), as batched generation needs them."""
     fmt = prompt_of(tokenizer)

@@ -15,8 +15,9 @@ its evaluation and its saving are made).
 
 What a run leaves in its final checkpoint folder: the unlearned model (safetensors + tokenizer),
 `history.json` (each step's logs), `metrics.json` (what the run reports), and, when it was
-evaluated, `TOFU_EVAL.json` (per question) and `TOFU_SUMMARY.json` (images: `VISION_EVAL.json`
-with the target's and oracle's metrics, `VISION_SUMMARY.json`) and, with `keep_best`, the best
+evaluated, `TOFU_EVAL.json` (per question) and `TOFU_SUMMARY.json` (WMDP-style: `MCQ_EVAL.json`, each
+question's pick, and `MCQ_SUMMARY.json`; images: `VISION_EVAL.json` with the target's and oracle's
+metrics, `VISION_SUMMARY.json`) and, with `keep_best`, the best
 evaluated model in `best/`.
 """
 
@@ -36,7 +37,8 @@ from ofmu_ray.models.lora import SAVE_MODES, save_model
 
 # (metrics, a finished checkpoint folder on rank 0 or None); every rank calls it at the same steps.
 Report = Callable[[dict, "Path | None"], None]
-BEST_METRICS = ("log10_forget_quality", "model_utility", "oracle_closeness", "ta")  # what `keep_best` may maximise
+# what `keep_best` may maximise
+BEST_METRICS = ("log10_forget_quality", "model_utility", "forget_closeness", "utility_acc", "oracle_closeness", "ta")
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ class Task:
 
 
 def _text_task(spec: RunSpec, device) -> Task:
-    from ofmu_ray.data import load_tofu
+    from ofmu_ray.data import family, load_tofu
     from ofmu_ray.models import load_causal_lm, load_tokenizer
     from ofmu_ray.train.unlearn import batches
 
@@ -101,11 +103,15 @@ def _text_task(spec: RunSpec, device) -> Task:
     tokenizer = load_tokenizer(spec.model_dir, spec.prompt)
 
     def evaluate(model) -> tuple[dict, dict]:
+        from ofmu_ray.data import family
+        from ofmu_ray.eval.mcq import evaluate_loaded_mcq
         from ofmu_ray.eval.run import evaluate_loaded
         from ofmu_ray.prepare import Prepared
 
-        return evaluate_loaded(Prepared(Path(spec.prepared_root)), spec.forget_split, model, tokenizer, data,
-                               spec.dtype)
+        prepared = Prepared(Path(spec.prepared_root))
+        if family(spec.bench) == "mcq":
+            return evaluate_loaded_mcq(prepared, model, tokenizer, data)
+        return evaluate_loaded(prepared, spec.forget_split, model, tokenizer, data, spec.dtype)
 
     def save(model, out: Path) -> None:
         save_model(model, out, spec.lora_save)
@@ -115,7 +121,8 @@ def _text_task(spec: RunSpec, device) -> Task:
                 lambda: load_causal_lm(spec.model_dir, spec.dtype).to(device),
                 batches(tokenizer, data[spec.forget_split], spec.batch_size, spec.seed),
                 batches(tokenizer, data[spec.retain_split], spec.batch_size, spec.seed + 1),
-                evaluate, save, ("TOFU_EVAL.json", "TOFU_SUMMARY.json"))
+                evaluate, save, (("MCQ_EVAL.json", "MCQ_SUMMARY.json") if family(spec.bench) == "mcq"
+                                 else ("TOFU_EVAL.json", "TOFU_SUMMARY.json")))
 
 
 def _image_task(spec: RunSpec, device) -> Task:
@@ -149,7 +156,7 @@ def run_worker(spec: RunSpec, rank: int, world: int, report: Report, device="cpu
     """
     import torch
 
-    from ofmu_ray.data.vision import modality
+    from ofmu_ray.data import modality
     from ofmu_ray.methods import build_config, get_method
     from ofmu_ray.train.unlearn import unlearn
 

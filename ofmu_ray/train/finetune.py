@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 
 from ofmu_ray.config import FinetuneConfig
-from ofmu_ray.models.prompt import collate, encode_example
+from ofmu_ray.models.prompt import collate, encode_row
 
 GROUP = 50  # batches per length group: long bios share batches instead of padding short QA rows
 
@@ -36,7 +36,7 @@ def steps_for(n_rows: int, cfg: FinetuneConfig) -> int:
 
 def finetune(model: torch.nn.Module, tokenizer, rows: list[dict], cfg: FinetuneConfig,
              on_step: Callable[[float], None] | None = None) -> list[float]:
-    """Trains `model` in place on rows with `question` and `answer` (empty question: free text).
+    """Trains `model` in place on QA rows (`question`, `answer`; empty question: free text) or `text` rows.
 
     Args:
         model: a causal LM returning `.loss` when given `labels`.
@@ -48,7 +48,7 @@ def finetune(model: torch.nn.Module, tokenizer, rows: list[dict], cfg: FinetuneC
     Returns:
         The mean training loss of each epoch.
     """
-    examples = [encode_example(tokenizer, r["question"], r["answer"]) for r in rows]
+    examples = [encode_row(tokenizer, r) for r in rows]
     lengths = [len(ids) for ids, _ in examples]
     rng = random.Random(cfg.seed)
     torch.manual_seed(cfg.seed)

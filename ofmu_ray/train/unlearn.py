@@ -8,14 +8,14 @@ from collections.abc import Callable, Iterator
 
 from ofmu_ray.methods.base import Method
 from ofmu_ray.methods.losses import Batch
-from ofmu_ray.models.prompt import collate, encode_example
+from ofmu_ray.models.prompt import collate, encode_row
 
 
 def batches(tokenizer, rows: list[dict], batch_size: int, seed: int = 0) -> Iterator[Batch]:
-    """Endless batches of QA rows (answer-only labels), reshuffled every pass."""
+    """Endless batches of QA rows (answer-only labels) or corpus texts (`text`), reshuffled every pass."""
     if not rows:
         raise ValueError("no rows to make batches from")
-    examples = [encode_example(tokenizer, r["question"], r["answer"]) for r in rows]
+    examples = [encode_row(tokenizer, r) for r in rows]
     rng = random.Random(seed)
     order = list(range(len(examples)))
     while True:

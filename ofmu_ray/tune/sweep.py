@@ -26,11 +26,15 @@ from ofmu_ray.prepare import Prepared, UsageError, slug
 from ofmu_ray.tune.pareto import TOFU_OBJECTIVES, Objectives
 from ofmu_ray.tune.spaces import Dimension, load_space
 
-# What a sweep maximises by default: for TOFU forget quality and utility; for images closeness to the
-# retrained oracle (100 - the protocol's avg_gap, so that over-forgetting counts against a method as
-# under-forgetting does) and test accuracy. `--objectives` chooses others.
-DEFAULT_OBJECTIVES = {"text": TOFU_OBJECTIVES.names(), "image": ("oracle_closeness", "ta")}
-IMAGE_METRICS = ("oracle_closeness", "ta", "ra", "ua", "mia_efficacy")  # all in percent: reference point 0
+# What a sweep maximises by default, per benchmark family: for TOFU forget quality and utility; for
+# WMDP-style closeness of forget_acc to the oracle's (or chance) and utility accuracy; for images
+# closeness to the retrained oracle (100 - the protocol's avg_gap). Closeness, not raw forgetting, so
+# that over-forgetting counts against a method as under-forgetting does. `--objectives` chooses others.
+DEFAULT_OBJECTIVES = {"tofu": TOFU_OBJECTIVES.names(), "mcq": ("forget_closeness", "utility_acc"),
+                      "image": ("oracle_closeness", "ta")}
+# what `--objectives` may name; all but TOFU's are shares or percentages: reference point 0
+OBJECTIVE_METRICS = {"tofu": TOFU_OBJECTIVES.names(), "mcq": ("forget_closeness", "forget_error", "utility_acc"),
+                     "image": ("oracle_closeness", "ta", "ra", "ua", "mia_efficacy")}
 SAMPLERS = ("tpe", "nsga2", "gp")
 NOT_HYPER_PARAMETERS = ("seed", "source")  # what a trial's configuration holds besides the method's
 
@@ -74,7 +78,7 @@ class SweepConfig:
             check_applies(self.methods, self.modality, self.bench)
         except ValueError as e:
             raise UsageError(str(e)) from e
-        allowed = IMAGE_METRICS if self.modality == "image" else DEFAULT_OBJECTIVES["text"]
+        allowed = OBJECTIVE_METRICS[self.family]
         if self.objectives and (len(self.objectives) != 2 or not set(self.objectives) <= set(allowed)):
             raise UsageError(f"--objectives {','.join(self.objectives)}: two of {', '.join(allowed)}")
         if self.trials < 1 or self.steps < 1 or self.workers < 1 or self.seeds < 0 or self.concurrency < 0:
@@ -95,13 +99,19 @@ class SweepConfig:
 
     @property
     def modality(self) -> str:
-        from ofmu_ray.data.vision import modality
+        from ofmu_ray.data import modality
 
         return modality(self.bench)
 
     @property
+    def family(self) -> str:
+        from ofmu_ray.data import family
+
+        return family(self.bench)
+
+    @property
     def goal(self) -> Objectives:
-        return Objectives(*(self.objectives or DEFAULT_OBJECTIVES[self.modality]))
+        return Objectives(*(self.objectives or DEFAULT_OBJECTIVES[self.family]))
 
 
 def prepare_models(cfg: SweepConfig, cache_dir: str | None) -> dict[str, Prepared]:
@@ -109,11 +119,14 @@ def prepare_models(cfg: SweepConfig, cache_dir: str | None) -> dict[str, Prepare
     from ofmu_ray.prepare import prepare
     from ofmu_ray.prepare_tofu import prepare_tofu
     from ofmu_ray.prepare_vision import prepare_vision
+    from ofmu_ray.prepare_wmdp import prepare_wmdp
 
     out = {}
     for i, model in enumerate(cfg.models or (None,)):
-        if cfg.modality == "image":
+        if cfg.family == "image":
             prepared = prepare_vision(cfg.bench, cfg.split, cache_dir, cfg.data)
+        elif cfg.family == "mcq":
+            prepared = prepare_wmdp(cfg.bench, cfg.split, cfg.profile, model, cfg.data, cache_dir)
         elif cfg.bench == "tofu":
             prepared = prepare_tofu(cfg.data, cfg.split, model, cfg.oracles[i] if cfg.oracles else None,
                                     cfg.retain_logs[i] if cfg.retain_logs else None, cfg.prompt, cache_dir)
@@ -278,9 +291,9 @@ def run_sweep(cfg: SweepConfig, prepared: dict[str, Prepared], sweep_dir: Path, 
         spaces = {m: load_space(m, cfg.spaces.get(m)) for m in cfg.methods}  # every file checked before work
     except SpaceError as e:
         raise UsageError(str(e)) from e
-    floors = {"": 0.0}  # images: every objective is a percentage
+    floors = {"": 0.0}  # WMDP-style and images: every objective is a share or a percentage
     for bench in prepared.values():  # checks the split; each oracle's evaluation, once, before any trial
-        if cfg.modality == "text":
+        if cfg.family == "tofu":
             data = bench.data()
             references(bench, cfg.split, data, None, cfg.dtype)
             floors = results.floors(data, cfg.split)  # every model is prepared on the same data
@@ -315,14 +328,14 @@ def _sweep_model(cfg: SweepConfig, model: str, bench: Prepared, spaces: dict, cl
     """Every method of the sweep on one model: a Tune experiment each, then the model's comparison run."""
     from ray.tune.search.optuna import OptunaSearch
 
-    from ofmu_ray.data.tofu import retain_split
+    from ofmu_ray.data import unlearning_splits
     from ofmu_ray.tracking import mlflow_log
     from ofmu_ray.tune import results
     from ofmu_ray.tune.logger import TrialLogger
 
+    forget_split, retain_split = unlearning_splits(cfg.bench, cfg.split)
     run_base = {"model_dir": bench.model_dir("target"), "data_dir": str(bench.root / "data"),
-                "forget_split": cfg.split, "steps": cfg.steps,
-                "retain_split": "retain" if cfg.modality == "image" else retain_split(cfg.split),
+                "forget_split": forget_split, "retain_split": retain_split, "steps": cfg.steps,
                 "batch_size": cfg.batch_size, "prepared_root": str(bench.root), "lora": cfg.lora,
                 "lora_save": cfg.lora_save, "prompt": bench.prompt, "dtype": cfg.dtype, "bench": cfg.bench}
     context = {"workers": cfg.workers, "cpus_per_worker": cfg.cpus_per_worker,
