@@ -45,7 +45,9 @@ def _add_bench_args(p: argparse.ArgumentParser, split: bool = True, run: bool = 
                         "template if it has one, else plain 'Question: ... Answer:'; OpenUnlearning's TOFU "
                         "models: llama3 or llama2)")
     if run:
-        p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"], help="the models' weights")
+        p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "bf16-mixed"],
+                       help="the models' weights: fp32, bf16, or fp32 with the unlearning passes under bf16 "
+                            "autocast (bf16-mixed; GPUs with bf16 units)")
     p.add_argument("--cache-dir", default=None,
                    help="where prepared benchmarks live (default: $OFMU_RAY_CACHE or ~/.cache/ofmu-ray); "
                         "what the cache lacks is prepared first")
@@ -390,7 +392,9 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sampler-seed", type=int, default=0)
     p.add_argument("--space", action="append", default=[], metavar="METHOD=FILE",
                    help="search METHOD's space from your own YAML file (see tune_spaces/); repeatable")
-    p.add_argument("--sweeps-dir", default="sweeps", help="where sweeps keep their Ray Tune state")
+    p.add_argument("--sweeps-dir", default="sweeps", help="where sweeps keep their configuration (sweep.json)")
+    p.add_argument("--storage-path", default="", help="where trials keep their state and checkpoints: on a "
+                   "cluster a folder every node sees (NFS, EFS); default: the sweep's folder in --sweeps-dir")
     p.add_argument("--name", default=None, help="the sweep's name (default: bench-profile-split-time)")
     p.add_argument("--resume", action="store_true",
                    help="finish an interrupted sweep (--name, or the latest in --sweeps-dir) as it was started")
@@ -416,7 +420,7 @@ def _sweep_config(args: argparse.Namespace):
                        args.batch_size, args.workers, _cpus(args), args.gpus_per_worker, args.concurrency, args.seeds,
                        args.sampler, args.sampler_seed, _parse_sets(args.space), _lora(args), args.lora_save,
                        _names(args.models or args.model), args.data, _names(args.oracle), _names(args.retain_logs),
-                       args.prompt, args.dtype, _names(args.objectives))
+                       args.prompt, args.dtype, _names(args.objectives), args.storage_path)
 
 
 def _run_sweep(args: argparse.Namespace) -> int:

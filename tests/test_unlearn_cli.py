@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from ofmu_ray.cli import main
@@ -68,3 +69,29 @@ def test_bf16_runs_the_method_and_the_evaluation_in_bf16(tiny, tmp_path, capsys,
     with safe_open(f"{printed['model_dir']}/model.safetensors", "pt") as f:
         assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {"torch.bfloat16"}
     assert (tiny.root / "eval" / "oracle-forget10-forget10-bf16" / "TOFU_EVAL.json").is_file()
+
+
+@pytest.mark.parametrize("method", ["ofmu", "npo"])
+def test_bf16_mixed_keeps_fp32_weights_and_runs_each_step_in_bf16(tiny, method):
+    """The GPU path's autocast, checked on CPU (torch autocasts to bf16 there too): OFMU's Hessian-vector
+    products and NPO's reference pass run, the matmuls run in bf16, the weights stay fp32."""
+    import math
+
+    import torch
+
+    from ofmu_ray.methods import build_config, get_method
+    from ofmu_ray.models import load_causal_lm, load_tokenizer
+    from ofmu_ray.train.unlearn import batches, unlearn
+
+    model, tok = load_causal_lm(tiny.model_dir("target"), "bf16-mixed"), load_tokenizer(tiny.model_dir("target"))
+    data = tiny.data()
+    cls, cfg = get_method(method), build_config(method)
+    cls.prepare_model(model, cfg)
+    reference = load_causal_lm(tiny.model_dir("target")).requires_grad_(False) if cls.needs_reference else None
+    seen = set()
+    model.lm_head.register_forward_hook(lambda module, args, out: seen.add(out.dtype))
+    history = unlearn(cls(model, cfg, reference), batches(tok, data["forget10"], 4),
+                      batches(tok, data["retain90"], 4, 1), 2, autocast="cpu")
+    assert seen == {torch.bfloat16}
+    assert all(math.isfinite(v) for logs in history for v in logs.values())
+    assert {p.dtype for p in model.parameters()} == {torch.float32}

@@ -40,7 +40,10 @@ def cached_eval(prepared: Prepared, model_name: str, split: str, data: TofuData 
     """`TOFU_EVAL.json` of a prepared model (`target` or `oracle-<split>`) on `split`, cached.
 
     `data` saves re-reading the prepared splits when the caller has them already."""
-    path = prepared.root / "eval" / f"{model_name}-{split}{'' if dtype == 'fp32' else '-' + dtype}" / "TOFU_EVAL.json"
+    from ofmu_ray.models.factory import DTYPES
+
+    weights = "" if DTYPES[dtype] == DTYPES["fp32"] else f"-{dtype}"  # evaluation never autocasts
+    path = prepared.root / "eval" / f"{model_name}-{split}{weights}" / "TOFU_EVAL.json"
     if path.is_file():
         return json.loads(path.read_text())
     result = evaluate_model(*load_model(prepared, model_name, dtype), data or prepared.data(), split)

@@ -10,7 +10,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Llama
 from ofmu_ray.config import TinyLlamaSpec
 from ofmu_ray.models.prompt import resolve_prompt
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+# the weights' type per --dtype; bf16-mixed keeps fp32 weights and runs the unlearning passes under
+# bf16 autocast (`train.unlearn`), for GPUs with bf16 units and models whose fp32 weights fit
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "bf16-mixed": torch.float32}
 
 
 def build_tiny_llama(spec: TinyLlamaSpec, tokenizer, seed: int = 0) -> LlamaForCausalLM:
@@ -36,7 +38,8 @@ def load_causal_lm(name_or_path: str | Path, dtype: str = "fp32"):
     """Loads a causal LM by hub name or local folder (safetensors only, never a pickle); a LoRA
     adapter folder is loaded onto the base model it names and merged.
 
-    `dtype` is the weights' type, `fp32` or `bf16` (bf16 halves the memory of 1B-7B models). OFMU
+    `dtype` is `fp32`, `bf16` (bf16 weights: half the memory of 1B-7B models) or `bf16-mixed` (fp32
+    weights; the unlearning passes autocast to bf16). OFMU
     switches attention to eager itself (fused kernels have no double backward).
     """
     if dtype not in DTYPES:

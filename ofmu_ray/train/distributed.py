@@ -61,7 +61,7 @@ class RunSpec:
     lora: dict = field(default_factory=dict)  # a `LoraSpec` as a dict: unlearn through adapters only
     lora_save: str = "merged"  # or "adapter": save the adapter alone, beside the base model it names
     prompt: str = "auto"  # the prompt format the model was trained with (`models.prompt`)
-    dtype: str = "fp32"  # or "bf16": the weights' type
+    dtype: str = "fp32"  # or "bf16" (the weights' type), or "bf16-mixed" (fp32 weights, bf16 autocast)
     bench: str = "synth-tofu"  # an image benchmark (`digits`, `cifar10`, ...) unlearns a classifier
 
     def __post_init__(self):
@@ -211,7 +211,8 @@ def run_worker(spec: RunSpec, rank: int, world: int, report: Report, device="cpu
                     folder = Path(out)
             report(metrics, folder)
 
-    history = unlearn(method, forget, retain, spec.steps, on_step)
+    autocast = torch.device(device).type if spec.dtype == "bf16-mixed" else None
+    history = unlearn(method, forget, retain, spec.steps, on_step, autocast)
     metrics = {f"final/{k}": v for k, v in history[-1].items()} | {"step": len(history)}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator
 
+import torch
+
 from ofmu_ray.methods.base import Method
 from ofmu_ray.methods.losses import Batch
 from ofmu_ray.models.prompt import collate, encode_row
@@ -28,15 +30,20 @@ def batches(tokenizer, rows: list[dict], batch_size: int, seed: int = 0) -> Iter
 
 
 def unlearn(method: Method, forget: Iterator[Batch], retain: Iterator[Batch], steps: int,
-            on_step: Callable[[int, dict[str, float]], None] | None = None) -> list[dict[str, float]]:
+            on_step: Callable[[int, dict[str, float]], None] | None = None,
+            autocast: str | None = None) -> list[dict[str, float]]:
     """Feeds `method` one forget and one retain batch per step, for `steps` forget batches (fewer if
-    the method finishes first, e.g. OFMU after K outer iterations); returns each step's logs."""
+    the method finishes first, e.g. OFMU after K outer iterations); returns each step's logs.
+
+    `autocast` (a device type, `cuda` or `cpu`) runs each step under bf16 autocast; `on_step` (which
+    may evaluate) runs outside it."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     limit = min(steps, method.max_steps or steps)
     history = []
     for step in range(limit):
-        logs = method.step(next(forget), next(retain))
+        with torch.autocast(autocast or "cpu", dtype=torch.bfloat16, enabled=autocast is not None):
+            logs = method.step(next(forget), next(retain))
         history.append(logs)
         if on_step:
             on_step(step, logs)

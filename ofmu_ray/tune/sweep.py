@@ -66,7 +66,8 @@ class SweepConfig:
     retain_logs: tuple[str, ...] = ()  # tofu: or each model's OpenUnlearning retain log
     prompt: str = "auto"
     dtype: str = "fp32"
-    objectives: tuple[str, ...] = ()  # the two maximised metrics; () = DEFAULT_OBJECTIVES of the modality
+    objectives: tuple[str, ...] = ()  # the two maximised metrics; () = DEFAULT_OBJECTIVES of the family
+    storage_path: str = ""  # where trials keep checkpoints and results, seen by every node; "" = the sweep folder
 
     def __post_init__(self):
         from ofmu_ray.methods import METHODS, check_applies
@@ -168,6 +169,7 @@ def _sampler(name: str, seed: int, trials: int):
 
 def trial(config: dict, context: dict) -> None:
     """One Tune trial: one unlearning run with the sampled hyper-parameters, then one report."""
+    import ray
     import ray.tune
 
     from ofmu_ray.train.distributed import RunSpec, run
@@ -182,7 +184,8 @@ def trial(config: dict, context: dict) -> None:
     for key in context["objectives"]:  # Optuna leaves a trial with a NaN objective RUNNING forever
         if not math.isfinite(report.get(key, math.nan)):
             report[key] = -1e9
-    ray.tune.report(report | {"checkpoint_dir": str(folder)})
+    # where the trial ran (a string: Tune keeps it, MLflow gets it as the tag ray.node_id)
+    ray.tune.report(report | {"checkpoint_dir": str(folder), "node_id": ray.get_runtime_context().get_node_id()})
 
 
 def _reporter(objectives: list[str]):
@@ -226,7 +229,7 @@ def _fit(cfg: SweepConfig, name: str, searcher, num_samples: int, param_space: d
     ended = sum(1 for result in tuner.fit() if result.error or "checkpoint_dir" in (result.metrics or {}))
     if ended < expected:
         raise SweepInterrupted(f"{name}: {ended} of {expected} trials ended; continue with "
-                               f"ofmu-ray sweep --resume --name {root.name} --sweeps-dir {root.parent}")
+                               f"ofmu-ray sweep --resume --name {root.name} (and the same --sweeps-dir)")
 
 
 def _fits(cfg: SweepConfig) -> int:
@@ -310,10 +313,11 @@ def run_sweep(cfg: SweepConfig, prepared: dict[str, Prepared], sweep_dir: Path, 
             "dtype": cfg.dtype, "objectives": ",".join(cfg.goal.names())}
     floors = {results.REFERENCE + cfg.goal.x + k: v for k, v in floors.items()}
     start_ray(address)
+    storage = Path(cfg.storage_path).resolve() / name if cfg.storage_path else sweep_dir
     out = {}
     for model, bench in prepared.items():
         out[model] = _sweep_model(cfg, model, bench, spaces, client, experiment, name, tags | {"model": model},
-                                  floors, sweep_dir, resume)
+                                  floors, storage, resume)
     summary = {"models": out, "mlflow": {"tracking_uri": uri, "experiment": f"{cfg.bench}/{cfg.split}",
                                          "sweep": name}}
     if len(prepared) > 1:
@@ -324,8 +328,9 @@ def run_sweep(cfg: SweepConfig, prepared: dict[str, Prepared], sweep_dir: Path, 
 
 
 def _sweep_model(cfg: SweepConfig, model: str, bench: Prepared, spaces: dict, client, experiment: str, name: str,
-                 tags: dict, floors: dict, sweep_dir: Path, resume: bool) -> dict:
-    """Every method of the sweep on one model: a Tune experiment each, then the model's comparison run."""
+                 tags: dict, floors: dict, storage: Path, resume: bool) -> dict:
+    """Every method of the sweep on one model: a Tune experiment each, then the model's comparison run.
+    Trials keep their state and checkpoints under `storage`."""
     from ray.tune.search.optuna import OptunaSearch
 
     from ofmu_ray.data import unlearning_splits
@@ -349,15 +354,15 @@ def _sweep_model(cfg: SweepConfig, model: str, bench: Prepared, spaces: dict, cl
             continue  # a resumed sweep: this method is done
         mlflow_log.log_values(client, parent, metrics=floors)
         tune_name = f"{slug(model)}.{method}"
-        ctx = context | {"run": run_base | {"method": method}, "storage": str(sweep_dir / "runs" / tune_name)}
+        ctx = context | {"run": run_base | {"method": method}, "storage": str(storage / "runs" / tune_name)}
         searcher = OptunaSearch(metric=list(cfg.goal.names()), mode=["max", "max"],
                                 sampler=_sampler(cfg.sampler, cfg.seed, cfg.trials),
                                 points_to_evaluate=[defaults_in(method, space)], study_name=f"{name}-{tune_name}")
         logger = TrialLogger(client.tracking_uri, experiment, parent, method_tags, "trial")
         _fit(cfg, tune_name, searcher, cfg.trials, {k: tune_domain(d) for k, d in space.items()}, ctx, logger,
-             sweep_dir, resume, cfg.trials)
+             storage, resume, cfg.trials)
         if cfg.seeds:
-            _rerun_seeds(cfg, method, model, client, experiment, name, parent, method_tags, ctx, sweep_dir, resume)
+            _rerun_seeds(cfg, method, model, client, experiment, name, parent, method_tags, ctx, storage, resume)
         results.log_fronts(client, experiment, name, parent, [method], f"{method}, {model}, {cfg.bench} {cfg.split}",
                            html=False, model=model)
     comparison = mlflow_log.comparison_run(client, experiment, name, tags)
@@ -370,7 +375,7 @@ def _sweep_model(cfg: SweepConfig, model: str, bench: Prepared, spaces: dict, cl
 
 
 def _rerun_seeds(cfg: SweepConfig, method: str, model: str, client, experiment: str, name: str, parent: str,
-                 method_tags: dict, context: dict, sweep_dir: Path, resume: bool) -> None:
+                 method_tags: dict, context: dict, storage: Path, resume: bool) -> None:
     """Runs each front configuration of `method` again with seeds 1..K. New seeds, not the
     sweep's own run: that one was picked for looking good, so it would flatter the mean."""
     from ray import tune
@@ -386,4 +391,4 @@ def _rerun_seeds(cfg: SweepConfig, method: str, model: str, client, experiment: 
         points += [hp | {"seed": s, "source": run.data.tags["ray_trial_id"]} for s in range(1, cfg.seeds + 1)]
     logger = TrialLogger(client.tracking_uri, experiment, parent, method_tags, "seed")
     _fit(cfg, f"{slug(model)}.{method}-seeds", None, 1, {"point": tune.grid_search(points)}, context, logger,
-         sweep_dir, resume, len(points))
+         storage, resume, len(points))
