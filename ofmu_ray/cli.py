@@ -26,7 +26,7 @@ def _add_bench_args(p: argparse.ArgumentParser, split: bool = True, run: bool = 
                         "four-choice accuracy; digits (embedded), cifar10, cifar100 (--data-dir): image classification")
     p.add_argument("--profile", default="tiny", choices=list(PROFILES),
                    help="synth-tofu: tiny ~20 authors (tests); small 60 (demo); full 200 (TOFU's size); "
-                        "synth-wmdp: 8, 12 or 40 compounds and towns")
+                        "synth-wmdp: 4, 8 or 24 compounds and as many towns")
     p.add_argument("--model", default=None,
                    help=f"synth-tofu, synth-wmdp: an embedded model ({', '.join(MODELS)}; default: the profile's); "
                         "tofu: the TOFU-finetuned target, wmdp: the model to unlearn (a hub id or a folder)")
