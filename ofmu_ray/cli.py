@@ -332,6 +332,7 @@ def _run_unlearn(args: argparse.Namespace) -> int:
                          f"workers ({args.workers})")
     if args.keep_best and not args.eval_every:
         raise UsageError("--keep-best needs --eval-every N")
+    args.tracking_uri = _store(args)
     prepared = _prepared(args)
 
     from ofmu_ray.eval.run import references
@@ -448,9 +449,23 @@ def _run_sweep(args: argparse.Namespace) -> int:
     return _sweep(cfg, sweep_dir, args)
 
 
-def _sweep(cfg, sweep_dir, args: argparse.Namespace) -> int:
-    from ofmu_ray.tune.sweep import SweepInterrupted, prepare_models, run_sweep
+def _store(args: argparse.Namespace) -> str:
+    """The MLflow store of `--tracking-uri`, checked to open before anything runs."""
+    from ofmu_ray.prepare import UsageError
+    from ofmu_ray.tracking.mlflow_log import open_store
 
+    try:
+        return open_store(args.tracking_uri)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+
+
+def _sweep(cfg, sweep_dir, args: argparse.Namespace) -> int:
+    from ofmu_ray.tune.sweep import SweepInterrupted, check_address, prepare_models, run_sweep
+
+    args.tracking_uri = _store(args)
+    if args.address:  # before anything is prepared or written
+        check_address(args.address)
     prepared = prepare_models(cfg, args.cache_dir)
     try:
         with contextlib.redirect_stdout(sys.stderr):  # Tune's progress table: stdout keeps the results alone
@@ -516,10 +531,9 @@ def _run_pareto(args: argparse.Namespace) -> int:
     from mlflow.tracking import MlflowClient
 
     from ofmu_ray.prepare import UsageError
-    from ofmu_ray.tracking.mlflow_log import resolve_uri
     from ofmu_ray.tune.results import fronts_of, hypervolume_table, latest_sweep, seed_table, sweep_models
 
-    uri = resolve_uri(args.tracking_uri)
+    uri = _store(args)
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(args.experiment)
     if experiment is None:
@@ -554,6 +568,10 @@ def _run_ui(args: argparse.Namespace) -> int:
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", resolve_uri(args.tracking_uri),
                "--default-artifact-root", Path(ARTIFACT_DIR).resolve().as_uri(),
                "--host", args.host, "--port", str(args.port)]
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"ofmu-ray ui: warning: --host {args.host} serves every run, metric and artifact to the network, "
+              "without authentication; use an SSH tunnel to 127.0.0.1 instead unless you mean it",
+              file=sys.stderr)
     print(f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr, flush=True)
     try:
         return subprocess.call(command)

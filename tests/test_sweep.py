@@ -157,3 +157,26 @@ def test_models_axis_sweeps_each_model_with_the_same_budget(ray_session, micro, 
     assert main(["pareto", "--tracking-uri", uri, "--experiment", "synth-tofu/forget10"]) == 0
     table = capsys.readouterr().out
     assert "=== model micro-llama-2l" in table and "hypervolume by model" in table
+
+
+def test_a_diverging_trial_stops_early_is_marked_and_the_sweep_goes_on(ray_session, tiny, tmp_path, capsys,
+                                                                      monkeypatch):
+    """A forget weight of 1e39 overflows float32 at the first step: that trial stops there, is tagged
+    `ofmu.diverged` with metric `diverged`, has no objectives to draw on the front (Optuna got the worst
+    values), and the default trial beside it finishes normally."""
+    monkeypatch.chdir(tmp_path)
+    space = tmp_path / "graddiff.yaml"
+    space.write_text("gamma: {uniform: [1.0e+39, 2.0e+39]}\n")
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    argv = ["sweep", "--profile", "tiny", "--cache-dir", str(tiny.root.parents[1]), "--methods", "graddiff",
+            "--space", f"graddiff={space}", "--trials", "2", "--steps", "3", "--batch-size", "4",
+            "--tracking-uri", uri, "--json"]
+    assert main(argv) == 0
+    front = json.loads(capsys.readouterr().out)["models"]["tiny-llama-4l"]["fronts"][""]["methods"]["graddiff"]
+    trials = {r.data.tags["trial_index"]: r for r in _runs(uri, "trial")}
+    assert sorted(trials) == ["0", "1"] and all(r.info.status == "FINISHED" for r in trials.values())
+    default, wild = trials["0"], trials["1"]
+    assert "ofmu.diverged" not in default.data.tags and default.data.metrics["step"] == 3
+    assert wild.data.tags["ofmu.diverged"] == "true" and wild.data.metrics["diverged"] == 1
+    assert wild.data.metrics["step"] == 1 and "model_utility" not in wild.data.metrics
+    assert front["front"] == [0]  # only the default trial has objectives

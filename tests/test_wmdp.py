@@ -141,9 +141,9 @@ def synth_wmdp(test_cache):
 
 def test_synth_wmdp_target_knows_the_topic_and_the_oracle_guesses(synth_wmdp, capsys):
     target, oracle = synth_wmdp.report["metrics"]["target"], synth_wmdp.report["metrics"]["oracle"]
-    assert target["forget_acc"] >= 0.8 and target["utility_acc"] >= 0.8
+    assert target["forget_acc"] >= 0.8 and target["utility_acc"] >= 0.75
     assert abs(oracle["forget_acc"] - 0.25) <= 0.1 + 1e-9  # within 0.1, inclusive (a multiple of 1/20)
-    assert oracle["utility_acc"] >= 0.75  # a retain model that still answers by letter, far above chance
+    assert oracle["utility_acc"] >= 0.5  # a retain model that still answers by letter, far above chance
     assert main(["prepare", "--bench", "synth-wmdp", "--cache-dir", str(synth_wmdp.root.parents[1])]) == 0
     out = capsys.readouterr().out
     assert f"target  {target['forget_acc']:>12.3f}{target['utility_acc']:>13.3f}" in out
@@ -202,7 +202,7 @@ def test_synth_wmdp_sweep_logs_fronts_on_its_own_objectives(ray_session, synth_w
     argv = ["sweep", "--bench", "synth-wmdp", "--cache-dir", str(synth_wmdp.root.parents[1]), "--methods", "rmu,ofmu",
             "--trials", "2", "--steps", "5", "--tracking-uri", uri, "--json"]
     assert main(argv) == 0
-    fronts = json.loads(capsys.readouterr().out)["models"]["tiny-llama-4l"]["fronts"]
+    fronts = json.loads(capsys.readouterr().out)["models"]["tiny-llama-2l"]["fronts"]
     assert fronts[""]["objectives"] == ["forget_closeness", "utility_acc"] and fronts[""]["reference"] == [0.0, 0.0]
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("synth-wmdp/hazard").experiment_id

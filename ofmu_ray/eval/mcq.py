@@ -102,11 +102,7 @@ def evaluate_loaded_mcq(prepared, model, tokenizer, data=None) -> tuple[dict, di
 
 def evaluate_prepared_mcq(prepared, which: str = "target", dtype: str = "fp32") -> tuple[dict, dict]:
     """`target`, `oracle` or a model folder on a prepared WMDP-style benchmark: (summary, picks)."""
-    from pathlib import Path
+    from ofmu_ray.eval.run import load_model, model_folder
 
-    from ofmu_ray.eval.run import load_model
-    from ofmu_ray.prepare import UsageError
-
-    if which not in ("target", "oracle") and not Path(which).is_dir():
-        raise UsageError(f"--evaluate {which}: not 'target', 'oracle' or a model folder")
-    return evaluate_loaded_mcq(prepared, *load_model(prepared, which, dtype))
+    where = which if which in ("target", "oracle") else model_folder(which)
+    return evaluate_loaded_mcq(prepared, *load_model(prepared, where, dtype))

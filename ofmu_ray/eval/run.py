@@ -35,6 +35,20 @@ def load_model(prepared: Prepared, name_or_path: str, dtype: str = "fp32"):
     return load_causal_lm(where, dtype), load_tokenizer(where, prepared.prompt)
 
 
+def model_folder(path: str) -> str:
+    """`--evaluate PATH`, checked to be a model folder (a safetensors model or a LoRA adapter).
+
+    Raises:
+        UsageError: not a folder, or a folder without a model's config.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise UsageError(f"--evaluate {path}: not 'target', 'oracle' or a model folder")
+    if not ((folder / "config.json").is_file() or (folder / "adapter_config.json").is_file()):
+        raise UsageError(f"--evaluate {path}: not a model folder (no config.json or adapter_config.json)")
+    return path
+
+
 def cached_eval(prepared: Prepared, model_name: str, split: str, data: TofuData | None = None,
                 dtype: str = "fp32") -> dict:
     """`TOFU_EVAL.json` of a prepared model (`target` or `oracle-<split>`) on `split`, cached.
@@ -95,8 +109,10 @@ def evaluate(prepared: Prepared, split: str, model: str, retain_logs: str | Path
         (summary metrics, the model's `TOFU_EVAL.json` content).
 
     Raises:
-        UsageError: an unknown split, a model folder that does not exist, unreadable retain logs.
+        UsageError: an unknown split, a path that is not a model folder, unreadable retain logs.
     """
+    if model not in ("target", "oracle"):
+        model_folder(model)  # before the references are computed and cached
     data = prepared.data()
     reference, target = references(prepared, split, data, retain_logs, dtype)
     if model == "target":
@@ -104,7 +120,5 @@ def evaluate(prepared: Prepared, split: str, model: str, retain_logs: str | Path
     elif model == "oracle":
         result = cached_eval(prepared, f"oracle-{split}", split, data, dtype)
     else:
-        if not Path(model).is_dir():
-            raise UsageError(f"--evaluate {model}: not 'target', 'oracle' or a model folder")
         result = evaluate_model(*load_model(prepared, model, dtype), data, split)
     return summarize(result, reference, target), result

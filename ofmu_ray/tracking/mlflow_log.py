@@ -26,7 +26,8 @@ from mlflow.tracking import MlflowClient
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
 ARTIFACT_DIR = "mlartifacts"
-RESULT_FILES = ("TOFU_EVAL.json", "TOFU_SUMMARY.json", "VISION_EVAL.json", "VISION_SUMMARY.json", "history.json")
+RESULT_FILES = ("TOFU_EVAL.json", "TOFU_SUMMARY.json", "MCQ_EVAL.json", "MCQ_SUMMARY.json", "VISION_EVAL.json",
+                "VISION_SUMMARY.json", "history.json")
 METRICS_PER_BATCH, PARAMS_PER_BATCH = 1000, 100  # what one MLflow log_batch call accepts
 
 
@@ -36,6 +37,34 @@ def resolve_uri(uri: str | None) -> str:
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         return prefix + str(Path(uri[len(prefix):]).resolve())
+    return uri
+
+
+def open_store(uri: str | None) -> str:
+    """The resolved tracking URI, once the store has answered: checked before any work, so that a bad
+    `--tracking-uri` fails in a second instead of after a sweep (an MLflow server gets one try).
+
+    Raises:
+        ValueError: naming the URI and why it cannot be opened.
+    """
+    import os
+
+    uri = resolve_uri(uri)
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).parent.is_dir():
+        raise ValueError(f"--tracking-uri {uri}: the folder {Path(uri[len('sqlite:///'):]).parent} does not exist")
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    os.environ.update({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"})
+    try:
+        MlflowClient(uri).search_experiments(max_results=1)
+    except Exception as e:  # sqlalchemy, requests and MLflow errors alike: the user needs the URI
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"--tracking-uri {uri}: cannot open the MLflow store ({first[:300]})") from e
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     return uri
 
 

@@ -214,6 +214,8 @@ def run_worker(spec: RunSpec, rank: int, world: int, report: Report, device="cpu
     autocast = torch.device(device).type if spec.dtype == "bf16-mixed" else None
     history = unlearn(method, forget, retain, spec.steps, on_step, autocast)
     metrics = {f"final/{k}": v for k, v in history[-1].items()} | {"step": len(history)}
+    if history[-1].get("diverged"):  # nothing worth evaluating: a sweep gives it the worst objectives
+        metrics["diverged"], evaluated = 1.0, False
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         folder = None

@@ -3,6 +3,7 @@ runs on each rank, and what tests and benchmarks call directly."""
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Iterator
 
@@ -36,7 +37,9 @@ def unlearn(method: Method, forget: Iterator[Batch], retain: Iterator[Batch], st
     the method finishes first, e.g. OFMU after K outer iterations); returns each step's logs.
 
     `autocast` (a device type, `cuda` or `cpu`) runs each step under bf16 autocast; `on_step` (which
-    may evaluate) runs outside it."""
+    may evaluate) runs outside it. A step whose logged losses or whose weights are not finite ends
+    the run: its logs get `diverged: 1.0` (every rank sees the same global logs and weights, so all
+    ranks stop at the same step)."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     limit = min(steps, method.max_steps or steps)
@@ -44,7 +47,15 @@ def unlearn(method: Method, forget: Iterator[Batch], retain: Iterator[Batch], st
     for step in range(limit):
         with torch.autocast(autocast or "cpu", dtype=torch.bfloat16, enabled=autocast is not None):
             logs = method.step(next(forget), next(retain))
+        if diverged(method.model, logs):
+            return [*history, logs | {"diverged": 1.0}]
         history.append(logs)
         if on_step:
             on_step(step, logs)
     return history
+
+
+def diverged(model: torch.nn.Module, logs: dict[str, float]) -> bool:
+    """A non-finite logged value, or a non-finite weight."""
+    return (not all(math.isfinite(v) for v in logs.values())
+            or not all(torch.isfinite(p).all() for p in model.parameters()))

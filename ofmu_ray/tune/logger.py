@@ -33,6 +33,8 @@ class TrialLogger(Callback):
         point = trial.config.get("point", trial.config)  # seed re-runs pass a whole configuration
         params = {f"method.{k}": v for k, v in point.items() if k not in NOT_HYPER_PARAMETERS}
         tags = self.tags | {"ofmu.kind": self.kind, "trial_index": str(index), "ray.node_id": result.get("node_id", "")}
+        if result.get("diverged"):
+            tags["ofmu.diverged"] = "true"
         if "source" in point:
             tags["ofmu.source_trial"] = point["source"]
         mlflow_log.log_trial(MlflowClient(self.uri), self.experiment, self.parent, trial.trial_id,

@@ -247,6 +247,22 @@ def _quiet_ray() -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's classic progress table
 
 
+def check_address(address: str) -> None:
+    """Raises UsageError unless something listens at a `host:port` or `ray://host:port` address
+    (`auto` is left to Ray): `ray.init` would wait minutes for a cluster that is not there."""
+    import socket
+
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--address {address}: expected host:port, ray://host:port or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise UsageError(f"--address {address}: no Ray cluster answers there ({e.strerror or e})") from e
+
+
 def start_ray(address: str | None = None) -> None:
     """Connects to `address` (a cluster), or starts a local Ray once for the whole sweep."""
     import ray
