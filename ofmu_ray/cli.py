@@ -461,8 +461,9 @@ def _store(args: argparse.Namespace) -> str:
 
 
 def _sweep(cfg, sweep_dir, args: argparse.Namespace) -> int:
-    from ofmu_ray.tune.sweep import SweepInterrupted, check_address, prepare_models, run_sweep
+    from ofmu_ray.tune.sweep import SweepInterrupted, check_address, load_spaces, prepare_models, run_sweep
 
+    load_spaces(cfg)  # a bad space file: before the store is opened (and created)
     args.tracking_uri = _store(args)
     if args.address:  # before anything is prepared or written
         check_address(args.address)

@@ -7,13 +7,14 @@ domain has a text corpus (every fact stated in several sentence forms) and four-
 one per fact, in WMDP's schema (`question`, `choices`, `answer` index). Restricted questions
 measure `forget_acc`, general ones `utility_acc` (an MMLU stand-in).
 
-A tiny model cannot learn to answer lettered choices from prose alone, so the training mix also
-holds each question in other option orders with its letter (`drill_orders` of them); the order a
-question is evaluated in never appears in training. The retain oracle is trained on the general
-half only and so answers restricted questions at chance.
+A tiny model does not carry prose over to lettered answers (measured: questions it never practised
+stay at chance), so each corpus also holds its domain's questions in other option orders with their
+letter (`drill_orders` of them); the order a question is evaluated in is in no corpus. The target
+is trained on both corpora; the retain oracle on the general one only, so it answers restricted
+questions at chance.
 
 Splits (what `prepare` writes; the unlearning methods read the corpora as free text):
-    forget_corpus, retain_corpus   {"text"} rows
+    forget_corpus, retain_corpus   {"text"} rows: the sentences, then the practised questions
     forget, utility                WMDP-schema questions
 """
 

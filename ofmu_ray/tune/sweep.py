@@ -249,10 +249,10 @@ def _quiet_ray() -> None:
 
 def check_address(address: str) -> None:
     """Raises UsageError unless something listens at a `host:port` or `ray://host:port` address
-    (`auto` is left to Ray): `ray.init` would wait minutes for a cluster that is not there."""
+    (`auto` and `local` are left to Ray): `ray.init` would wait minutes for a cluster that is not there."""
     import socket
 
-    if address == "auto":
+    if address in ("auto", "local"):  # Ray's own: the cluster this machine runs, or a new local one
         return
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
@@ -287,6 +287,20 @@ def load_config(sweep_dir: Path) -> SweepConfig:
     return SweepConfig(**raw | {k: tuple(raw[k]) for k in lists})
 
 
+def load_spaces(cfg: SweepConfig) -> dict[str, dict[str, Dimension]]:
+    """Each method's search space (the user's `--space` file, or `tune_spaces/`), every file checked.
+
+    Raises:
+        UsageError: naming the file and key of a malformed or out-of-range space.
+    """
+    from ofmu_ray.tune.spaces import SpaceError
+
+    try:
+        return {m: load_space(m, cfg.spaces.get(m)) for m in cfg.methods}
+    except SpaceError as e:
+        raise UsageError(str(e)) from e
+
+
 def run_sweep(cfg: SweepConfig, prepared: dict[str, Prepared], sweep_dir: Path, tracking_uri: str | None = None,
               resume: bool = False, address: str | None = None) -> dict:
     """Runs (or, with `resume`, finishes) a sweep over `prepared` (model name -> its benchmark).
@@ -304,12 +318,8 @@ def run_sweep(cfg: SweepConfig, prepared: dict[str, Prepared], sweep_dir: Path, 
     from ofmu_ray.eval.run import references
     from ofmu_ray.tracking import mlflow_log
     from ofmu_ray.tune import results
-    from ofmu_ray.tune.spaces import SpaceError
 
-    try:
-        spaces = {m: load_space(m, cfg.spaces.get(m)) for m in cfg.methods}  # every file checked before work
-    except SpaceError as e:
-        raise UsageError(str(e)) from e
+    spaces = load_spaces(cfg)
     floors = {"": 0.0}  # WMDP-style and images: every objective is a share or a percentage
     for bench in prepared.values():  # checks the split; each oracle's evaluation, once, before any trial
         if cfg.family == "tofu":
