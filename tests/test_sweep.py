@@ -180,3 +180,21 @@ def test_a_diverging_trial_stops_early_is_marked_and_the_sweep_goes_on(ray_sessi
     assert wild.data.tags["ofmu.diverged"] == "true" and wild.data.metrics["diverged"] == 1
     assert wild.data.metrics["step"] == 1 and "model_utility" not in wild.data.metrics
     assert front["front"] == [0]  # only the default trial has objectives
+
+
+def test_two_sweeps_write_one_sqlite_store_at_once(tiny, tmp_path):
+    """Two sweep processes (two drivers, two local Rays) on the same SQLite store at the same time:
+    both finish, with every trial run of each."""
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    drivers = [subprocess.Popen([sys.executable, "-m", "ofmu_ray.cli", "sweep", "--profile", "tiny", "--cache-dir",
+                                 str(tiny.root.parents[1]), "--methods", "gradascent", "--trials", "2", "--steps", "2",
+                                 "--batch-size", "4", "--concurrency", "1", "--tracking-uri", uri, "--name", name,
+                                 "--address", "local"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True) for name in ("first", "second")]
+    for driver in drivers:
+        _, err = driver.communicate(timeout=600)
+        assert driver.returncode == 0, err[-3000:]
+    trials = _runs(uri, "trial")
+    assert sorted(t.data.tags["ofmu.sweep"] for t in trials) == ["first", "first", "second", "second"]
+    assert all(t.info.status == "FINISHED" and "model_utility" in t.data.metrics for t in trials)
+    assert len(_runs(uri, "comparison")) == 2

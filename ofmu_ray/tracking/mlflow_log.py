@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
@@ -44,18 +45,26 @@ def open_store(uri: str | None) -> str:
     """The resolved tracking URI, once the store has answered: checked before any work, so that a bad
     `--tracking-uri` fails in a second instead of after a sweep (an MLflow server gets one try).
 
+    A new SQLite store is created here, one process at a time: MLflow's table creation and
+    migrations are not safe against a second process doing the same at once.
+
     Raises:
         ValueError: naming the URI and why it cannot be opened.
     """
+    import fcntl
+    import hashlib
     import os
 
     uri = resolve_uri(uri)
+    lock_name = "ofmu-ray-mlflow-" + hashlib.sha256(uri.encode()).hexdigest()[:16] + ".lock"
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).parent.is_dir():
         raise ValueError(f"--tracking-uri {uri}: the folder {Path(uri[len('sqlite:///'):]).parent} does not exist")
     saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
     os.environ.update({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"})
     try:
-        MlflowClient(uri).search_experiments(max_results=1)
+        with open(Path(tempfile.gettempdir()) / lock_name, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            MlflowClient(uri).search_experiments(max_results=1)
     except Exception as e:  # sqlalchemy, requests and MLflow errors alike: the user needs the URI
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValueError(f"--tracking-uri {uri}: cannot open the MLflow store ({first[:300]})") from e
@@ -73,7 +82,13 @@ def experiment_id(client: MlflowClient, name: str) -> str:
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
-    return client.create_experiment(name, artifact_location=Path(ARTIFACT_DIR).resolve().as_uri())
+    try:
+        return client.create_experiment(name, artifact_location=Path(ARTIFACT_DIR).resolve().as_uri())
+    except MlflowException:  # another sweep on the same store created it since we looked
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
 
 
 def _finite(metrics: dict) -> dict[str, float]:
