@@ -228,6 +228,22 @@ def cache_root(cache_dir: str | Path | None) -> Path:
     return (Path(cache_dir) if cache_dir else default_cache_dir()).resolve()  # Ray workers run elsewhere
 
 
+def embedded_model(profiles: dict[str, Profile], profile: str, model: str | None, own_bench: str) -> str:
+    """The embedded model a generated benchmark's `profile` is prepared with: `model`, else the profile's.
+
+    Raises:
+        UsageError: an unknown profile, or a model that is not embedded (pointing to `own_bench`,
+            where the user's own models go).
+    """
+    if profile not in profiles:
+        raise UsageError(f"unknown profile {profile!r}; choose from: {', '.join(profiles)}")
+    model = model or profiles[profile].model
+    if model not in MODELS:
+        raise UsageError(f"--model {model!r} is not an embedded model; choose from: {', '.join(MODELS)} "
+                         f"(your own model: --bench {own_bench} --data DIR --model PATH)")
+    return model
+
+
 def prepare(bench: str = "synth-tofu", profile: str = "tiny", cache_dir: str | Path | None = None,
             progress: bool = True, model: str | None = None) -> Prepared:
     """Returns the prepared embedded benchmark, building and caching it first if needed.
@@ -244,11 +260,6 @@ def prepare(bench: str = "synth-tofu", profile: str = "tiny", cache_dir: str | P
     """
     if bench != "synth-tofu":
         raise UsageError(f"unknown bench {bench!r} to generate; choose synth-tofu (tofu: bring --data and --model)")
-    if profile not in PROFILES:
-        raise UsageError(f"unknown profile {profile!r}; choose from: {', '.join(PROFILES)}")
-    model = model or PROFILES[profile].model
-    if model not in MODELS:
-        raise UsageError(f"--model {model!r} is not an embedded model; choose from: {', '.join(MODELS)} "
-                         "(your own model: --bench tofu --data DIR --model PATH)")
+    model = embedded_model(PROFILES, profile, model, "tofu")
     root = cache_root(cache_dir) / bench / f"{profile}-{model}-{cache_key(bench, PROFILES[profile], model)}"
     return publish(root, lambda tmp: _build(bench, profile, PROFILES[profile], model, tmp, progress))

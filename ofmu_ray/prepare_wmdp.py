@@ -27,7 +27,7 @@ from ofmu_ray.config import MODELS, WMDP_PROFILES, Profile
 from ofmu_ray.data import TofuData, write_tofu_dir
 from ofmu_ray.data.synth_wmdp import TOPIC, generate_wmdp
 from ofmu_ray.data.wmdp import SPLITS, TOPICS, load_wmdp
-from ofmu_ray.prepare import Prepared, UsageError, cache_root, hash_files, progress_bar, publish, slug
+from ofmu_ray.prepare import Prepared, UsageError, cache_root, embedded_model, hash_files, progress_bar, publish, slug
 
 CHANCE = 0.25  # four options, every letter right equally often
 
@@ -56,12 +56,7 @@ def prepare_wmdp(bench: str, split: str, profile: str = "tiny", model: str | Non
     if bench == "synth-wmdp":
         if split != TOPIC:
             raise UsageError(f"synth-wmdp has one topic to forget, {TOPIC!r}; got --split {split}")
-        if profile not in WMDP_PROFILES:
-            raise UsageError(f"unknown profile {profile!r}; choose from: {', '.join(WMDP_PROFILES)}")
-        model = model or WMDP_PROFILES[profile].model
-        if model not in MODELS:
-            raise UsageError(f"--model {model!r} is not an embedded model; choose from: {', '.join(MODELS)} "
-                             "(your own model: --bench wmdp --data DIR --model PATH)")
+        model = embedded_model(WMDP_PROFILES, profile, model, "wmdp")
         spec = WMDP_PROFILES[profile]
         key = hashlib.sha256(json.dumps({"profile": asdict(spec), "model": asdict(MODELS[model]),
                                          "source": _source_fingerprint()}, sort_keys=True).encode()).hexdigest()[:16]
