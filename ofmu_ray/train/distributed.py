@@ -103,7 +103,6 @@ def _text_task(spec: RunSpec, device) -> Task:
     tokenizer = load_tokenizer(spec.model_dir, spec.prompt)
 
     def evaluate(model) -> tuple[dict, dict]:
-        from ofmu_ray.data import family
         from ofmu_ray.eval.mcq import evaluate_loaded_mcq
         from ofmu_ray.eval.run import evaluate_loaded
         from ofmu_ray.prepare import Prepared

@@ -27,7 +27,7 @@ from ofmu_ray.tune.pareto import TOFU_OBJECTIVES, Objectives
 from ofmu_ray.tune.spaces import Dimension, load_space
 
 # What a sweep maximises by default, per benchmark family: for TOFU forget quality and utility; for
-# WMDP-style closeness of forget_acc to the oracle's (or chance) and utility accuracy; for images
+# WMDP-style closeness of forget_acc to chance and utility accuracy; for images
 # closeness to the retrained oracle (100 - the protocol's avg_gap). Closeness, not raw forgetting, so
 # that over-forgetting counts against a method as under-forgetting does. `--objectives` chooses others.
 DEFAULT_OBJECTIVES = {"tofu": TOFU_OBJECTIVES.names(), "mcq": ("forget_closeness", "utility_acc"),
