@@ -246,7 +246,8 @@ def _add_tracking_uri(p: argparse.ArgumentParser) -> None:
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     """Options of one unlearning run, shared by `unlearn` and `sweep`."""
-    p.add_argument("--steps", type=int, default=20, help="forget batches (the same budget for every method)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="forget batches, the same budget for every method (default: 20; WMDP-style: 80)")
     p.add_argument("--batch-size", type=int, default=16, help="global batch, split across workers")
     p.add_argument("--workers", type=int, default=1, help="data-parallel workers (1 runs in-process, no Ray Train)")
     p.add_argument("--cpus-per-worker", type=float, default=None,
@@ -599,14 +600,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs one `ofmu-ray` command; returns the exit status (2 for bad arguments)."""
-    from ofmu_ray.data import DataError
+    from ofmu_ray.data import DataError, default_split, default_steps
     from ofmu_ray.prepare import UsageError
 
     args = build_parser().parse_args(argv)
     if getattr(args, "split", "") is None:
-        from ofmu_ray.data import default_split
-
         args.split = default_split(args.bench)
+    if getattr(args, "steps", "") is None:
+        args.steps = default_steps(args.bench)
     try:
         return COMMANDS[args.command][1](args)
     except (UsageError, DataError) as e:

@@ -156,8 +156,9 @@ PROFILES: dict[str, Profile] = {
 # order (measured: 40 epochs leave it at 0.45, 80 reach 1.0), so its models train longer, on fewer facts.
 WMDP_TRAIN = FinetuneConfig(epochs=80, batch_size=64, lr=3e-3)
 WMDP_PROFILES: dict[str, Profile] = {
-    # tests: 20 questions a domain, two layers (108 s to prepare, against 193 s with four)
-    "tiny": Profile(SynthWmdpConfig(compounds=4, towns=4), "tiny-llama-2l", WMDP_TRAIN),
+    # tests: 20 questions a domain. Four layers, not two: RMU steers layer l for the layers above it to
+    # misread, and on two layers no point of a 48-point grid brought forget_acc below 0.4 with utility kept
+    "tiny": Profile(SynthWmdpConfig(compounds=4, towns=4), train=WMDP_TRAIN),
     "small": Profile(SynthWmdpConfig(compounds=8, towns=8), train=WMDP_TRAIN),
     "full": Profile(SynthWmdpConfig(compounds=24, towns=24), train=WMDP_TRAIN),
 }

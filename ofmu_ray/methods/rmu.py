@@ -24,8 +24,8 @@ _DOWN_PROJ = re.compile(r"layers\.(\d+)\.mlp\.down_proj\.weight$")
 
 @dataclass(frozen=True)
 class RMUConfig(OptimizerConfig):
-    lr: float = param(1e-3, "learning rate for the tiny embedded models (WMDP release on Zephyr-7B: 5e-5)",
-                      low=0.0, high=1.0)
+    lr: float = param(1e-2, "learning rate for the tiny embedded models, of which RMU trains a few matrices "
+                      "(WMDP release on Zephyr-7B: 5e-5)", low=0.0, high=1.0)
     layer: float = param(7 / 31, "steered layer as a fraction of depth (WMDP release: layer 7 of 32)",
                          low=0.0, high=1.0)
     steering_coeff: float = param(20.0, "c, the norm of the control vector (OpenUnlearning's RMU default; "
