@@ -253,6 +253,10 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpus-per-worker", type=float, default=None,
                    help="default 1, or 0.99 with several workers (leaving room for the trial's driver)")
     p.add_argument("--gpus-per-worker", type=float, default=0.0, help="> 0: CUDA and the nccl backend")
+    p.add_argument("--checkpoint-every", type=int, default=0,
+                   help="also checkpoint the model and training state every N steps (0: at the end only)")
+    p.add_argument("--max-failures", type=int, default=0,
+                   help="restart a run's Ray Train workers up to N times when one dies, from its last checkpoint")
     p.add_argument("--lora", default=None, metavar="r=8,alpha=16,targets=q_proj+v_proj",
                    help="unlearn through LoRA adapters only (peft); targets joined by '+'")
     p.add_argument("--lora-save", default="merged", choices=["merged", "adapter"],
@@ -293,8 +297,6 @@ def _add_unlearn(sub: argparse._SubParsersAction) -> None:
     _add_run_args(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-every", type=int, default=0, help="also evaluate every N steps (0: at the end only)")
-    p.add_argument("--checkpoint-every", type=int, default=0,
-                   help="also save the model every N steps (0: at the end only)")
     p.add_argument("--keep-best", default="", choices=["", *BEST_METRICS],
                    help="with --eval-every: also keep the evaluated model that maximises this metric")
     p.add_argument("--out", default=None, help="where checkpoints go (default: a new folder under runs/)")
@@ -328,9 +330,10 @@ def _run_unlearn(args: argparse.Namespace) -> int:
         check_applies([args.method], modality(args.bench), args.bench)
     except ValueError as e:
         raise UsageError(str(e)) from e
-    if args.steps < 1 or args.workers < 1 or args.batch_size % args.workers:
-        raise UsageError(f"need steps >= 1, workers >= 1 and batch size ({args.batch_size}) divisible by "
-                         f"workers ({args.workers})")
+    if args.steps < 1 or args.workers < 1 or args.batch_size % args.workers or min(
+            args.checkpoint_every, args.max_failures) < 0:
+        raise UsageError(f"need steps >= 1, workers >= 1, batch size ({args.batch_size}) divisible by "
+                         f"workers ({args.workers}), checkpoint-every and max-failures >= 0")
     if args.keep_best and not args.eval_every:
         raise UsageError("--keep-best needs --eval-every N")
     args.tracking_uri = _store(args)
@@ -338,7 +341,7 @@ def _run_unlearn(args: argparse.Namespace) -> int:
 
     from ofmu_ray.eval.run import references
     from ofmu_ray.tracking import log_run
-    from ofmu_ray.train.distributed import run
+    from ofmu_ray.train.distributed import on_ray_train, run
 
     if _family(args) == "tofu":  # checks the split, and caches the references once, not in a worker
         references(prepared, args.split, prepared.data(), None, args.dtype)
@@ -346,12 +349,13 @@ def _run_unlearn(args: argparse.Namespace) -> int:
                    *unlearning_splits(args.bench, args.split), args.method, overrides, args.steps,
                    args.batch_size, args.seed, str(prepared.root), args.eval_every, args.checkpoint_every,
                    args.keep_best, lora, args.lora_save, prepared.prompt, args.dtype, args.bench)
-    if args.workers > 1:
+    if on_ray_train(args.workers, args.max_failures):
         from ofmu_ray.tune.sweep import start_ray
 
         start_ray()
     out = Path(args.out or Path("runs") / f"{args.method}-{args.split}-{time.strftime('%Y%m%d-%H%M%S')}")
-    metrics, model_dir = run(spec, args.workers, _cpus(args), args.gpus_per_worker, out)
+    metrics, model_dir = run(spec, args.workers, _cpus(args), args.gpus_per_worker, out,
+                             max_failures=args.max_failures)
     history = json.loads((model_dir / "history.json").read_text())
     params = {f"method.{f['name']}": getattr(cfg, f["name"]) for f in type(cfg).describe()}
     params |= {"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed, "dtype": args.dtype}
@@ -422,7 +426,8 @@ def _sweep_config(args: argparse.Namespace):
                        args.batch_size, args.workers, _cpus(args), args.gpus_per_worker, args.concurrency, args.seeds,
                        args.sampler, args.sampler_seed, _parse_sets(args.space), _lora(args), args.lora_save,
                        _names(args.models or args.model), args.data, _names(args.oracle), _names(args.retain_logs),
-                       args.prompt, args.dtype, _names(args.objectives), args.storage_path)
+                       args.prompt, args.dtype, _names(args.objectives), args.storage_path, args.checkpoint_every,
+                       args.max_failures)
 
 
 def _run_sweep(args: argparse.Namespace) -> int:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
 
 from ofmu_ray.models import load_causal_lm
-from ofmu_ray.train.distributed import RunSpec, run
+from ofmu_ray.train.distributed import RunSpec, load_train_state, run, run_worker
 
 
 def _params(path) -> torch.Tensor:
@@ -43,6 +44,31 @@ def test_periodic_checkpoints_evaluation_and_the_best_model(tiny, tmp_path):
     assert (final / "best" / "model.safetensors").is_file()
     assert json.loads((final / "metrics.json").read_text()) == pytest.approx(metrics)
     assert len(json.loads((final / "history.json").read_text())) == 4
+
+
+@pytest.mark.parametrize("method, overrides", [("npo", {}), ("ofmu", {"inner_steps": 2})])
+def test_a_run_resumed_from_its_checkpoint_ends_as_the_uninterrupted_run(tiny, tmp_path, method, overrides):
+    """What Ray Train does after a worker dies, in one process: the optimizer moments (NPO), OFMU's
+    penalty schedule, the RNG and the data order all go on from the checkpoint."""
+    spec = RunSpec(str(tiny.model_dir("target")), str(tiny.root / "data"), "forget10", "retain90", method,
+                   overrides, steps=6, batch_size=4, checkpoint_every=4)
+
+    def keep(reports: list, tag: str):
+        def report(metrics: dict, folder) -> None:
+            kept = shutil.copytree(folder, tmp_path / f"{tag}{metrics['step']}") if folder else None
+            reports.append((metrics, kept))
+        return report
+
+    whole, resumed = [], []
+    run_worker(spec, 0, 1, keep(whole, "whole"))
+    (middle, checkpoint), (end, final) = whole[0], whole[-1]
+    assert middle["step"] == 4 and (checkpoint / "train_state.pt").is_file()
+    run_worker(spec, 0, 1, keep(resumed, "resumed"), resume=load_train_state(checkpoint))
+    again, again_dir = resumed[-1]
+    assert again["resumed_from_step"] == 4 and again["step"] == end["step"] == 6
+    assert torch.equal(_params(final), _params(again_dir))
+    assert json.loads((again_dir / "history.json").read_text()) == json.loads((final / "history.json").read_text())
+    assert "resumed_from_step" not in end
 
 
 def test_bad_run_settings_are_refused():

@@ -66,6 +66,13 @@ class Method:
     def step(self, forget: Batch, retain: Batch) -> dict[str, float]:
         raise NotImplementedError
 
+    def state_dict(self) -> dict:
+        """What a run resumed from a checkpoint needs besides the weights (optimizer moments, schedules)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restores what `state_dict` returned."""
+
 
 class LossMethod(Method):
     """A first-order method: one loss, one AdamW step; DDP averages the gradients in `.backward()`."""
@@ -89,6 +96,12 @@ class LossMethod(Method):
         torch.nn.utils.clip_grad_norm_(self.params, MAX_GRAD_NORM)
         self.optimizer.step()
         return global_logs({"loss": loss, **terms})
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
 
 
 def global_logs(terms: dict[str, torch.Tensor]) -> dict[str, float]:

@@ -146,6 +146,12 @@ class OFMU(Method):
     def max_steps(self) -> int | None:
         return self.cfg.outer_steps * self.cfg.inner_steps or None
 
+    def state_dict(self) -> dict:
+        return {"rho": self.rho, "inner_done": self.inner_done}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rho, self.inner_done = state["rho"], state["inner_done"]
+
     def grad_phi(self, forget: Batch, retain: Batch, graph_f: bool = False, graph_r: bool = False,
                  graph_hu: bool = False) -> _PhiGrad:
         """grad Phi at the current parameters; `graph_*` keep graphs for the outer Hessian."""

@@ -18,7 +18,9 @@ What a run leaves in its final checkpoint folder: the unlearned model (safetenso
 evaluated, `TOFU_EVAL.json` (per question) and `TOFU_SUMMARY.json` (WMDP-style: `MCQ_EVAL.json`, each
 question's pick, and `MCQ_SUMMARY.json`; images: `VISION_EVAL.json` with the target's and oracle's
 metrics, `VISION_SUMMARY.json`) and, with `keep_best`, the best
-evaluated model in `best/`.
+evaluated model in `best/`. The checkpoints taken every `checkpoint_every` steps also hold
+`train_state.pt` (the trained weights, the method's optimizer state, the RNG and the logs so far):
+what Ray Train resumes a run from when a worker dies (`max_failures`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from ofmu_ray.models.lora import SAVE_MODES, save_model
 
 # (metrics, a finished checkpoint folder on rank 0 or None); every rank calls it at the same steps.
 Report = Callable[[dict, "Path | None"], None]
+TRAIN_STATE = "train_state.pt"
 # what `keep_best` may maximise
 BEST_METRICS = ("log10_forget_quality", "model_utility", "forget_closeness", "utility_acc", "oracle_closeness", "ta")
 
@@ -146,12 +149,44 @@ def _image_task(spec: RunSpec, device) -> Task:
                 evaluate, save_classifier, ("VISION_EVAL.json", "VISION_SUMMARY.json"))
 
 
-def run_worker(spec: RunSpec, rank: int, world: int, report: Report, device="cpu", wrap=None) -> None:
+def _train_state(model, method, history: list[dict]) -> dict:
+    """What a resumed run needs: the weights training changes (trainable ones and buffers, e.g. batch
+    norm statistics; the frozen rest is reloaded from the model folder), method state, RNG, logs."""
+    import torch
+
+    trained = {name for name, p in model.named_parameters() if p.requires_grad}
+    trained |= {name for name, _ in model.named_buffers()}
+    weights = {k: v.detach().cpu() for k, v in model.state_dict().items() if k in trained}
+    return {"weights": weights, "method": method.state_dict(), "rng": torch.get_rng_state(), "history": history}
+
+
+def load_train_state(folder: Path) -> dict | None:
+    """The `train_state.pt` of a checkpoint folder, if it has one (read with `weights_only`)."""
+    import torch
+
+    path = Path(folder) / TRAIN_STATE
+    return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
+
+
+def _resume(model, method, state: dict) -> list[dict]:
+    import torch
+
+    unexpected = model.load_state_dict(state["weights"], strict=False).unexpected_keys
+    if unexpected:
+        raise ValueError(f"the checkpoint does not fit this model: unexpected weights {unexpected[:3]}")
+    method.load_state_dict(state["method"])
+    torch.set_rng_state(state["rng"])
+    return state["history"]
+
+
+def run_worker(spec: RunSpec, rank: int, world: int, report: Report, device="cpu", wrap=None,
+               resume: dict | None = None) -> None:
     """The loop every worker runs: load, unlearn this rank's shard, checkpoint and evaluate on rank 0.
 
     Args:
         report: called by every rank at the same steps (under Ray Train it is a barrier).
         wrap: wraps the model for data parallelism (Ray Train's `prepare_model`); None in one process.
+        resume: a checkpoint's train state (`load_train_state`): go on from its step.
     """
     import torch
 
@@ -177,6 +212,8 @@ def run_worker(spec: RunSpec, rank: int, world: int, report: Report, device="cpu
     method = cls(model, cfg, reference)
     forget, retain = shard(task.forget, rank, world, device), shard(task.retain, rank, world, device)
     bare = getattr(model, "module", model)
+    done = _resume(bare, method, resume) if resume else []
+    seen = list(done)  # the logs a checkpoint carries
     evaluated = bool(spec.prepared_root) and rank == 0
     best_dir = Path(tempfile.mkdtemp(prefix="ofmu-ray-best-")) if spec.keep_best and rank == 0 else None
     best: dict = {}
@@ -194,6 +231,7 @@ def run_worker(spec: RunSpec, rank: int, world: int, report: Report, device="cpu
     last = min(spec.steps, method.max_steps or spec.steps)  # the final report covers the last step
 
     def on_step(step: int, logs: dict[str, float]) -> None:
+        seen.append(logs)
         n = step + 1
         due_eval = bool(spec.eval_every) and n % spec.eval_every == 0 and n < last
         due_checkpoint = bool(spec.checkpoint_every) and n % spec.checkpoint_every == 0 and n < last
@@ -207,12 +245,15 @@ def run_worker(spec: RunSpec, rank: int, world: int, report: Report, device="cpu
                     metrics |= evaluate(n)[0]
                 if due_checkpoint:
                     task.save(bare, Path(out))
+                    torch.save(_train_state(bare, method, seen), Path(out) / TRAIN_STATE)
                     folder = Path(out)
             report(metrics, folder)
 
     autocast = torch.device(device).type if spec.dtype == "bf16-mixed" else None
-    history = unlearn(method, forget, retain, spec.steps, on_step, autocast)
+    history = unlearn(method, forget, retain, spec.steps, on_step, autocast, done)
     metrics = {f"final/{k}": v for k, v in history[-1].items()} | {"step": len(history)}
+    if done:  # a worker died and Ray Train restarted the run from a checkpoint
+        metrics["resumed_from_step"] = len(done)
     if history[-1].get("diverged"):  # nothing worth evaluating: a sweep gives it the worst objectives
         metrics["diverged"], evaluated = 1.0, False
     with tempfile.TemporaryDirectory() as tmp:
@@ -246,8 +287,12 @@ def worker_loop(config: dict) -> None:
         checkpoint = ray.train.Checkpoint.from_directory(folder) if folder else None
         ray.train.report(metrics, checkpoint=checkpoint)
 
+    resume = None
+    if checkpoint := ray.train.get_checkpoint():  # set when Ray Train restarts a failed run
+        with checkpoint.as_directory() as folder:
+            resume = load_train_state(Path(folder))
     run_worker(RunSpec(**config), ctx.get_world_rank(), ctx.get_world_size(), report,
-               ray.train.torch.get_device(), ray.train.torch.prepare_model)
+               ray.train.torch.get_device(), ray.train.torch.prepare_model, resume)
 
 
 def _run_here(spec: RunSpec, storage: Path, use_gpu: bool) -> tuple[dict, Path]:
@@ -269,28 +314,35 @@ def _run_here(spec: RunSpec, storage: Path, use_gpu: bool) -> tuple[dict, Path]:
     return reports[-1]
 
 
+def on_ray_train(workers: int, max_failures: int) -> bool:
+    """Whether a run goes through Ray Train: for several workers, or to be restarted when one dies."""
+    return workers > 1 or max_failures > 0
+
+
 def run(spec: RunSpec, workers: int = 1, cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0,
-        storage: str | Path | None = None, name: str = "unlearn") -> tuple[dict, Path]:
+        storage: str | Path | None = None, name: str = "unlearn", max_failures: int = 0) -> tuple[dict, Path]:
     """One unlearning run: in this process for one worker, through Ray Train for more.
 
     Args:
         storage: where checkpoints go (absolute; shared storage on a multi-node cluster).
         name: the run's folder under `storage`; under Ray Train a stable name lets a restarted
             run find its checkpoints.
+        max_failures: how often Ray Train restarts the workers after one dies, each time from the
+            last checkpoint (`spec.checkpoint_every`; from the start without one).
 
     Returns:
         (rank 0's final metrics, the final checkpoint folder: the unlearned model and its results).
     """
     storage = Path(storage or tempfile.mkdtemp(prefix="ofmu-ray-run-")).resolve()
-    if workers == 1:
+    if not on_ray_train(workers, max_failures):
         storage.mkdir(parents=True, exist_ok=True)
         return _run_here(spec, storage / name, gpus_per_worker > 0)
-    return run_on_ray(spec, workers, cpus_per_worker, gpus_per_worker, storage, name)
+    return run_on_ray(spec, workers, cpus_per_worker, gpus_per_worker, storage, name, max_failures)
 
 
 def run_on_ray(spec: RunSpec, workers: int, cpus_per_worker: float, gpus_per_worker: float, storage: Path,
-               name: str) -> tuple[dict, Path]:
-    """The run through a Ray Train worker group (`run` uses it for more than one worker)."""
+               name: str, max_failures: int = 0) -> tuple[dict, Path]:
+    """The run through a Ray Train worker group (`run` uses it when `on_ray_train`)."""
     import ray.train
     import ray.train.torch
 
@@ -303,7 +355,8 @@ def run_on_ray(spec: RunSpec, workers: int, cpus_per_worker: float, gpus_per_wor
         torch_config=ray.train.torch.TorchConfig(backend="nccl" if use_gpu else "gloo", timeout_s=600),
         scaling_config=ray.train.ScalingConfig(num_workers=workers, use_gpu=use_gpu,
                                                resources_per_worker=resources),
-        run_config=ray.train.RunConfig(name=name, storage_path=str(storage)),
+        run_config=ray.train.RunConfig(name=name, storage_path=str(storage),
+                                       failure_config=ray.train.FailureConfig(max_failures=max_failures)),
     )
     result = trainer.fit()
     return result.metrics, Path(result.checkpoint.path)

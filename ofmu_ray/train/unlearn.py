@@ -32,9 +32,12 @@ def batches(tokenizer, rows: list[dict], batch_size: int, seed: int = 0) -> Iter
 
 def unlearn(method: Method, forget: Iterator[Batch], retain: Iterator[Batch], steps: int,
             on_step: Callable[[int, dict[str, float]], None] | None = None,
-            autocast: str | None = None) -> list[dict[str, float]]:
+            autocast: str | None = None, done: list[dict[str, float]] | None = None) -> list[dict[str, float]]:
     """Feeds `method` one forget and one retain batch per step, for `steps` forget batches (fewer if
     the method finishes first, e.g. OFMU after K outer iterations); returns each step's logs.
+
+    `done` holds the logs of the steps a run resumed from a checkpoint has already taken: their
+    batches are drawn and dropped, so the run goes on with the batches it would have seen.
 
     `autocast` (a device type, `cuda` or `cpu`) runs each step under bf16 autocast; `on_step` (which
     may evaluate) runs outside it. A step whose logged losses or whose weights are not finite ends
@@ -43,8 +46,10 @@ def unlearn(method: Method, forget: Iterator[Batch], retain: Iterator[Batch], st
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     limit = min(steps, method.max_steps or steps)
-    history = []
-    for step in range(limit):
+    history = list(done or [])
+    for _ in history:
+        next(forget), next(retain)
+    for step in range(len(history), limit):
         with torch.autocast(autocast or "cpu", dtype=torch.bfloat16, enabled=autocast is not None):
             logs = method.step(next(forget), next(retain))
         if diverged(method.model, logs):

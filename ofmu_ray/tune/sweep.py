@@ -68,6 +68,8 @@ class SweepConfig:
     dtype: str = "fp32"
     objectives: tuple[str, ...] = ()  # the two maximised metrics; () = DEFAULT_OBJECTIVES of the family
     storage_path: str = ""  # where trials keep checkpoints and results, seen by every node; "" = the sweep folder
+    checkpoint_every: int = 0  # trials checkpoint every N steps, what a restarted trial resumes from
+    max_failures: int = 0  # Ray Train restarts a trial's workers this often when one dies
 
     def __post_init__(self):
         from ofmu_ray.methods import METHODS, check_applies
@@ -82,8 +84,10 @@ class SweepConfig:
         allowed = OBJECTIVE_METRICS[self.family]
         if self.objectives and (len(self.objectives) != 2 or not set(self.objectives) <= set(allowed)):
             raise UsageError(f"--objectives {','.join(self.objectives)}: two of {', '.join(allowed)}")
-        if self.trials < 1 or self.steps < 1 or self.workers < 1 or self.seeds < 0 or self.concurrency < 0:
-            raise UsageError("need trials, steps and workers >= 1, seeds and concurrency >= 0")
+        if self.trials < 1 or self.steps < 1 or self.workers < 1 or min(
+                self.seeds, self.concurrency, self.checkpoint_every, self.max_failures) < 0:
+            raise UsageError("need trials, steps and workers >= 1; seeds, concurrency, checkpoint-every and "
+                             "max-failures >= 0")
         if self.batch_size % self.workers:
             raise UsageError(f"batch size {self.batch_size} is not divisible by {self.workers} workers")
         if self.sampler not in SAMPLERS:
@@ -179,7 +183,7 @@ def trial(config: dict, context: dict) -> None:
     overrides = {k: v for k, v in point.items() if k not in NOT_HYPER_PARAMETERS}
     spec = RunSpec(**context["run"], overrides=overrides, seed=point.get("seed", 0))
     metrics, folder = run(spec, context["workers"], context["cpus_per_worker"], context["gpus_per_worker"],
-                          storage=context["storage"], name=trial_id)
+                          storage=context["storage"], name=trial_id, max_failures=context["max_failures"])
     report = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
     for key in context["objectives"]:  # Optuna leaves a trial with a NaN objective RUNNING forever
         if not math.isfinite(report.get(key, math.nan)):
@@ -209,9 +213,11 @@ def _fit(cfg: SweepConfig, name: str, searcher, num_samples: int, param_space: d
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
 
+    from ofmu_ray.train.distributed import on_ray_train
+
     trainable = tune.with_parameters(trial, context=context)
-    per_trial = ({"CPU": cfg.cpus_per_worker, "GPU": cfg.gpus_per_worker} if cfg.workers == 1
-                 else {"CPU": 0.01})  # a multi-worker trial only waits for its workers
+    per_trial = ({"CPU": 0.01} if on_ray_train(cfg.workers, cfg.max_failures)  # it only waits for its workers
+                 else {"CPU": cfg.cpus_per_worker, "GPU": cfg.gpus_per_worker})
     trainable = tune.with_resources(trainable, per_trial)
     path = root / name
     if resume and tune.Tuner.can_restore(str(path)):
@@ -235,8 +241,11 @@ def _fit(cfg: SweepConfig, name: str, searcher, num_samples: int, param_space: d
 def _fits(cfg: SweepConfig) -> int:
     import ray
 
+    from ofmu_ray.train.distributed import on_ray_train
+
     cpus = ray.cluster_resources().get("CPU", 1.0)
-    return max(1, int(cpus // (cfg.workers * cfg.cpus_per_worker + (0.01 if cfg.workers > 1 else 0))))
+    waiting = 0.01 if on_ray_train(cfg.workers, cfg.max_failures) else 0
+    return max(1, int(cpus // (cfg.workers * cfg.cpus_per_worker + waiting)))
 
 
 def _quiet_ray() -> None:
@@ -368,8 +377,9 @@ def _sweep_model(cfg: SweepConfig, model: str, bench: Prepared, spaces: dict, cl
     run_base = {"model_dir": bench.model_dir("target"), "data_dir": str(bench.root / "data"),
                 "forget_split": forget_split, "retain_split": retain_split, "steps": cfg.steps,
                 "batch_size": cfg.batch_size, "prepared_root": str(bench.root), "lora": cfg.lora,
-                "lora_save": cfg.lora_save, "prompt": bench.prompt, "dtype": cfg.dtype, "bench": cfg.bench}
-    context = {"workers": cfg.workers, "cpus_per_worker": cfg.cpus_per_worker,
+                "lora_save": cfg.lora_save, "prompt": bench.prompt, "dtype": cfg.dtype, "bench": cfg.bench,
+                "checkpoint_every": cfg.checkpoint_every}
+    context = {"workers": cfg.workers, "cpus_per_worker": cfg.cpus_per_worker, "max_failures": cfg.max_failures,
                "gpus_per_worker": cfg.gpus_per_worker, "objectives": list(cfg.goal.names())}
     for method in cfg.methods:
         space, method_tags = spaces[method], tags | {"method": method}
