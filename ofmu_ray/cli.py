@@ -506,6 +506,8 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 def _print_fronts(result: dict, as_json: bool) -> None:
+    from urllib.parse import quote
+
     from ofmu_ray.tune.results import format_hypervolumes, format_seeds, format_table
 
     if as_json:
@@ -522,8 +524,11 @@ def _print_fronts(result: dict, as_json: bool) -> None:
         print(format_hypervolumes(result["hypervolumes"]) + "\n")
     where = result["mlflow"]
     print(f"MLflow: experiment {where['experiment']}, sweep {where['sweep']} in {where['tracking_uri']}")
+    # MLflow 3 opens on a GenAI overview: point at this sweep's runs instead
+    runs = quote(f"tags.`ofmu.sweep` = '{where['sweep']}'")
     print("browse it: ofmu-ray ui" + ("" if where["tracking_uri"].endswith("/mlruns.db") else
-                                       f" --tracking-uri {where['tracking_uri']}") + "  (then open http://127.0.0.1:5000)")
+                                       f" --tracking-uri {where['tracking_uri']}")
+          + f"\nthen open http://127.0.0.1:5000/#/experiments/{where['experiment_id']}/runs?searchFilter={runs}")
 
 
 def _add_pareto(sub: argparse._SubParsersAction) -> None:
@@ -551,7 +556,7 @@ def _run_pareto(args: argparse.Namespace) -> int:
     models = sweep_models(client, exp, sweep)
     result = {"models": {m: {"fronts": fronts_of(client, exp, sweep, model=m)[1],
                              "seeds": seed_table(client, exp, sweep, m)} for m in models},
-              "mlflow": {"tracking_uri": uri, "experiment": args.experiment, "sweep": sweep}}
+              "mlflow": {"tracking_uri": uri, "experiment": args.experiment, "experiment_id": exp, "sweep": sweep}}
     if len(models) > 1:
         result["hypervolumes"] = hypervolume_table(client, exp, sweep, models)
     _print_fronts(result, args.json)

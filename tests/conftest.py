@@ -44,3 +44,23 @@ def ray_session():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def swept(ray_session, tiny, tmp_path_factory) -> str:
+    """A finished sweep's MLflow store (its URI): 2 methods x 3 trials on the tiny profile, 2 Ray Train
+    workers per trial."""
+    from ofmu_ray.cli import main
+
+    where = tmp_path_factory.mktemp("sweep")
+    uri = f"sqlite:///{where / 'mlruns.db'}"
+    old = os.getcwd()
+    os.chdir(where)  # the default artifact and sweeps folders land here
+    try:
+        argv = ["sweep", "--profile", "tiny", "--cache-dir", str(tiny.root.parents[1]), "--methods", "graddiff,ofmu",
+                "--trials", "3", "--steps", "2", "--batch-size", "4", "--workers", "2", "--tracking-uri", uri,
+                "--sampler", "tpe"]
+        assert main(argv) == 0
+    finally:
+        os.chdir(old)
+    return uri

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 from mlflow.tracking import MlflowClient
 
 from ofmu_ray.cli import main
@@ -25,23 +24,6 @@ def _runs(uri: str, kind: str) -> list:
     if experiment is None:
         return []
     return client.search_runs([experiment.experiment_id], filter_string=f"tags.`ofmu.kind` = '{kind}'")
-
-
-@pytest.fixture(scope="module")
-def swept(ray_session, tiny, tmp_path_factory):
-    """2 methods x 3 trials on the tiny profile, 2 Ray Train workers per trial."""
-    where = tmp_path_factory.mktemp("sweep")
-    uri = f"sqlite:///{where / 'mlruns.db'}"
-    old = os.getcwd()
-    os.chdir(where)  # the default artifact and sweeps folders land here
-    try:
-        argv = ["sweep", "--profile", "tiny", "--cache-dir", str(tiny.root.parents[1]), "--methods", "graddiff,ofmu",
-                "--trials", "3", "--steps", "2", "--batch-size", "4", "--workers", "2", "--tracking-uri", uri,
-                "--sampler", "tpe"]
-        assert main(argv) == 0
-    finally:
-        os.chdir(old)
-    return uri
 
 
 def test_sweep_records_parents_children_and_plots(swept):

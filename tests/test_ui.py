@@ -1,15 +1,22 @@
-"""`ofmu-ray ui`: the MLflow UI comes up, and listens on 127.0.0.1 only."""
+"""`ofmu-ray ui`: the MLflow UI comes up, listens on 127.0.0.1 only, and shows a sweep in a real browser."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
 
 
 def _listening_on(port: int) -> set[str]:
@@ -27,13 +34,14 @@ def _listening_on(port: int) -> set[str]:
     return found
 
 
-def test_ui_serves_mlflow_on_loopback_only(tmp_path):
+@contextlib.contextmanager
+def _ui(uri: str, cwd: Path):
+    """`ofmu-ray ui` on a free port of 127.0.0.1, up and answering; yields the port."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    ui = subprocess.Popen([sys.executable, "-m", "ofmu_ray.cli", "ui", "--port", str(port), "--tracking-uri",
-                           f"sqlite:///{tmp_path / 'mlruns.db'}"], cwd=tmp_path, start_new_session=True,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ui = subprocess.Popen([sys.executable, "-m", "ofmu_ray.cli", "ui", "--port", str(port), "--tracking-uri", uri],
+                          cwd=cwd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120
         while True:
@@ -44,10 +52,77 @@ def test_ui_serves_mlflow_on_loopback_only(tmp_path):
             except OSError:
                 assert ui.poll() is None and time.time() < deadline, "the UI did not come up"
                 time.sleep(1)
-        assert _listening_on(port) == {"127.0.0.1"}
+        yield port
     finally:
         os.killpg(ui.pid, signal.SIGTERM)
         ui.wait(30)
+
+
+def test_ui_serves_mlflow_on_loopback_only(tmp_path):
+    with _ui(f"sqlite:///{tmp_path / 'mlruns.db'}", tmp_path) as port:
+        assert _listening_on(port) == {"127.0.0.1"}
+
+
+def _chromium():
+    """Headless Chromium through Debian's chromedriver (scripts/setup installs both)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    driver_path, browser = shutil.which("chromedriver"), shutil.which("chromium")
+    assert driver_path and browser, "the browser test needs Debian's chromium and chromium-driver (scripts/setup)"
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1600,1000"):
+        options.add_argument(argument)
+    return webdriver.Chrome(service=Service(driver_path), options=options)
+
+
+def _png_width(path: Path) -> int:
+    return struct.unpack(">I", path.read_bytes()[16:20])[0]  # the IHDR chunk's width
+
+
+@pytest.mark.browser
+def test_a_person_finds_the_sweeps_runs_and_its_pareto_plot_in_the_ui(swept, tmp_path):
+    """The way a person looks: the experiment's runs filtered on both objectives, a trial's page with
+    its metrics, and the comparison run's Pareto plot rendered from its artifact. Screenshots are kept
+    in the test's folder (the README shows one)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    client = MlflowClient(swept)
+    experiment = client.get_experiment_by_name("synth-tofu/forget10").experiment_id
+    both = "metrics.log10_forget_quality > -1000 and metrics.model_utility >= 0"
+    scored = client.search_runs([experiment], both)
+    trial = next(r for r in scored if r.data.tags["ofmu.kind"] == "trial")
+    (comparison,) = client.search_runs([experiment], "tags.`ofmu.kind` = 'comparison'")
+    plot = Path(client.download_artifacts(comparison.info.run_id, "pareto/front.png", str(tmp_path)))
+
+    with _ui(swept, tmp_path) as port, contextlib.closing(_chromium()) as browser:
+        base, wait = f"http://127.0.0.1:{port}/#/experiments/{experiment}", WebDriverWait(browser, 60)
+
+        def shows(text: str) -> bool:
+            return text in browser.find_element(By.TAG_NAME, "body").text
+
+        browser.get(f"{base}/runs?searchFilter={urllib.parse.quote(both)}")
+        parents = {r.data.tags["mlflow.parentRunId"] for r in scored}  # the UI lists them with their trials
+        wait.until(lambda _: shows(f"{len(scored) + len(parents)} matching runs"), "the filtered runs are not listed")
+        assert shows("graddiff (tiny-llama-4l)") and shows("ofmu (tiny-llama-4l)")  # the parents of the trials
+        browser.save_screenshot(str(tmp_path / "runs.png"))
+
+        browser.get(f"{base}/runs/{trial.info.run_id}")
+        objectives = [f"{name}\n{trial.data.metrics[name]}" for name in ("log10_forget_quality", "model_utility")]
+        wait.until(lambda _: all(shows(row) for row in objectives), "the trial's objectives are not in its metrics")
+        browser.save_screenshot(str(tmp_path / "trial.png"))
+
+        browser.get(f"{base}/runs/{comparison.info.run_id}/artifacts")
+        for name in ("pareto", "front.png"):
+            wait.until(lambda _, name=name: browser.find_elements(By.XPATH, f"//*[normalize-space(text())='{name}']"))
+            browser.find_element(By.XPATH, f"//*[normalize-space(text())='{name}']").click()
+        width = "return arguments[0].complete ? arguments[0].naturalWidth : 0"
+        wait.until(lambda _: _png_width(plot) in [browser.execute_script(width, i)  # the artifact, at its size
+                                                  for i in browser.find_elements(By.TAG_NAME, "img")],
+                   "the Pareto plot artifact was not drawn")
+        browser.save_screenshot(str(tmp_path / "pareto.png"))
 
 
 def test_a_host_other_than_loopback_is_warned_about(tmp_path, capsys, monkeypatch):

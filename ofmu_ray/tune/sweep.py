@@ -354,7 +354,7 @@ def run_sweep(cfg: SweepConfig, prepared: dict[str, Prepared], sweep_dir: Path, 
         out[model] = _sweep_model(cfg, model, bench, spaces, client, experiment, name, tags | {"model": model},
                                   floors, storage, resume)
     summary = {"models": out, "mlflow": {"tracking_uri": uri, "experiment": f"{cfg.bench}/{cfg.split}",
-                                         "sweep": name}}
+                                         "experiment_id": experiment, "sweep": name}}
     if len(prepared) > 1:
         run = mlflow_log.comparison_run(client, experiment, name, tags, kind="models")
         summary["hypervolumes"] = results.log_models(client, experiment, name, run, list(prepared),
