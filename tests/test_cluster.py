@@ -35,9 +35,26 @@ def test_cluster_yaml_is_a_valid_ray_cluster_config(variant):
     setup = " ".join(config["setup_commands"])
     assert "torch==2.13.0" in setup and "pip install --quiet -e ~/ofmu-ray" in setup
     assert "--dashboard-host=127.0.0.1" in " ".join(config["head_start_ray_commands"])
+    for starts in ("head_start_ray_commands", "worker_start_ray_commands"):  # token authentication on
+        assert any("RAY_AUTH_MODE=token" in c and "ray start" in c for c in config[starts])
+    assert config["file_mounts"]["~/.ray/auth_token"] == "~/.ray/auth_token"
     if variant == "aws":
         assert config["available_node_types"]["gpu_worker"]["node_config"]["InstanceType"].startswith("g5.")
         assert "--host 127.0.0.1" in " ".join(config["head_start_ray_commands"])  # the MLflow server
+
+
+def test_the_local_ray_a_sweep_starts_keeps_token_authentication_on(tmp_path):
+    """Ray >= 2.59 turns token authentication on for a local cluster; nothing here turns it off."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"} | {"HOME": str(tmp_path)}
+    probe = ("from ofmu_ray.tune.sweep import start_ray\n"
+             "from ray._private.authentication.authentication_utils import is_token_auth_enabled\n"
+             "start_ray()\nprint(is_token_auth_enabled())")
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "True"
+    assert (tmp_path / ".ray" / "auth_token").stat().st_size > 0  # the token the cluster checks
 
 
 TWO_NODES = """
