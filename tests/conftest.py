@@ -48,7 +48,7 @@ def ray_session():
 
 @pytest.fixture(scope="session")
 def swept(ray_session, tiny, tmp_path_factory) -> str:
-    """A finished sweep's MLflow store (its URI): 2 methods x 3 trials on the tiny profile, 2 Ray Train
+    """A finished sweep's MLflow store (its URI): 2 methods x 2 trials on the tiny profile, 2 Ray Train
     workers per trial."""
     from ofmu_ray.cli import main
 
@@ -58,7 +58,7 @@ def swept(ray_session, tiny, tmp_path_factory) -> str:
     os.chdir(where)  # the default artifact and sweeps folders land here
     try:
         argv = ["sweep", "--profile", "tiny", "--cache-dir", str(tiny.root.parents[1]), "--methods", "graddiff,ofmu",
-                "--trials", "3", "--steps", "2", "--batch-size", "4", "--workers", "2", "--tracking-uri", uri,
+                "--trials", "2", "--steps", "2", "--batch-size", "4", "--workers", "2", "--tracking-uri", uri,
                 "--sampler", "tpe"]
         assert main(argv) == 0
     finally:

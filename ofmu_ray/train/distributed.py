@@ -29,6 +29,7 @@ import json
 import math
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -250,8 +251,11 @@ def run_worker(spec: RunSpec, rank: int, world: int, report: Report, device="cpu
             report(metrics, folder)
 
     autocast = torch.device(device).type if spec.dtype == "bf16-mixed" else None
+    started = time.perf_counter()
     history = unlearn(method, forget, retain, spec.steps, on_step, autocast, done)
-    metrics = {f"final/{k}": v for k, v in history[-1].items()} | {"step": len(history)}
+    # what the method cost: the unlearning loop alone (evaluations on the way included), not loading
+    metrics = {f"final/{k}": v for k, v in history[-1].items()} | {"step": len(history),
+                                                                    "unlearn_seconds": time.perf_counter() - started}
     if done:  # a worker died and Ray Train restarted the run from a checkpoint
         metrics["resumed_from_step"] = len(done)
     if history[-1].get("diverged"):  # nothing worth evaluating: a sweep gives it the worst objectives

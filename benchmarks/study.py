@@ -1,0 +1,263 @@
+"""The OFMU-vs-baselines study: equal-budget sweeps of all six methods, seed re-runs of every
+front, OFMU's ablations, and the report `benchmarks/RESULTS.md`, regenerated from the MLflow store.
+
+    python benchmarks/study.py                  # the issue's budget: small, forget01/05/10, 2 models
+    python benchmarks/study.py --splits forget10 --models tiny-llama-2l --trials 4 --seeds 2
+    python benchmarks/study.py --report-only    # RESULTS.md again from the store, nothing run
+
+What it runs, all logged to one MLflow store (`--tracking-uri`, default `benchmarks/study.db`):
+- per forget split, one `ofmu-ray sweep` over `--models` of the six TOFU methods with the same
+  trials and steps each, and `--seeds` re-runs of every front configuration (experiment
+  `synth-tofu/<split>`, sweep `<name>-<split>`); an interrupted study resumes its sweeps;
+- OFMU's ablations on the first model and the last split, one axis at a time from the defaults
+  (decorrelation, Hessian option, T, beta), `--ablation-seeds` runs each (experiments
+  `study-ablation/<axis>`); runs already in the store are not run again;
+- `benchmarks/method_cost.py`: each method's time per update relative to gradient ascent.
+
+Every number in the report is read back from the store (the cost ratios from method_cost's JSON,
+kept beside the report), and the report names the command that wrote it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"  # the report's plots and the cost measurement
+ABLATIONS = {"decorrelation": ("signed", "squared", "abs", "none"),
+             "hessian": ("exact", "no_third", "forget_only", "finite_diff", "finite_diff_forget"),
+             "inner_steps": (1, 3, 5, 10), "beta": (0.0, 0.25, 1.0, 4.0)}
+SPLIT_KEYS = ("", "/paraphrase", "/multihop", "/crosslingual")
+
+
+def run_sweeps(args: argparse.Namespace) -> None:
+    from ofmu_ray.cli import main
+    from ofmu_ray.methods import TOFU_METHODS
+
+    for split in args.splits:
+        name = f"{args.name}-{split}"
+        resume = (Path(args.sweeps_dir) / name / "sweep.json").is_file()
+        argv = ["sweep", "--bench", "synth-tofu", "--profile", args.profile, "--split", split,
+                "--models", ",".join(args.models), "--methods", ",".join(TOFU_METHODS), "--trials", str(args.trials),
+                "--steps", str(args.steps), "--seeds", str(args.seeds), "--tracking-uri", args.tracking_uri,
+                "--sweeps-dir", args.sweeps_dir, "--name", name, *(["--cache-dir", args.cache_dir] if args.cache_dir
+                                                                   else []), *(["--resume"] if resume else [])]
+        if main(argv) != 0:
+            raise SystemExit(f"the sweep of {split} failed: ofmu-ray {' '.join(argv)}")
+
+
+def run_ablations(args: argparse.Namespace) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from ofmu_ray.data.tofu import retain_split
+    from ofmu_ray.eval.run import references
+    from ofmu_ray.prepare import prepare
+    from ofmu_ray.tracking.mlflow_log import experiment_id, find_runs, log_run
+    from ofmu_ray.train.distributed import RunSpec, run
+
+    model, split = args.models[0], args.splits[-1]
+    prepared = prepare("synth-tofu", args.profile, args.cache_dir, model=model)
+    references(prepared, split, prepared.data())
+    client = MlflowClient(args.tracking_uri)
+    for axis in args.ablations:
+        experiment = f"study-ablation/{axis}"
+        for value in ABLATIONS[axis]:
+            for seed in range(args.ablation_seeds):
+                tags = {"study": args.name, "axis": axis, "value": str(value), "seed": str(seed), "model": model,
+                        "split": split, "method": "ofmu"}
+                if any(r.info.status == "FINISHED"
+                       for r in find_runs(client, experiment_id(client, experiment), **tags)):
+                    continue
+                spec = RunSpec(prepared.model_dir("target"), str(prepared.root / "data"), split, retain_split(split),
+                               "ofmu", {axis: value}, args.steps, seed=seed, prepared_root=str(prepared.root))
+                with tempfile.TemporaryDirectory() as tmp:
+                    metrics, folder = run(spec, storage=tmp)
+                    history = json.loads((folder / "history.json").read_text())
+                    log_run(experiment, f"ofmu {axis}={value} seed {seed}", {axis: value, "steps": args.steps},
+                            metrics, tags, args.tracking_uri, history, folder)
+                print(f"ablation {axis}={value} seed {seed}: log10 FQ {metrics['log10_forget_quality']:.2f}, "
+                      f"MU {metrics['model_utility']:.3f}", file=sys.stderr)
+
+
+def measure_cost() -> dict:
+    out = subprocess.run([sys.executable, str(HERE / "method_cost.py"), "--json"], capture_output=True, text=True,
+                         check=True)
+    cost = json.loads(out.stdout)
+    (RESULTS / "method_cost.json").write_text(json.dumps(cost, indent=1))
+    return cost
+
+
+def _metric(runs: list, name: str) -> list[float]:
+    return [r.data.metrics.get(name, math.nan) for r in runs]
+
+
+def _mean_std(values: list[float]) -> str:
+    values = [v for v in values if math.isfinite(v)]
+    if not values:
+        return "-"
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.3g} ± {spread:.2g}"
+
+
+def _sweep_section(client, split: str, sweep: str, lines: list[str]) -> dict:
+    """The sweep's tables and plots; returns {(model, split key): {method: hypervolume}}."""
+    from ofmu_ray.tracking.plots import plot_png
+    from ofmu_ray.tune.results import fronts_of, hypervolume_table, seed_table, sweep_models
+
+    experiment = client.get_experiment_by_name(f"synth-tofu/{split}").experiment_id
+    models = sweep_models(client, experiment, sweep)
+    table = hypervolume_table(client, experiment, sweep, models)
+    methods = list(table[""])
+    lines += [f"## {split} (sweep `{sweep}`)", "", "Hypervolume of each method's front (log10 FQ x MU; higher is "
+              "better), on the forget split and on each hard in-scope split:", "",
+              "| method | " + " | ".join(f"{m} {k.lstrip('/') or 'forget'}" for m in models for k in SPLIT_KEYS) + " |",
+              "|---|" + "---:|" * (len(models) * len(SPLIT_KEYS))]
+    for method in methods:
+        lines.append(f"| {method} | " + " | ".join(f"{table[k][method][m]:.3f}" for m in models for k in SPLIT_KEYS)
+                     + " |")
+    verdicts = {(m, k): {method: table[k][method][m] for method in methods} for m in models for k in SPLIT_KEYS}
+    for model in models:
+        runs, fronts = fronts_of(client, experiment, sweep, model=model)
+        x, y = fronts[""]["objectives"]
+        trials = {m: [(r.data.metrics.get(x, math.nan), r.data.metrics.get(y, math.nan)) for r in rs]
+                  for m, rs in runs.items()}
+        plot = plot_png(trials, fronts[""], f"{model}, synth-tofu {split}", RESULTS / f"front_{split}_{model}.png")
+        lines += ["", f"### {model}", "", f"![fronts]({plot.relative_to(HERE)})", "",
+                  "| method | trials | front (log10 FQ, MU) | FQ variance across hard splits | MU degradation | "
+                  "unlearning s/run | s/update |", "|---|---:|---|---:|---:|---:|---:|"]
+        for method, rs in runs.items():
+            per_update = [r.data.metrics["unlearn_seconds"] / r.data.metrics["step"] for r in rs
+                          if "unlearn_seconds" in r.data.metrics]
+            points = ", ".join(f"({a:.2f}, {b:.3f})" for a, b in fronts[""]["methods"][method]["points"])
+            lines.append(f"| {method} | {len(rs)} | {points} | {_mean_std(_metric(rs, 'fq_variance'))} | "
+                         f"{_mean_std(_metric(rs, 'mu_degradation'))} | {_mean_std(_metric(rs, 'unlearn_seconds'))} | "
+                         f"{_mean_std(per_update)} |")
+        seeds = seed_table(client, experiment, sweep, model)
+        if seeds:
+            lines += ["", "Front configurations re-run with new seeds (mean ± std):", "",
+                      f"| method | trial | seeds | {x} | {y} |", "|---|---:|---:|---:|---:|"]
+            for row in seeds:
+                lines.append(f"| {row['method']} | {row['source_trial']} | {row['seeds']} | "
+                             f"{row[f'{x}_mean']:.2f} ± {row[f'{x}_std']:.2f} | "
+                             f"{row[f'{y}_mean']:.3f} ± {row[f'{y}_std']:.3f} |")
+    lines.append("")
+    return verdicts
+
+
+def _ablation_section(client, study: str, lines: list[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ofmu_ray.tracking.mlflow_log import find_runs
+
+    lines += ["## OFMU ablations", "", "One axis at a time from OFMU's defaults; mean ± std over seeds.", ""]
+    for axis, values in ABLATIONS.items():
+        experiment = client.get_experiment_by_name(f"study-ablation/{axis}")
+        if experiment is None:
+            continue
+        runs = [r for r in find_runs(client, experiment.experiment_id, study=study) if r.info.status == "FINISHED"]
+        rows = {str(v): [r for r in runs if r.data.tags["value"] == str(v)] for v in values}
+        lines += [f"### {axis}", "", f"![{axis}](results/ablation_{axis}.png)", "",
+                  f"| {axis} | runs | log10 FQ | MU | FQ variance | s/run |", "|---|---:|---:|---:|---:|---:|"]
+        figure, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+        for name, ax in zip(("log10_forget_quality", "model_utility"), axes, strict=True):
+            means = [statistics.fmean(_metric(rs, name)) if rs else math.nan for rs in rows.values()]
+            ax.bar(list(rows), means, color="tab:red")
+            ax.set_title(name)
+            ax.tick_params(axis="x", labelrotation=20)
+        figure.suptitle(f"OFMU: {axis}")
+        figure.tight_layout()
+        figure.savefig(RESULTS / f"ablation_{axis}.png", dpi=110)
+        plt.close(figure)
+        for value, rs in rows.items():
+            lines.append(f"| {value} | {len(rs)} | " + " | ".join(
+                _mean_std(_metric(rs, name)) for name in ("log10_forget_quality", "model_utility", "fq_variance",
+                                                          "unlearn_seconds")) + " |")
+        lines.append("")
+
+
+def _verdict_section(verdicts: dict, lines: list[str]) -> None:
+    lines += ["## Did OFMU beat each baseline?", "",
+              "Counted over every (split, model, forget or hard split) front: OFMU's hypervolume against each "
+              "baseline's.", "", "| baseline | OFMU higher | OFMU lower | where OFMU is lower |", "|---|---:|---:|---|"]
+    baselines = sorted({m for v in verdicts.values() for m in v} - {"ofmu"})
+    for baseline in baselines:
+        wins, losses = [], []
+        for (split, model, key), hv in verdicts.items():
+            if "ofmu" in hv and baseline in hv:
+                (wins if hv["ofmu"] > hv[baseline] else losses).append(f"{split} {model} {key.lstrip('/') or 'forget'}")
+        lines.append(f"| {baseline} | {len(wins)} | {len(losses)} | {', '.join(losses) or '-'} |")
+    lines.append("")
+
+
+def write_report(args: argparse.Namespace, command: str) -> Path:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(args.tracking_uri)
+    ran = json.loads((RESULTS / "study.json").read_text())["command"]
+    made = f"`{ran}`" if ran == command else f"`{ran}` (runs) and `{command}` (this report)"
+    lines = ["# The OFMU-vs-baselines study", "",
+             f"Made by {made} from the MLflow store `{args.tracking_uri}`: every number below is read back from "
+             "its runs (cost ratios from `results/method_cost.json`). Do not edit: run it again.", ""]
+    verdicts: dict = {}
+    for split in args.splits:
+        for (model, key), hv in _sweep_section(client, split, f"{args.name}-{split}", lines).items():
+            verdicts[(split, model, key)] = hv
+    _verdict_section(verdicts, lines)
+    _ablation_section(client, args.name, lines)
+    cost_file = RESULTS / "method_cost.json"
+    if cost_file.exists():
+        cost = json.loads(cost_file.read_text())
+        lines += ["## Cost per update", "", "`benchmarks/method_cost.py` on the tiny target, batch "
+                  f"{cost['batch_size']}: seconds per forget batch relative to gradient ascent.", "",
+                  "| method | x gradascent |", "|---|---:|"]
+        lines += [f"| {m} | {v:.2f} |" for m, v in cost["ratio_to_gradascent"].items()]
+        lines.append("")
+    out = Path(args.out)
+    out.write_text("\n".join(lines))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser.add_argument("--profile", default="small")
+    parser.add_argument("--splits", default="forget01,forget05,forget10")
+    parser.add_argument("--models", default="tiny-llama-2l,tiny-llama-4l")
+    parser.add_argument("--trials", type=int, default=8, help="per method and model, the default included")
+    parser.add_argument("--steps", type=int, default=20, help="forget batches per run, every method")
+    parser.add_argument("--seeds", type=int, default=3, help="new seeds for each front configuration")
+    parser.add_argument("--ablations", default=",".join(ABLATIONS), help=f"OFMU's axes, of {', '.join(ABLATIONS)}")
+    parser.add_argument("--ablation-seeds", type=int, default=3)
+    parser.add_argument("--name", default="study", help="prefix of the sweeps' names (and the ablations' tag)")
+    parser.add_argument("--tracking-uri", default=f"sqlite:///{HERE / 'study.db'}")
+    parser.add_argument("--sweeps-dir", default=str(HERE / "sweeps"))
+    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    parser.add_argument("--report-only", action="store_true", help="only regenerate the report from the store")
+    args = parser.parse_args(argv)
+    args.splits, args.models, args.ablations = args.splits.split(","), args.models.split(","), args.ablations.split(",")
+    unknown = set(args.ablations) - set(ABLATIONS)
+    if unknown:
+        parser.error(f"--ablations: unknown {', '.join(sorted(unknown))}; choose from {', '.join(ABLATIONS)}")
+    command = "python benchmarks/study.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    RESULTS.mkdir(exist_ok=True)
+    if not args.report_only:
+        (RESULTS / "study.json").write_text(json.dumps({"command": command.strip()}))
+        run_sweeps(args)
+        run_ablations(args)
+        measure_cost()
+    print(f"report: {write_report(args, command.strip())}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
