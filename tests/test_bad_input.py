@@ -59,6 +59,9 @@ CASES = [  # (case, arguments after the command, the message)
      "--tracking-uri http://127.0.0.1:9: cannot open the MLflow store"),
     ("cluster", ["sweep", "--methods", "npo", "--address", "127.0.0.1:9"],
      "--address 127.0.0.1:9: no Ray cluster answers there"),
+    ("retries", ["unlearn", "--method", "npo", "--max-failures", "-1"], "checkpoint-every and max-failures >= 0"),
+    ("sweep-retries", ["sweep", "--methods", "npo", "--checkpoint-every", "-2"],
+     "checkpoint-every and max-failures >= 0"),
 ]
 
 
