@@ -68,12 +68,12 @@ def run_ablations(args: argparse.Namespace) -> None:
     client = MlflowClient(args.tracking_uri)
     for axis in args.ablations:
         experiment = f"study-ablation/{axis}"
+        known = experiment_id(client, experiment)  # looked up (or created) once per axis
         for value in ABLATIONS[axis]:
             for seed in range(args.ablation_seeds):
                 tags = {"study": args.name, "axis": axis, "value": str(value), "seed": str(seed), "model": model,
                         "split": split, "method": "ofmu"}
-                if any(r.info.status == "FINISHED"
-                       for r in find_runs(client, experiment_id(client, experiment), **tags)):
+                if any(r.info.status == "FINISHED" for r in find_runs(client, known, **tags)):
                     continue
                 spec = RunSpec(prepared.model_dir("target"), str(prepared.root / "data"), split, retain_split(split),
                                "ofmu", {axis: value}, args.steps, seed=seed, prepared_root=str(prepared.root))
