@@ -78,25 +78,13 @@ def _is_image(args: argparse.Namespace) -> bool:
 
 def _prepared(args: argparse.Namespace):
     """The benchmark the arguments name, prepared (synth-tofu and images: trained if the cache lacks it)."""
-    from ofmu_ray.prepare import prepare
-    from ofmu_ray.prepare_tofu import prepare_tofu
+    from ofmu_ray.prepare import UsageError, prepare_bench
 
     _tofu_only(args)
-    if _is_image(args):
-        from ofmu_ray.prepare import UsageError
-        from ofmu_ray.prepare_vision import prepare_vision
-
-        if args.model:
-            raise UsageError(f"--model: {args.bench} trains its own classifier (see README, image classification)")
-        return prepare_vision(args.bench, args.split, args.cache_dir, args.data)
-    if _family(args) == "mcq":
-        from ofmu_ray.prepare_wmdp import prepare_wmdp
-
-        return prepare_wmdp(args.bench, args.split, args.profile, args.model, args.data, args.cache_dir)
-    if args.bench == "tofu":
-        return prepare_tofu(args.data, args.split, args.model, args.oracle, args.retain_logs, args.prompt,
-                            args.cache_dir)
-    return prepare(args.bench, args.profile, args.cache_dir, progress=True, model=args.model)
+    if _is_image(args) and args.model:
+        raise UsageError(f"--model: {args.bench} trains its own classifier (see README, image classification)")
+    return prepare_bench(args.bench, args.split, args.profile, args.model, args.data, args.oracle, args.retain_logs,
+                         args.prompt, args.cache_dir)
 
 
 def _add_prepare(sub: argparse._SubParsersAction) -> None:

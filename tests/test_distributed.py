@@ -63,12 +63,14 @@ def test_a_run_resumed_from_its_checkpoint_ends_as_the_uninterrupted_run(tiny, t
     run_worker(spec, 0, 1, keep(whole, "whole"))
     (middle, checkpoint), (end, final) = whole[0], whole[-1]
     assert middle["step"] == 4 and (checkpoint / "train_state.pt").is_file()
-    run_worker(spec, 0, 1, keep(resumed, "resumed"), resume=load_train_state(checkpoint))
+    state = load_train_state(checkpoint)
+    run_worker(spec, 0, 1, keep(resumed, "resumed"), resume=state)
     again, again_dir = resumed[-1]
     assert again["resumed_from_step"] == 4 and again["step"] == end["step"] == 6
     assert torch.equal(_params(final), _params(again_dir))
     assert json.loads((again_dir / "history.json").read_text()) == json.loads((final / "history.json").read_text())
     assert "resumed_from_step" not in end
+    assert again["unlearn_seconds"] > state["seconds"] > 0  # the run's cost includes the steps before the restart
 
 
 def test_bad_run_settings_are_refused():

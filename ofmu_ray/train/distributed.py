@@ -150,15 +150,17 @@ def _image_task(spec: RunSpec, device) -> Task:
                 evaluate, save_classifier, ("VISION_EVAL.json", "VISION_SUMMARY.json"))
 
 
-def _train_state(model, method, history: list[dict]) -> dict:
+def _train_state(model, method, history: list[dict], seconds: float) -> dict:
     """What a resumed run needs: the weights training changes (trainable ones and buffers, e.g. batch
-    norm statistics; the frozen rest is reloaded from the model folder), method state, RNG, logs."""
+    norm statistics; the frozen rest is reloaded from the model folder), method state, RNG, logs, and
+    the unlearning seconds so far (a resumed run reports what the whole run cost)."""
     import torch
 
     trained = {name for name, p in model.named_parameters() if p.requires_grad}
     trained |= {name for name, _ in model.named_buffers()}
     weights = {k: v.detach().cpu() for k, v in model.state_dict().items() if k in trained}
-    return {"weights": weights, "method": method.state_dict(), "rng": torch.get_rng_state(), "history": history}
+    return {"weights": weights, "method": method.state_dict(), "rng": torch.get_rng_state(), "history": history,
+            "seconds": seconds}
 
 
 def load_train_state(folder: Path) -> dict | None:
@@ -215,6 +217,7 @@ def run_worker(spec: RunSpec, rank: int, world: int, report: Report, device="cpu
     bare = getattr(model, "module", model)
     done = _resume(bare, method, resume) if resume else []
     seen = list(done)  # the logs a checkpoint carries
+    seconds_before = resume.get("seconds", 0.0) if resume else 0.0
     evaluated = bool(spec.prepared_root) and rank == 0
     best_dir = Path(tempfile.mkdtemp(prefix="ofmu-ray-best-")) if spec.keep_best and rank == 0 else None
     best: dict = {}
@@ -246,16 +249,18 @@ def run_worker(spec: RunSpec, rank: int, world: int, report: Report, device="cpu
                     metrics |= evaluate(n)[0]
                 if due_checkpoint:
                     task.save(bare, Path(out))
-                    torch.save(_train_state(bare, method, seen), Path(out) / TRAIN_STATE)
+                    seconds = seconds_before + time.perf_counter() - started
+                    torch.save(_train_state(bare, method, seen, seconds), Path(out) / TRAIN_STATE)
                     folder = Path(out)
             report(metrics, folder)
 
     autocast = torch.device(device).type if spec.dtype == "bf16-mixed" else None
     started = time.perf_counter()
     history = unlearn(method, forget, retain, spec.steps, on_step, autocast, done)
-    # what the method cost: the unlearning loop alone (evaluations on the way included), not loading
-    metrics = {f"final/{k}": v for k, v in history[-1].items()} | {"step": len(history),
-                                                                    "unlearn_seconds": time.perf_counter() - started}
+    # what the method cost: the unlearning loop alone (evaluations on the way included), not loading;
+    # a resumed run adds the seconds up to its checkpoint (the work lost after it is not counted)
+    seconds = seconds_before + time.perf_counter() - started
+    metrics = {f"final/{k}": v for k, v in history[-1].items()} | {"step": len(history), "unlearn_seconds": seconds}
     if done:  # a worker died and Ray Train restarted the run from a checkpoint
         metrics["resumed_from_step"] = len(done)
     if history[-1].get("diverged"):  # nothing worth evaluating: a sweep gives it the worst objectives

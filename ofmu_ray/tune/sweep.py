@@ -121,22 +121,13 @@ class SweepConfig:
 
 def prepare_models(cfg: SweepConfig, cache_dir: str | None) -> dict[str, Prepared]:
     """Each model of the sweep, prepared (trained, for the embedded benchmark), by its name."""
-    from ofmu_ray.prepare import prepare
-    from ofmu_ray.prepare_tofu import prepare_tofu
-    from ofmu_ray.prepare_vision import prepare_vision
-    from ofmu_ray.prepare_wmdp import prepare_wmdp
+    from ofmu_ray.prepare import prepare_bench
 
     out = {}
     for i, model in enumerate(cfg.models or (None,)):
-        if cfg.family == "image":
-            prepared = prepare_vision(cfg.bench, cfg.split, cache_dir, cfg.data)
-        elif cfg.family == "mcq":
-            prepared = prepare_wmdp(cfg.bench, cfg.split, cfg.profile, model, cfg.data, cache_dir)
-        elif cfg.bench == "tofu":
-            prepared = prepare_tofu(cfg.data, cfg.split, model, cfg.oracles[i] if cfg.oracles else None,
-                                    cfg.retain_logs[i] if cfg.retain_logs else None, cfg.prompt, cache_dir)
-        else:
-            prepared = prepare(cfg.bench, cfg.profile, cache_dir, progress=True, model=model)
+        prepared = prepare_bench(cfg.bench, cfg.split, cfg.profile, model, cfg.data,
+                                 cfg.oracles[i] if cfg.oracles else None,
+                                 cfg.retain_logs[i] if cfg.retain_logs else None, cfg.prompt, cache_dir)
         out[prepared.model] = prepared
     return out
 
@@ -213,12 +204,7 @@ def _fit(cfg: SweepConfig, name: str, searcher, num_samples: int, param_space: d
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
 
-    from ofmu_ray.train.distributed import on_ray_train
-
-    trainable = tune.with_parameters(trial, context=context)
-    per_trial = ({"CPU": 0.01} if on_ray_train(cfg.workers, cfg.max_failures)  # it only waits for its workers
-                 else {"CPU": cfg.cpus_per_worker, "GPU": cfg.gpus_per_worker})
-    trainable = tune.with_resources(trainable, per_trial)
+    trainable = tune.with_resources(tune.with_parameters(trial, context=context), _trial_resources(cfg)[0])
     path = root / name
     if resume and tune.Tuner.can_restore(str(path)):
         tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True, resume_errored=True)
@@ -238,14 +224,20 @@ def _fit(cfg: SweepConfig, name: str, searcher, num_samples: int, param_space: d
                                f"ofmu-ray sweep --resume --name {root.name} (and the same --sweeps-dir)")
 
 
-def _fits(cfg: SweepConfig) -> int:
-    import ray
-
+def _trial_resources(cfg: SweepConfig) -> tuple[dict[str, float], float]:
+    """What a trial's own process holds, and how many CPUs the trial takes in all."""
     from ofmu_ray.train.distributed import on_ray_train
 
-    cpus = ray.cluster_resources().get("CPU", 1.0)
-    waiting = 0.01 if on_ray_train(cfg.workers, cfg.max_failures) else 0
-    return max(1, int(cpus // (cfg.workers * cfg.cpus_per_worker + waiting)))
+    if on_ray_train(cfg.workers, cfg.max_failures):  # it only waits for its worker group, which asks for its own
+        return {"CPU": 0.01}, 0.01 + cfg.workers * cfg.cpus_per_worker
+    return {"CPU": cfg.cpus_per_worker, "GPU": cfg.gpus_per_worker}, cfg.cpus_per_worker
+
+
+def _fits(cfg: SweepConfig) -> int:
+    """How many trials the cluster's CPUs run at once."""
+    import ray
+
+    return max(1, int(ray.cluster_resources().get("CPU", 1.0) // _trial_resources(cfg)[1]))
 
 
 def _quiet_ray() -> None:
