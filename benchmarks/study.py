@@ -30,7 +30,6 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"  # the report's plots and the cost measurement
 ABLATIONS = {"decorrelation": ("signed", "squared", "abs", "none"),
              "hessian": ("exact", "no_third", "forget_only", "finite_diff", "finite_diff_forget"),
              "inner_steps": (1, 3, 5, 10), "beta": (0.0, 0.25, 1.0, 4.0)}
@@ -86,11 +85,11 @@ def run_ablations(args: argparse.Namespace) -> None:
                       f"MU {metrics['model_utility']:.3f}", file=sys.stderr)
 
 
-def measure_cost() -> dict:
+def measure_cost(results: Path) -> dict:
     out = subprocess.run([sys.executable, str(HERE / "method_cost.py"), "--json"], capture_output=True, text=True,
                          check=True)
     cost = json.loads(out.stdout)
-    (RESULTS / "method_cost.json").write_text(json.dumps(cost, indent=1))
+    (results / "method_cost.json").write_text(json.dumps(cost, indent=1))
     return cost
 
 
@@ -106,7 +105,25 @@ def _mean_std(values: list[float]) -> str:
     return f"{statistics.fmean(values):.3g} ± {spread:.2g}"
 
 
-def _sweep_section(client, split: str, sweep: str, lines: list[str]) -> dict:
+def _budget(client, experiment: str, sweep: str) -> str:
+    """What each method of the sweep had to search with, read from its parent runs."""
+    from ofmu_ray.tracking.mlflow_log import find_runs
+
+    parents = {r.data.tags["method"]: r.data.params for r in sorted(
+        find_runs(client, experiment, ofmu__sweep=sweep, ofmu__kind="method"), key=lambda r: r.info.start_time)}
+    budgets = {m: (p["trials"], p["steps"], p["batch_size"]) for m, p in parents.items()}
+    spaces = ", ".join(f"{m} {len(keys)} ({', '.join(keys)})" for m, keys in
+                       ((m, [k[len("space."):] for k in p if k.startswith("space.")]) for m, p in parents.items()))
+    if len(set(budgets.values())) == 1:
+        trials, steps, batch = next(iter(budgets.values()))
+        said = (f"Equal budget: every method had {trials} trials (its defaults first) of {steps} forget batches "
+                f"of {batch}")
+    else:
+        said = "Budgets (trials, forget batches, batch size): " + ", ".join(f"{m} {b}" for m, b in budgets.items())
+    return f"{said}. Dimensions each searched: {spaces}."
+
+
+def _sweep_section(client, split: str, sweep: str, lines: list[str], results: Path) -> dict:
     """The sweep's tables and plots; returns {(model, split key): {method: hypervolume}}."""
     from ofmu_ray.tracking.plots import plot_png
     from ofmu_ray.tune.results import fronts_of, hypervolume_table, seed_table, sweep_models
@@ -115,8 +132,9 @@ def _sweep_section(client, split: str, sweep: str, lines: list[str]) -> dict:
     models = sweep_models(client, experiment, sweep)
     table = hypervolume_table(client, experiment, sweep, models)
     methods = list(table[""])
-    lines += [f"## {split} (sweep `{sweep}`)", "", "Hypervolume of each method's front (log10 FQ x MU; higher is "
-              "better), on the forget split and on each hard in-scope split:", "",
+    lines += [f"## {split} (sweep `{sweep}`)", "", _budget(client, experiment, sweep), "",
+              "Hypervolume of each method's front (log10 FQ x MU; higher is better), on the forget split and on each "
+              "hard in-scope split:", "",
               "| method | " + " | ".join(f"{m} {k.lstrip('/') or 'forget'}" for m in models for k in SPLIT_KEYS) + " |",
               "|---|" + "---:|" * (len(models) * len(SPLIT_KEYS))]
     for method in methods:
@@ -128,8 +146,8 @@ def _sweep_section(client, split: str, sweep: str, lines: list[str]) -> dict:
         x, y = fronts[""]["objectives"]
         trials = {m: [(r.data.metrics.get(x, math.nan), r.data.metrics.get(y, math.nan)) for r in rs]
                   for m, rs in runs.items()}
-        plot = plot_png(trials, fronts[""], f"{model}, synth-tofu {split}", RESULTS / f"front_{split}_{model}.png")
-        lines += ["", f"### {model}", "", f"![fronts]({plot.relative_to(HERE)})", "",
+        plot = plot_png(trials, fronts[""], f"{model}, synth-tofu {split}", results / f"front_{split}_{model}.png")
+        lines += ["", f"### {model}", "", f"![fronts]({plot.relative_to(results.parent)})", "",
                   "| method | trials | front (log10 FQ, MU) | FQ variance across hard splits | MU degradation | "
                   "unlearning s/run | s/update |", "|---|---:|---|---:|---:|---:|---:|"]
         for method, rs in runs.items():
@@ -151,7 +169,7 @@ def _sweep_section(client, split: str, sweep: str, lines: list[str]) -> dict:
     return verdicts
 
 
-def _ablation_section(client, study: str, lines: list[str]) -> None:
+def _ablation_section(client, study: str, lines: list[str], results: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -176,7 +194,7 @@ def _ablation_section(client, study: str, lines: list[str]) -> None:
             ax.tick_params(axis="x", labelrotation=20)
         figure.suptitle(f"OFMU: {axis}")
         figure.tight_layout()
-        figure.savefig(RESULTS / f"ablation_{axis}.png", dpi=110)
+        figure.savefig(results / f"ablation_{axis}.png", dpi=110)
         plt.close(figure)
         for value, rs in rows.items():
             lines.append(f"| {value} | {len(rs)} | " + " | ".join(
@@ -203,18 +221,19 @@ def write_report(args: argparse.Namespace, command: str) -> Path:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(args.tracking_uri)
-    ran = json.loads((RESULTS / "study.json").read_text())["command"]
+    ran_file = args.results / "study.json"  # absent when the store was written by plain sweeps
+    ran = json.loads(ran_file.read_text())["command"] if ran_file.exists() else command
     made = f"`{ran}`" if ran == command else f"`{ran}` (runs) and `{command}` (this report)"
     lines = ["# The OFMU-vs-baselines study", "",
              f"Made by {made} from the MLflow store `{args.tracking_uri}`: every number below is read back from "
              "its runs (cost ratios from `results/method_cost.json`). Do not edit: run it again.", ""]
     verdicts: dict = {}
     for split in args.splits:
-        for (model, key), hv in _sweep_section(client, split, f"{args.name}-{split}", lines).items():
+        for (model, key), hv in _sweep_section(client, split, f"{args.name}-{split}", lines, args.results).items():
             verdicts[(split, model, key)] = hv
     _verdict_section(verdicts, lines)
-    _ablation_section(client, args.name, lines)
-    cost_file = RESULTS / "method_cost.json"
+    _ablation_section(client, args.name, lines, args.results)
+    cost_file = args.results / "method_cost.json"
     if cost_file.exists():
         cost = json.loads(cost_file.read_text())
         lines += ["## Cost per update", "", "`benchmarks/method_cost.py` on the tiny target, batch "
@@ -249,12 +268,13 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"--ablations: unknown {', '.join(sorted(unknown))}; choose from {', '.join(ABLATIONS)}")
     command = "python benchmarks/study.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    RESULTS.mkdir(exist_ok=True)
+    args.results = Path(args.out).resolve().parent / "results"  # the plots and the cost measurement
+    args.results.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
-        (RESULTS / "study.json").write_text(json.dumps({"command": command.strip()}))
+        (args.results / "study.json").write_text(json.dumps({"command": command.strip()}))
         run_sweeps(args)
         run_ablations(args)
-        measure_cost()
+        measure_cost(args.results)
     print(f"report: {write_report(args, command.strip())}", file=sys.stderr)
     return 0
 

@@ -59,7 +59,7 @@ def swept(ray_session, tiny, tmp_path_factory) -> str:
     try:
         argv = ["sweep", "--profile", "tiny", "--cache-dir", str(tiny.root.parents[1]), "--methods", "graddiff,ofmu",
                 "--trials", "2", "--steps", "2", "--batch-size", "4", "--workers", "2", "--tracking-uri", uri,
-                "--sampler", "tpe"]
+                "--sampler", "tpe", "--name", "study-forget10"]  # as benchmarks/study.py names its sweeps
         assert main(argv) == 0
     finally:
         os.chdir(old)
