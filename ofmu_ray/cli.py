@@ -78,7 +78,8 @@ def _is_image(args: argparse.Namespace) -> bool:
 
 def _prepared(args: argparse.Namespace):
     """The benchmark the arguments name, prepared (synth-tofu and images: trained if the cache lacks it)."""
-    from ofmu_ray.prepare import UsageError, prepare_bench
+    from ofmu_ray.prepare import UsageError
+    from ofmu_ray.prepare_bench import prepare_bench
 
     _tofu_only(args)
     if _is_image(args) and args.model:

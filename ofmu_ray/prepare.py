@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ofmu_ray.config import MODELS, PROFILES, Profile
-from ofmu_ray.data import FAMILIES, TofuData, family, generate, load_tofu, training_rows, write_tofu_dir
+from ofmu_ray.data import FAMILIES, TofuData, generate, load_tofu, training_rows, write_tofu_dir
 from ofmu_ray.data.tofu import retain_split
 
 BENCHES = tuple(FAMILIES)
@@ -263,26 +263,3 @@ def prepare(bench: str = "synth-tofu", profile: str = "tiny", cache_dir: str | P
     model = embedded_model(PROFILES, profile, model, "tofu")
     root = cache_root(cache_dir) / bench / f"{profile}-{model}-{cache_key(bench, PROFILES[profile], model)}"
     return publish(root, lambda tmp: _build(bench, profile, PROFILES[profile], model, tmp, progress))
-
-
-def prepare_bench(bench: str, split: str, profile: str = "tiny", model: str | None = None, data: str | None = None,
-                  oracle: str | None = None, retain_logs: str | None = None, prompt: str = "auto",
-                  cache_dir: str | Path | None = None) -> Prepared:
-    """Any benchmark, prepared by its family's `prepare_*` (the ones that train do so once, cached).
-
-    Raises:
-        UsageError: an argument that benchmark cannot take (unknown profile, model, split, data...).
-    """
-    if family(bench) == "image":
-        from ofmu_ray.prepare_vision import prepare_vision
-
-        return prepare_vision(bench, split, cache_dir, data)
-    if family(bench) == "mcq":
-        from ofmu_ray.prepare_wmdp import prepare_wmdp
-
-        return prepare_wmdp(bench, split, profile, model, data, cache_dir)
-    if bench == "tofu":
-        from ofmu_ray.prepare_tofu import prepare_tofu
-
-        return prepare_tofu(data, split, model, oracle, retain_logs, prompt, cache_dir)
-    return prepare(bench, profile, cache_dir, model=model)

@@ -121,7 +121,7 @@ class SweepConfig:
 
 def prepare_models(cfg: SweepConfig, cache_dir: str | None) -> dict[str, Prepared]:
     """Each model of the sweep, prepared (trained, for the embedded benchmark), by its name."""
-    from ofmu_ray.prepare import prepare_bench
+    from ofmu_ray.prepare_bench import prepare_bench
 
     out = {}
     for i, model in enumerate(cfg.models or (None,)):
