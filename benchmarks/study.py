@@ -9,9 +9,11 @@ What it runs, all logged to one MLflow store (`--tracking-uri`, default `benchma
 - per forget split, one `ofmu-ray sweep` over `--models` of the six TOFU methods with the same
   trials and steps each, and `--seeds` re-runs of every front configuration (experiment
   `synth-tofu/<split>`, sweep `<name>-<split>`); an interrupted study resumes its sweeps;
-- OFMU's ablations on the first model and the last split, one axis at a time from the defaults
-  (decorrelation, Hessian option, T, beta), `--ablation-seeds` runs each (experiments
-  `study-ablation/<axis>`); runs already in the store are not run again;
+- OFMU's ablations on the first model and the last split, one axis at a time (decorrelation,
+  Hessian option, T, beta) from `--ablation-base` over `--ablation-steps` forget batches,
+  `--ablation-seeds` runs each (experiments `study-ablation/<axis>`); runs already in the store are
+  not run again. The base is a point where OFMU unlearns: from its defaults over 20 batches on
+  `small` forget10 every variant stayed at the forget-quality floor, so none could differ;
 - `benchmarks/method_cost.py`: each method's time per update relative to gradient ascent.
 
 Every number in the report is read back from the store (the cost ratios from method_cost's JSON,
@@ -70,19 +72,26 @@ def run_ablations(args: argparse.Namespace) -> None:
         known = experiment_id(client, experiment)  # looked up (or created) once per axis
         for value in ABLATIONS[axis]:
             for seed in range(args.ablation_seeds):
-                tags = {"study": args.name, "axis": axis, "value": str(value), "seed": str(seed), "model": model,
-                        "split": split, "method": "ofmu"}
+                tags = _ablation_tags(args) | {"axis": axis, "value": str(value), "seed": str(seed), "model": model,
+                                               "split": split, "method": "ofmu"}
                 if any(r.info.status == "FINISHED" for r in find_runs(client, known, **tags)):
                     continue
                 spec = RunSpec(prepared.model_dir("target"), str(prepared.root / "data"), split, retain_split(split),
-                               "ofmu", {axis: value}, args.steps, seed=seed, prepared_root=str(prepared.root))
+                               "ofmu", args.base | {axis: value}, args.ablation_steps, seed=seed,
+                               prepared_root=str(prepared.root))
                 with tempfile.TemporaryDirectory() as tmp:
                     metrics, folder = run(spec, storage=tmp)
                     history = json.loads((folder / "history.json").read_text())
-                    log_run(experiment, f"ofmu {axis}={value} seed {seed}", {axis: value, "steps": args.steps},
+                    log_run(experiment, f"ofmu {axis}={value} seed {seed}",
+                            args.base | {axis: value, "steps": args.ablation_steps},
                             metrics, tags, args.tracking_uri, history, folder)
                 print(f"ablation {axis}={value} seed {seed}: log10 FQ {metrics['log10_forget_quality']:.2f}, "
                       f"MU {metrics['model_utility']:.3f}", file=sys.stderr)
+
+
+def _ablation_tags(args: argparse.Namespace) -> dict[str, str]:
+    """What tells one ablation from another in the store: the study, its base and its budget."""
+    return {"study": args.name, "base": args.ablation_base or "defaults", "steps": str(args.ablation_steps)}
 
 
 def measure_cost(results: Path) -> dict:
@@ -169,7 +178,7 @@ def _sweep_section(client, split: str, sweep: str, lines: list[str], results: Pa
     return verdicts
 
 
-def _ablation_section(client, study: str, lines: list[str], results: Path) -> None:
+def _ablation_section(client, args: argparse.Namespace, lines: list[str]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -177,15 +186,20 @@ def _ablation_section(client, study: str, lines: list[str], results: Path) -> No
 
     from ofmu_ray.tracking.mlflow_log import find_runs
 
-    lines += ["## OFMU ablations", "", "One axis at a time from OFMU's defaults; mean ± std over seeds.", ""]
+    base = f"OFMU's defaults with {args.ablation_base}" if args.ablation_base else "OFMU's defaults"
+    lines += ["## OFMU ablations", "", f"One axis at a time from {base}, {args.ablation_steps} forget batches, on "
+              f"{args.models[0]} {args.splits[-1]}; mean ± std over seeds. The last norm of grad Phi is the size of "
+              "the inner ascent direction at the last step (with no similarity term, the forget gradient alone).", ""]
     for axis, values in ABLATIONS.items():
         experiment = client.get_experiment_by_name(f"study-ablation/{axis}")
         if experiment is None:
             continue
-        runs = [r for r in find_runs(client, experiment.experiment_id, study=study) if r.info.status == "FINISHED"]
+        runs = [r for r in find_runs(client, experiment.experiment_id, **_ablation_tags(args))
+                if r.info.status == "FINISHED"]
         rows = {str(v): [r for r in runs if r.data.tags["value"] == str(v)] for v in values}
         lines += [f"### {axis}", "", f"![{axis}](results/ablation_{axis}.png)", "",
-                  f"| {axis} | runs | log10 FQ | MU | FQ variance | s/run |", "|---|---:|---:|---:|---:|---:|"]
+                  f"| {axis} | runs | log10 FQ | MU | FQ variance | last norm of grad Phi | s/run |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
         figure, axes = plt.subplots(1, 2, figsize=(9, 3.2))
         for name, ax in zip(("log10_forget_quality", "model_utility"), axes, strict=True):
             means = [statistics.fmean(_metric(rs, name)) if rs else math.nan for rs in rows.values()]
@@ -194,12 +208,12 @@ def _ablation_section(client, study: str, lines: list[str], results: Path) -> No
             ax.tick_params(axis="x", labelrotation=20)
         figure.suptitle(f"OFMU: {axis}")
         figure.tight_layout()
-        figure.savefig(results / f"ablation_{axis}.png", dpi=110)
+        figure.savefig(args.results / f"ablation_{axis}.png", dpi=110)
         plt.close(figure)
         for value, rs in rows.items():
             lines.append(f"| {value} | {len(rs)} | " + " | ".join(
                 _mean_std(_metric(rs, name)) for name in ("log10_forget_quality", "model_utility", "fq_variance",
-                                                          "unlearn_seconds")) + " |")
+                                                          "final/grad_phi_norm", "unlearn_seconds")) + " |")
         lines.append("")
 
 
@@ -232,7 +246,7 @@ def write_report(args: argparse.Namespace, command: str) -> Path:
         for (model, key), hv in _sweep_section(client, split, f"{args.name}-{split}", lines, args.results).items():
             verdicts[(split, model, key)] = hv
     _verdict_section(verdicts, lines)
-    _ablation_section(client, args.name, lines, args.results)
+    _ablation_section(client, args, lines)
     cost_file = args.results / "method_cost.json"
     if cost_file.exists():
         cost = json.loads(cost_file.read_text())
@@ -256,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3, help="new seeds for each front configuration")
     parser.add_argument("--ablations", default=",".join(ABLATIONS), help=f"OFMU's axes, of {', '.join(ABLATIONS)}")
     parser.add_argument("--ablation-seeds", type=int, default=3)
+    parser.add_argument("--ablation-steps", type=int, default=80, help="forget batches of every ablation run")
+    parser.add_argument("--ablation-base", default="eta_in=0.1",
+                        help="KEY=VALUE,... over OFMU's defaults: the point each axis varies from ('' = defaults)")
     parser.add_argument("--name", default="study", help="prefix of the sweeps' names (and the ablations' tag)")
     parser.add_argument("--tracking-uri", default=f"sqlite:///{HERE / 'study.db'}")
     parser.add_argument("--sweeps-dir", default=str(HERE / "sweeps"))
@@ -267,6 +284,13 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(args.ablations) - set(ABLATIONS)
     if unknown:
         parser.error(f"--ablations: unknown {', '.join(sorted(unknown))}; choose from {', '.join(ABLATIONS)}")
+    args.base = dict(pair.partition("=")[::2] for pair in args.ablation_base.split(",") if pair)
+    try:
+        from ofmu_ray.methods import build_config
+
+        build_config("ofmu", args.base)
+    except ValueError as e:
+        parser.error(f"--ablation-base: {e}")
     command = "python benchmarks/study.py " + " ".join(argv if argv is not None else sys.argv[1:])
     args.results = Path(args.out).resolve().parent / "results"  # the plots and the cost measurement
     args.results.mkdir(parents=True, exist_ok=True)
