@@ -284,12 +284,13 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(args.ablations) - set(ABLATIONS)
     if unknown:
         parser.error(f"--ablations: unknown {', '.join(sorted(unknown))}; choose from {', '.join(ABLATIONS)}")
-    args.base = dict(pair.partition("=")[::2] for pair in args.ablation_base.split(",") if pair)
     try:
+        from ofmu_ray.cli import _parse_sets
         from ofmu_ray.methods import build_config
 
+        args.base = _parse_sets([pair for pair in args.ablation_base.split(",") if pair])
         build_config("ofmu", args.base)
-    except ValueError as e:
+    except ValueError as e:  # UsageError (a malformed pair) is one too
         parser.error(f"--ablation-base: {e}")
     command = "python benchmarks/study.py " + " ".join(argv if argv is not None else sys.argv[1:])
     args.results = Path(args.out).resolve().parent / "results"  # the plots and the cost measurement
