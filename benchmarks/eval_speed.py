@@ -19,13 +19,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
-    from ofmu_ray.data import HARD_SPLITS
-    from ofmu_ray.eval.accuracy import greedy_for_rows
-    from ofmu_ray.eval.tofu import evaluate_model
-    from ofmu_ray.models import load_causal_lm, load_tokenizer
-    from ofmu_ray.prepare import prepare
+    from ofmu_ray.families.tofu.evaluate import evaluate_model
+    from ofmu_ray.families.tofu.generate import HARD_SPLITS
+    from ofmu_ray.families.tofu.prepare import prepare_synth_tofu
+    from ofmu_ray.metrics.accuracy import greedy_for_rows
+    from ofmu_ray.models.factory import load_causal_lm, load_tokenizer
 
-    prepared = prepare("synth-tofu", args.profile)
+    prepared = prepare_synth_tofu(args.profile)
     data, model_dir = prepared.data(), prepared.model_dir("target")
     model, tok = load_causal_lm(model_dir), load_tokenizer(model_dir)
     evaluate_model(model, tok, data, args.split)  # warm-up: first calls pay for allocations

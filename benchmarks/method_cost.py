@@ -34,12 +34,12 @@ def measure(method: str, overrides: dict, iterations: int, batch_size: int) -> d
     """Seconds per forget batch and peak RSS growth (MiB) of `iterations` timed updates."""
     import torch
 
+    from ofmu_ray.families.tofu.prepare import prepare_synth_tofu
     from ofmu_ray.methods import build_config, get_method
-    from ofmu_ray.models import load_causal_lm, load_tokenizer
-    from ofmu_ray.prepare import prepare
-    from ofmu_ray.train import batches
+    from ofmu_ray.models.factory import load_causal_lm, load_tokenizer
+    from ofmu_ray.train.task import batches
 
-    prepared = prepare("synth-tofu", "tiny", progress=False)
+    prepared = prepare_synth_tofu("tiny", progress=False)
     data = prepared.data()
     model_dir = prepared.model_dir("target")
     tok, model = load_tokenizer(model_dir), load_causal_lm(model_dir)
@@ -75,9 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         method, overrides = entries[args.one]
         print(json.dumps(measure(method, overrides, args.iterations, args.batch_size)))
         return 0
-    from ofmu_ray.prepare import prepare
+    from ofmu_ray.families.tofu.prepare import prepare_synth_tofu
 
-    prepare("synth-tofu", "tiny")  # once, with a progress bar, before the timed subprocesses
+    prepare_synth_tofu("tiny")  # once, with a progress bar, before the timed subprocesses
     results = {}
     for name in entries:
         out = subprocess.run([sys.executable, __file__, "--one", name, "--iterations", str(args.iterations),

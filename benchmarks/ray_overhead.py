@@ -18,15 +18,16 @@ import time
 
 PLAIN = """
 import sys
-from ofmu_ray.data.tofu import retain_split
-from ofmu_ray.eval.run import evaluate_loaded
+from ofmu_ray.families.tofu.load import retain_split
+from ofmu_ray.families.tofu.oracle import evaluate_loaded
+from ofmu_ray.families.tofu.prepare import prepare_synth_tofu
 from ofmu_ray.methods import build_config, get_method
-from ofmu_ray.models import load_causal_lm, load_tokenizer
-from ofmu_ray.prepare import prepare
-from ofmu_ray.train.unlearn import batches, unlearn
+from ofmu_ray.models.factory import load_causal_lm, load_tokenizer
+from ofmu_ray.train.loop import unlearn
+from ofmu_ray.train.task import batches
 
 profile, cache, method, steps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-prepared = prepare("synth-tofu", profile, cache)
+prepared = prepare_synth_tofu(profile, cache)
 data, model_dir = prepared.data(), prepared.model_dir("target")
 tok, model = load_tokenizer(model_dir), load_causal_lm(model_dir)
 cls = get_method(method)
@@ -40,22 +41,19 @@ evaluate_loaded(prepared, "forget10", model, tok, data)
 
 IN_RAY = """
 import sys, time
-import ray
-from ofmu_ray.data.tofu import retain_split
-from ofmu_ray.prepare import prepare
-from ofmu_ray.train.distributed import RunSpec, run, run_on_ray
-from ofmu_ray.tune.sweep import start_ray
+from ofmu_ray import runs
+from ofmu_ray.families import FAMILIES
+from ofmu_ray.families.tofu.prepare import prepare_synth_tofu
+from ofmu_ray.train.launch import run_on_ray
 
 profile, cache, method, steps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-prepared = prepare("synth-tofu", profile, cache)
-spec = RunSpec(str(prepared.model_dir("target")), str(prepared.root / "data"), "forget10",
-               retain_split("forget10"), method, {}, steps, 16, prepared_root=str(prepared.root))
-start_ray()
-run(spec, 2, 0.99, name="warm-up")  # Ray's first worker processes and imports
-storage = run(spec, 1, name="in-process")[1].parents[1]
+prepared = prepare_synth_tofu(profile, cache)
+spec = runs.run_spec(prepared, split="forget10", method=method, steps=steps, batch_size=16)
+runs.run(prepared, spec, workers=2, name="warm-up")  # starts Ray; Ray's first worker processes and imports
+storage = runs.run(prepared, spec, name="in-process")[1].parents[1]
 for workers in (2, 1):
     start = time.perf_counter()
-    run_on_ray(spec, workers, 0.99, 0.0, storage, f"measured-{workers}")
+    run_on_ray(spec, FAMILIES["synth-tofu"].make_task, workers, 0.99, 0.0, storage, f"measured-{workers}")
     print(time.perf_counter() - start)
 """
 
@@ -77,11 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
-    from ofmu_ray.eval.run import references
-    from ofmu_ray.prepare import prepare
+    from ofmu_ray.families import FAMILIES
+    from ofmu_ray.families.tofu.prepare import prepare_synth_tofu
 
-    prepared = prepare("synth-tofu", args.profile, args.cache_dir)  # not timed: every path needs it
-    references(prepared, "forget10", prepared.data(), None)
+    prepared = prepare_synth_tofu(args.profile, args.cache_dir)  # not timed: every path needs it
+    FAMILIES["synth-tofu"].references(prepared, "forget10", "fp32")
     cache = str(prepared.root.parents[1])
     common = [args.profile, cache, args.method, str(args.steps)]
     cli = [sys.executable, "-m", "ofmu_ray.cli", "unlearn", "--profile", args.profile, "--cache-dir", cache,

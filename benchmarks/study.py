@@ -40,13 +40,15 @@ SPLIT_KEYS = ("", "/paraphrase", "/multihop", "/crosslingual")
 
 def run_sweeps(args: argparse.Namespace) -> None:
     from ofmu_ray.cli import main
-    from ofmu_ray.methods import TOFU_METHODS
+    from ofmu_ray.families import FAMILIES
+
+    methods = FAMILIES["synth-tofu"].default_methods  # the six TOFU-style methods
 
     for split in args.splits:
         name = f"{args.name}-{split}"
         resume = (Path(args.sweeps_dir) / name / "sweep.json").is_file()
         argv = ["sweep", "--bench", "synth-tofu", "--profile", args.profile, "--split", split,
-                "--models", ",".join(args.models), "--methods", ",".join(TOFU_METHODS), "--trials", str(args.trials),
+                "--models", ",".join(args.models), "--methods", ",".join(methods), "--trials", str(args.trials),
                 "--steps", str(args.steps), "--seeds", str(args.seeds), "--tracking-uri", args.tracking_uri,
                 "--sweeps-dir", args.sweeps_dir, "--name", name, *(["--cache-dir", args.cache_dir] if args.cache_dir
                                                                    else []), *(["--resume"] if resume else [])]
@@ -57,15 +59,15 @@ def run_sweeps(args: argparse.Namespace) -> None:
 def run_ablations(args: argparse.Namespace) -> None:
     from mlflow.tracking import MlflowClient
 
-    from ofmu_ray.data.tofu import retain_split
-    from ofmu_ray.eval.run import references
-    from ofmu_ray.prepare import prepare
+    from ofmu_ray import runs
+    from ofmu_ray.families import FAMILIES
+    from ofmu_ray.families.base import PrepareRequest
     from ofmu_ray.tracking.mlflow_log import experiment_id, find_runs, log_run
-    from ofmu_ray.train.distributed import RunSpec, run
 
     model, split = args.models[0], args.splits[-1]
-    prepared = prepare("synth-tofu", args.profile, args.cache_dir, model=model)
-    references(prepared, split, prepared.data())
+    logged = (*FAMILIES["synth-tofu"].result_files, "history.json")
+    prepared = runs.prepare(PrepareRequest(bench="synth-tofu", split=split, profile=args.profile, model=model,
+                                           cache_dir=args.cache_dir))
     client = MlflowClient(args.tracking_uri)
     for axis in args.ablations:
         experiment = f"study-ablation/{axis}"
@@ -76,15 +78,14 @@ def run_ablations(args: argparse.Namespace) -> None:
                                                "split": split, "method": "ofmu"}
                 if any(r.info.status == "FINISHED" for r in find_runs(client, known, **tags)):
                     continue
-                spec = RunSpec(prepared.model_dir("target"), str(prepared.root / "data"), split, retain_split(split),
-                               "ofmu", args.base | {axis: value}, args.ablation_steps, seed=seed,
-                               prepared_root=str(prepared.root))
+                spec = runs.run_spec(prepared, split=split, method="ofmu", overrides=args.base | {axis: value},
+                                     steps=args.ablation_steps, seed=seed)
                 with tempfile.TemporaryDirectory() as tmp:
-                    metrics, folder = run(spec, storage=tmp)
+                    metrics, folder = runs.run(prepared, spec, storage=tmp)  # the oracle's reference: cached once
                     history = json.loads((folder / "history.json").read_text())
                     log_run(experiment, f"ofmu {axis}={value} seed {seed}",
                             args.base | {axis: value, "steps": args.ablation_steps},
-                            metrics, tags, args.tracking_uri, history, folder)
+                            metrics, tags, args.tracking_uri, history, folder, logged)
                 print(f"ablation {axis}={value} seed {seed}: log10 FQ {metrics['log10_forget_quality']:.2f}, "
                       f"MU {metrics['model_utility']:.3f}", file=sys.stderr)
 
@@ -285,10 +286,10 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"--ablations: unknown {', '.join(sorted(unknown))}; choose from {', '.join(ABLATIONS)}")
     try:
-        from ofmu_ray.cli import _parse_sets
+        from ofmu_ray.config import parse_sets
         from ofmu_ray.methods import build_config
 
-        args.base = _parse_sets([pair for pair in args.ablation_base.split(",") if pair])
+        args.base = parse_sets([pair for pair in args.ablation_base.split(",") if pair])
         build_config("ofmu", args.base)
     except ValueError as e:  # UsageError (a malformed pair) is one too
         parser.error(f"--ablation-base: {e}")

@@ -1,6 +1,9 @@
 """The `ofmu-ray` command. Each subcommand is a `_add_<name>` parser and a `_run_<name>` body.
 
-Heavy imports (torch, transformers) live inside the bodies so that `--help` answers at once.
+What differs per benchmark is asked of its family (`families/`): the benches, the options each
+takes and their help, defaults, reports. One run end to end is `runs.py`; a sweep is `tune/`.
+Heavy imports (torch, transformers, Ray, MLflow) live inside the bodies, so that `--help` answers
+at once.
 """
 
 from __future__ import annotations
@@ -11,39 +14,38 @@ import json
 import sys
 from collections.abc import Sequence
 
+from ofmu_ray.config import parse_sets
+from ofmu_ray.errors import UsageError, UserError
+from ofmu_ray.families import DEFAULT_BENCH, FAMILIES
+from ofmu_ray.families.base import OPTIONS, Family, PrepareRequest
+
 DEMO_TRIALS, DEMO_STEPS = 6, 20  # sized so that `ofmu-ray demo` ends in under 30 minutes on 2 CPU cores
+
+
+def _families() -> list[Family]:
+    """Every registered family once, in registry order."""
+    return list(dict.fromkeys(FAMILIES.values()))
+
+
+def _help(option: str) -> str:
+    """An option's help: each family's part of it, in registry order."""
+    return "; ".join(f.help[option] for f in _families() if option in f.help)
 
 
 def _add_bench_args(p: argparse.ArgumentParser, split: bool = True, run: bool = True) -> None:
     """The options every command that works on a benchmark shares: which data, which models."""
-    from ofmu_ray.config import MODELS, PROFILES
     from ofmu_ray.models.prompt import PROMPTS
-    from ofmu_ray.prepare import BENCHES
 
-    p.add_argument("--bench", default="synth-tofu", choices=BENCHES,
-                   help="synth-tofu: generated, models trained here; tofu: your data and models (--data, --model); "
-                        "synth-wmdp (generated), wmdp (--data, --model): hazardous-knowledge removal scored by "
-                        "four-choice accuracy; digits (embedded), cifar10, cifar100 (--data-dir): image classification")
-    p.add_argument("--profile", default="tiny", choices=list(PROFILES),
-                   help="synth-tofu: tiny ~20 authors (tests); small 60 (demo); full 200 (TOFU's size); "
-                        "synth-wmdp: 4, 8 or 24 compounds and as many towns")
-    p.add_argument("--model", default=None,
-                   help=f"synth-tofu, synth-wmdp: an embedded model ({', '.join(MODELS)}; default: the profile's); "
-                        "tofu: the TOFU-finetuned target, wmdp: the model to unlearn (a hub id or a folder)")
+    p.add_argument("--bench", default=DEFAULT_BENCH, choices=list(FAMILIES), help=_help("--bench"))
+    p.add_argument("--profile", default="tiny", choices=list(dict.fromkeys(n for f in _families() for n in f.profiles)),
+                   help=_help("--profile"))
+    p.add_argument("--model", default=None, help=_help("--model"))
     if split:
-        p.add_argument("--split", default=None, help="forget split: forget01, forget05 or forget10 (default); images: "
-                       "random (default: a random 10 %% of the training images) or classK (all of class K); "
-                       "wmdp: the topic, bio (default), cyber or chem (synth-wmdp: hazard)")
-    p.add_argument("--data", "--data-dir", dest="data", default=None,
-                   help="tofu: hf:locuslab/TOFU or a folder of TOFU-schema files; wmdp: hf:cais/wmdp or a folder "
-                        "(see README); cifar10/100: the folder of the binary archive")
-    p.add_argument("--oracle", default=None, help="tofu: the retain model of --split (hub id or folder)")
-    p.add_argument("--retain-logs", default=None,
-                   help="an OpenUnlearning TOFU_EVAL.json of the retain model, instead of the oracle")
-    p.add_argument("--prompt", default="auto", choices=["auto", *PROMPTS],
-                   help="tofu: the prompt format the models were fine-tuned with (auto: the tokenizer's chat "
-                        "template if it has one, else plain 'Question: ... Answer:'; OpenUnlearning's TOFU "
-                        "models: llama3 or llama2)")
+        p.add_argument("--split", default=None, help=_help("--split"))
+    p.add_argument("--data", "--data-dir", dest="data", default=None, help=_help("--data"))
+    p.add_argument("--oracle", default=None, help=_help("--oracle"))
+    p.add_argument("--retain-logs", default=None, help=_help("--retain-logs"))
+    p.add_argument("--prompt", default="auto", choices=["auto", *PROMPTS], help=_help("--prompt"))
     if run:
         p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "bf16-mixed"],
                        help="the models' weights: fp32, bf16, or fp32 with the unlearning passes under bf16 "
@@ -53,39 +55,22 @@ def _add_bench_args(p: argparse.ArgumentParser, split: bool = True, run: bool = 
                         "what the cache lacks is prepared first")
 
 
-def _tofu_only(args: argparse.Namespace) -> None:
-    """Options that only mean something for --bench tofu are an error elsewhere (eval keeps --retain-logs:
-    a published retain log can stand in for a synth-tofu oracle too)."""
-    from ofmu_ray.prepare import UsageError
-
-    given = [o for o, v in (("--data", args.data and args.bench not in ("wmdp", "cifar10", "cifar100")),
-                            ("--oracle", args.oracle), ("--prompt", args.prompt != "auto"),
-                            ("--retain-logs", args.retain_logs and (args.command != "eval" or _family(args) != "tofu")))
-             if v]
-    if args.bench != "tofu" and given:
-        raise UsageError(f"{', '.join(given)}: for --bench tofu; {args.bench} trains its own models")
+def _check_options(args: argparse.Namespace, model: str | None) -> None:
+    """An option the bench does not take is an error naming the benches that do."""
+    given = {"model": model, "data": args.data, "oracle": args.oracle, "retain_logs": args.retain_logs,
+             "prompt": None if args.prompt == "auto" else args.prompt}
+    for option in OPTIONS:
+        if given[option] is not None and not FAMILIES[args.bench].accepts(args.bench, option, args.command):
+            takers = [b for b, f in FAMILIES.items() if f.accepts(b, option, args.command)]
+            raise UsageError(f"--{option.replace('_', '-')}: for --bench {', '.join(takers)}, not {args.bench}")
 
 
-def _family(args: argparse.Namespace) -> str:
-    from ofmu_ray.data import family
-
-    return family(args.bench)
-
-
-def _is_image(args: argparse.Namespace) -> bool:
-    return _family(args) == "image"
-
-
-def _prepared(args: argparse.Namespace):
-    """The benchmark the arguments name, prepared (synth-tofu and images: trained if the cache lacks it)."""
-    from ofmu_ray.prepare import UsageError
-    from ofmu_ray.prepare_bench import prepare_bench
-
-    _tofu_only(args)
-    if _is_image(args) and args.model:
-        raise UsageError(f"--model: {args.bench} trains its own classifier (see README, image classification)")
-    return prepare_bench(args.bench, args.split, args.profile, args.model, args.data, args.oracle, args.retain_logs,
-                         args.prompt, args.cache_dir)
+def _request(args: argparse.Namespace) -> PrepareRequest:
+    """The benchmark the arguments name, checked to take the options given."""
+    _check_options(args, args.model)
+    return PrepareRequest(bench=args.bench, split=args.split, profile=args.profile, model=args.model, data=args.data,
+                          oracle=args.oracle, retain_logs=args.retain_logs, prompt=args.prompt,
+                          cache_dir=args.cache_dir)
 
 
 def _add_prepare(sub: argparse._SubParsersAction) -> None:
@@ -93,67 +78,37 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
                        help="generate a benchmark and train its target and retain-oracle models "
                             "(tofu: read your data and check your models)")
     _add_bench_args(p, run=False)
+    p.add_argument("--rebuild", action="store_true",
+                   help="build the prepared folder again and replace the cached one once the new one is complete")
+    p.add_argument("--verify", action="store_true",
+                   help="check every cached file's sha256 against the folder's manifest.json (sizes are "
+                        "checked on every use)")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
 
 
-def _print_report(report: dict) -> None:
-    acc, chance = report["accuracy"], report["chance"]
-    print(f"{report['bench']} / {report['profile']} / {report['model']}: prepared in {report['seconds']} s "
-          f"(oracle = retain model of {report['oracle_split']})")
-    print(f"{'split':<14}{'target':>8}{'oracle':>8}{'chance':>8}")
-    for split in chance:
-        print(f"{split:<14}{acc['target'][split]:>8.3f}{acc['oracle'][split]:>8.3f}{chance[split]:>8.3f}")
-
-
 def _run_prepare(args: argparse.Namespace) -> int:
-    if args.bench == "tofu" and args.model is None:
-        return _check_tofu_data(args)
-    prepared = _prepared(args)
-    report = prepared.report
+    from ofmu_ray import runs
+    from ofmu_ray.cache import MANIFEST
+
+    family, request = FAMILIES[args.bench], _request(args)
+    summary = family.data_summary(request)
+    if summary is not None:  # the user's data alone, nothing to prepare yet
+        if args.json:
+            print(json.dumps(summary, indent=2))
+        else:
+            print(f"{summary['bench']} data from {summary['data']}: "
+                  + ", ".join(f"{n} ({k} rows)" for n, k in summary["splits"].items()))
+        return 0
+    prepared = runs.prepare(request, rebuild=args.rebuild)
+    checked = prepared.check(hashes=True) if args.verify else 0
     if args.json:
-        print(json.dumps(report, indent=2))
-    elif args.bench == "tofu":
-        print(f"tofu: {report['model']} (oracle {report['oracle']}, prompt {report['prompt']}), "
-              f"{len(report['splits'])} splits from {report['data']}")
-        print(f"cached in {prepared.root}")
-    elif _is_image(args):
-        print(f"{report['bench']} / {report['split']} ({report['model']}): prepared in {report['seconds']} s; "
-              f"{', '.join(f'{k} {v}' for k, v in report['sizes'].items())} images")
-        print(f"{'model':<8}" + "".join(f"{k:>14}" for k in report["metrics"]["target"]))
-        for name, metrics in report["metrics"].items():
-            print(f"{name:<8}" + "".join(f"{v:>14.2f}" for v in metrics.values()))
-        print(f"cached in {prepared.root}")
-    elif _family(args) == "mcq":
-        _print_mcq_report(report)
-        print(f"cached in {prepared.root}")
+        print(json.dumps(prepared.report, indent=2))
     else:
-        _print_report(report)
+        family.print_report(prepared)
         print(f"cached in {prepared.root}")
-    return 0
-
-
-def _print_mcq_report(report: dict) -> None:
-    sizes = ", ".join(f"{k} {v}" for k, v in report["sizes"].items())
-    print(f"{report['bench']} / {report['split']} / {report['model']}: prepared in {report['seconds']} s ({sizes})")
-    print(f"{'model':<8}{'forget_acc':>12}{'utility_acc':>13}")
-    for name, acc in report["metrics"].items():
-        print(f"{name:<8}{acc['forget_acc']:>12.3f}{acc['utility_acc']:>13.3f}")
-    print(f"chance: {report['reference_forget_acc']:.3f} (the forget_acc a method is measured against)")
-
-
-def _check_tofu_data(args: argparse.Namespace) -> int:
-    """Real TOFU data alone (no --model yet): read and summarise it."""
-    from ofmu_ray.data import load_tofu
-    from ofmu_ray.prepare import UsageError
-
-    if args.data is None:
-        raise UsageError("--bench tofu needs --data hf:locuslab/TOFU or --data DIR")
-    data = load_tofu(args.data)
-    sizes = {name: len(data[name]) for name in data}
-    if args.json:
-        print(json.dumps({"bench": "tofu", "data": args.data, "splits": sizes}, indent=2))
-    else:
-        print(f"tofu data from {args.data}: " + ", ".join(f"{n} ({k} rows)" for n, k in sizes.items()))
+    if args.verify:
+        print(f"verified: {checked} files match {MANIFEST} (sizes and sha256)",
+              file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
@@ -193,29 +148,20 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 def _run_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ofmu_ray.eval.run import evaluate, write_json
+    from ofmu_ray import runs
+    from ofmu_ray.cache import write_json
 
-    prepared = _prepared(args)
+    family = FAMILIES[args.bench]
+    prepared = runs.prepare(_request(args))
     out = Path(args.out or Path("evals") / f"{Path(args.evaluate).name}-{args.split}")
-    if _is_image(args):
-        from ofmu_ray.eval.vision import evaluate_prepared
-
-        summary = evaluate_prepared(prepared, args.evaluate)
-        write_json(out / "VISION_SUMMARY.json", summary)
-        _print_metrics(summary, args.json, f"written to {out / 'VISION_SUMMARY.json'}")
-        return 0
-    if _family(args) == "mcq":
-        from ofmu_ray.eval.mcq import evaluate_prepared_mcq
-
-        summary, result = evaluate_prepared_mcq(prepared, args.evaluate, args.dtype)
-        write_json(out / "MCQ_EVAL.json", result)
-        write_json(out / "MCQ_SUMMARY.json", summary)
-        _print_metrics(summary, args.json, f"per-question picks: {out / 'MCQ_EVAL.json'}")
-        return 0
-    summary, result = evaluate(prepared, args.split, args.evaluate, args.retain_logs, args.dtype)
-    write_json(out / "TOFU_EVAL.json", result)
-    write_json(out / "TOFU_SUMMARY.json", summary)
-    _print_metrics(summary, args.json, f"per-question results: {out / 'TOFU_EVAL.json'}")
+    summary, result = family.evaluate(prepared, args.evaluate, split=args.split, retain_logs=args.retain_logs,
+                                      dtype=args.dtype)
+    per_item, summary_file = family.result_files
+    if result is not None:
+        write_json(out / per_item, result)
+    write_json(out / summary_file, summary)
+    _print_metrics(summary, args.json, f"{family.results_label}: {out / per_item}" if result is not None
+                   else f"written to {out / summary_file}")
     return 0
 
 
@@ -235,8 +181,9 @@ def _add_tracking_uri(p: argparse.ArgumentParser) -> None:
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     """Options of one unlearning run, shared by `unlearn` and `sweep`."""
+    steps = "; ".join(f"{f.label}: {f.default_steps}" for f in _families())
     p.add_argument("--steps", type=int, default=None,
-                   help="forget batches, the same budget for every method (default: 20; WMDP-style: 80)")
+                   help=f"forget batches, the same budget for every method (default: {steps})")
     p.add_argument("--batch-size", type=int, default=16, help="global batch, split across workers")
     p.add_argument("--workers", type=int, default=1, help="data-parallel workers (1 runs in-process, no Ray Train)")
     p.add_argument("--cpus-per-worker", type=float, default=None,
@@ -258,7 +205,6 @@ def _lora(args: argparse.Namespace) -> dict:
     from dataclasses import asdict
 
     from ofmu_ray.models.lora import parse_lora
-    from ofmu_ray.prepare import UsageError
 
     if not args.lora:
         return {}
@@ -274,7 +220,6 @@ def _cpus(args: argparse.Namespace) -> float:
 
 def _add_unlearn(sub: argparse._SubParsersAction) -> None:
     from ofmu_ray.methods import METHODS
-    from ofmu_ray.train.distributed import BEST_METRICS
 
     p = sub.add_parser("unlearn", allow_abbrev=False,
                        help="one unlearning run (through Ray Train with several workers), evaluated and "
@@ -286,74 +231,40 @@ def _add_unlearn(sub: argparse._SubParsersAction) -> None:
     _add_run_args(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-every", type=int, default=0, help="also evaluate every N steps (0: at the end only)")
-    p.add_argument("--keep-best", default="", choices=["", *BEST_METRICS],
+    p.add_argument("--keep-best", default="", choices=["", *dict.fromkeys(m for f in _families() for m in f.keep_best)],
                    help="with --eval-every: also keep the evaluated model that maximises this metric")
     p.add_argument("--out", default=None, help="where checkpoints go (default: a new folder under runs/)")
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON on stdout")
-
-
-def _parse_sets(pairs: list[str]) -> dict[str, str]:
-    from ofmu_ray.prepare import UsageError
-
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"expected KEY=VALUE, got {pair!r}")
-        out[key] = value
-    return out
 
 
 def _run_unlearn(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from ofmu_ray.data import modality, unlearning_splits
-    from ofmu_ray.methods import build_config, check_applies
-    from ofmu_ray.prepare import UsageError
-    from ofmu_ray.train.distributed import RunSpec
+    from ofmu_ray import runs
 
-    overrides, lora = _parse_sets(args.set), _lora(args)
-    try:
-        cfg = build_config(args.method, overrides)  # fail before anything starts
-        check_applies([args.method], modality(args.bench), args.bench)
-    except ValueError as e:
-        raise UsageError(str(e)) from e
+    overrides, lora = parse_sets(args.set), _lora(args)
+    runs.check_settings(args.bench, args.method, overrides, args.keep_best)  # before anything starts
     if args.steps < 1 or args.workers < 1 or args.batch_size % args.workers or min(
             args.checkpoint_every, args.max_failures) < 0:
         raise UsageError(f"need steps >= 1, workers >= 1, batch size ({args.batch_size}) divisible by "
                          f"workers ({args.workers}), checkpoint-every and max-failures >= 0")
     if args.keep_best and not args.eval_every:
         raise UsageError("--keep-best needs --eval-every N")
+    _check_uri(args)
+    prepared = runs.prepare(_request(args))  # a damaged cache stops here, before the store is created
     args.tracking_uri = _store(args)
-    prepared = _prepared(args)
-
-    from ofmu_ray.eval.run import references
-    from ofmu_ray.tracking import log_run
-    from ofmu_ray.train.distributed import on_ray_train, run
-
-    if _family(args) == "tofu":  # checks the split, and caches the references once, not in a worker
-        references(prepared, args.split, prepared.data(), None, args.dtype)
-    spec = RunSpec(prepared.model_dir("target"), str(prepared.root / "data"),
-                   *unlearning_splits(args.bench, args.split), args.method, overrides, args.steps,
-                   args.batch_size, args.seed, str(prepared.root), args.eval_every, args.checkpoint_every,
-                   args.keep_best, lora, args.lora_save, prepared.prompt, args.dtype, args.bench)
-    if on_ray_train(args.workers, args.max_failures):
-        from ofmu_ray.tune.sweep import start_ray
-
-        start_ray()
+    spec = runs.run_spec(prepared, split=args.split, method=args.method, overrides=overrides, steps=args.steps,
+                         batch_size=args.batch_size, seed=args.seed, eval_every=args.eval_every,
+                         checkpoint_every=args.checkpoint_every, keep_best=args.keep_best, lora=lora,
+                         lora_save=args.lora_save, dtype=args.dtype)
     out = Path(args.out or Path("runs") / f"{args.method}-{args.split}-{time.strftime('%Y%m%d-%H%M%S')}")
-    metrics, model_dir = run(spec, args.workers, _cpus(args), args.gpus_per_worker, out,
-                             max_failures=args.max_failures)
-    history = json.loads((model_dir / "history.json").read_text())
-    params = {f"method.{f['name']}": getattr(cfg, f["name"]) for f in type(cfg).describe()}
-    params |= {"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed, "dtype": args.dtype}
-    params |= {f"lora.{k}": v for k, v in lora.items()}
+    metrics, model_dir = runs.run(prepared, spec, workers=args.workers, cpus_per_worker=args.cpus_per_worker,
+                                  gpus_per_worker=args.gpus_per_worker, max_failures=args.max_failures, storage=out)
     tags = {"bench": args.bench, "profile": args.profile, "split": args.split, "model": prepared.model,
             "method": args.method, "world_size": str(args.workers), "model_dir": str(model_dir),
             "ofmu.kind": "run"}
-    run_id = log_run(f"{args.bench}/{args.split}", args.method, params, metrics, tags, args.tracking_uri,
-                     history, model_dir)
+    run_id = runs.log(prepared, spec, metrics, model_dir, tags=tags, tracking_uri=args.tracking_uri)
     if args.json:
         metrics |= {"mlflow_run_id": run_id, "model_dir": str(model_dir)}
     _print_metrics(metrics, args.json, f"unlearned model: {model_dir}\nMLflow run {run_id}")
@@ -362,19 +273,20 @@ def _run_unlearn(args: argparse.Namespace) -> int:
 
 def _add_sweep(sub: argparse._SubParsersAction) -> None:
     from ofmu_ray.methods import METHODS
-    from ofmu_ray.tune.sweep import SAMPLERS
+    from ofmu_ray.tune.config import SAMPLERS
 
+    families = _families()
+    methods = "; ".join(f"{f.label}: {', '.join(f.default_methods)}" for f in families)
+    objectives = "; ".join(f"{f.label}: {','.join(f.objectives)}" + (
+        f", or two of {', '.join(f.allowed_objectives)}" if set(f.allowed_objectives) - set(f.objectives) else "")
+        for f in families)
     p = sub.add_parser("sweep", allow_abbrev=False,
                        help="Ray Tune + Optuna search of each method's space on two objectives "
                             "(TOFU: log10 FQ and MU); Pareto fronts in MLflow")
     _add_bench_args(p)
-    p.add_argument("--methods", default=None,
-                   help=f"comma-separated, of {', '.join(METHODS)} (default: the six of TOFU; WMDP-style: rmu, "
-                        "npo, simnpo, graddiff, ofmu; images: gradascent, graddiff, ofmu, ft, rl)")
+    p.add_argument("--methods", default=None, help=f"comma-separated, of {', '.join(METHODS)} (default: {methods})")
     p.add_argument("--objectives", default=None, metavar="X,Y",
-                   help="the two maximised metrics (default: log10_forget_quality,model_utility; WMDP-style: "
-                        "forget_closeness,utility_acc, or forget_error for 1 - forget_acc; images: "
-                        "oracle_closeness,ta, or two of oracle_closeness, ta, ra, ua, mia_efficacy)")
+                   help=f"the two maximised metrics (default: {objectives})")
     p.add_argument("--models", default=None,
                    help="comma-separated: sweep each model with the same budget (instead of --model; with "
                         "--bench tofu, --oracle or --retain-logs lists one per model, in the same order)")
@@ -402,29 +314,28 @@ def _names(text: str | None) -> tuple[str, ...]:
 
 
 def _sweep_config(args: argparse.Namespace):
-    from ofmu_ray.prepare import UsageError
-    from ofmu_ray.tune.sweep import SweepConfig
+    from ofmu_ray.tune.config import SweepConfig
 
     if args.models and args.model:
         raise UsageError("--model or --models, not both")
-    _tofu_only(args)
-    from ofmu_ray.methods import default_methods
-
-    methods = _names(args.methods) or default_methods(_family(args))
-    return SweepConfig(args.bench, args.profile, args.split, methods, args.trials, args.steps,
-                       args.batch_size, args.workers, _cpus(args), args.gpus_per_worker, args.concurrency, args.seeds,
-                       args.sampler, args.sampler_seed, _parse_sets(args.space), _lora(args), args.lora_save,
-                       _names(args.models or args.model), args.data, _names(args.oracle), _names(args.retain_logs),
-                       args.prompt, args.dtype, _names(args.objectives), args.storage_path, args.checkpoint_every,
-                       args.max_failures)
+    _check_options(args, args.models or args.model)
+    return SweepConfig(
+        bench=args.bench, profile=args.profile, split=args.split,
+        methods=_names(args.methods) or FAMILIES[args.bench].default_methods, trials=args.trials, steps=args.steps,
+        batch_size=args.batch_size, workers=args.workers, cpus_per_worker=_cpus(args),
+        gpus_per_worker=args.gpus_per_worker, concurrency=args.concurrency, seeds=args.seeds, sampler=args.sampler,
+        seed=args.sampler_seed, spaces=parse_sets(args.space), lora=_lora(args), lora_save=args.lora_save,
+        models=_names(args.models or args.model), data=args.data, oracles=_names(args.oracle),
+        retain_logs=_names(args.retain_logs), prompt=args.prompt, dtype=args.dtype,
+        objectives=_names(args.objectives), storage_path=args.storage_path, checkpoint_every=args.checkpoint_every,
+        max_failures=args.max_failures)
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
     import re
     from pathlib import Path
 
-    from ofmu_ray.prepare import UsageError
-    from ofmu_ray.tune.sweep import load_config, new_name
+    from ofmu_ray.tune.config import load_config, new_name
 
     root = Path(args.sweeps_dir)
     if args.name and not re.fullmatch(r"[\w.-]+", args.name):  # it becomes a folder name and an MLflow tag
@@ -444,9 +355,18 @@ def _run_sweep(args: argparse.Namespace) -> int:
     return _sweep(cfg, sweep_dir, args)
 
 
+def _check_uri(args: argparse.Namespace) -> None:
+    """A `--tracking-uri` that cannot name a store fails before anything is prepared (nothing is created)."""
+    from ofmu_ray.tracking.mlflow_log import check_uri
+
+    try:
+        check_uri(args.tracking_uri)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+
+
 def _store(args: argparse.Namespace) -> str:
-    """The MLflow store of `--tracking-uri`, checked to open before anything runs."""
-    from ofmu_ray.prepare import UsageError
+    """The MLflow store of `--tracking-uri`, opened (a new SQLite file created) before anything runs."""
     from ofmu_ray.tracking.mlflow_log import open_store
 
     try:
@@ -456,13 +376,17 @@ def _store(args: argparse.Namespace) -> str:
 
 
 def _sweep(cfg, sweep_dir, args: argparse.Namespace) -> int:
-    from ofmu_ray.tune.sweep import SweepInterrupted, check_address, load_spaces, prepare_models, run_sweep
+    from ofmu_ray.train.launch import check_address
+    from ofmu_ray.tune.spaces import load_spaces
+    from ofmu_ray.tune.sweep import prepare_models, run_sweep
+    from ofmu_ray.tune.tuner import SweepInterrupted
 
-    load_spaces(cfg)  # a bad space file: before the store is opened (and created)
-    args.tracking_uri = _store(args)
+    load_spaces(cfg.methods, cfg.spaces)  # a bad space file: before anything is prepared or written
+    _check_uri(args)
     if args.address:  # before anything is prepared or written
         check_address(args.address)
-    prepared = prepare_models(cfg, args.cache_dir)
+    prepared = prepare_models(cfg, args.cache_dir)  # a damaged cache stops here, before the store is created
+    args.tracking_uri = _store(args)
     try:
         with contextlib.redirect_stdout(sys.stderr):  # Tune's progress table: stdout keeps the results alone
             result = run_sweep(cfg, prepared, sweep_dir, args.tracking_uri, args.resume, args.address)
@@ -486,10 +410,11 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 def _run_demo(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ofmu_ray.methods import TOFU_METHODS
-    from ofmu_ray.tune.sweep import SweepConfig, new_name
+    from ofmu_ray.tune.config import SweepConfig, new_name
 
-    cfg = SweepConfig("synth-tofu", "small", "forget10", TOFU_METHODS, trials=args.trials, steps=args.steps)
+    family = FAMILIES[DEFAULT_BENCH]
+    cfg = SweepConfig(DEFAULT_BENCH, "small", family.default_splits[DEFAULT_BENCH], family.default_methods,
+                      trials=args.trials, steps=args.steps)
     args.resume, args.address = False, None
     return _sweep(cfg, Path("sweeps") / ("demo-" + new_name(cfg)), args)
 
@@ -529,26 +454,9 @@ def _add_pareto(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_pareto(args: argparse.Namespace) -> int:
-    from mlflow.tracking import MlflowClient
+    from ofmu_ray.tune.results import from_store
 
-    from ofmu_ray.prepare import UsageError
-    from ofmu_ray.tune.results import fronts_of, hypervolume_table, latest_sweep, seed_table, sweep_models
-
-    uri = _store(args)
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name(args.experiment)
-    if experiment is None:
-        names = [e.name for e in client.search_experiments()]
-        raise UsageError(f"no experiment {args.experiment!r} in {uri}; it has: {', '.join(names) or 'none'}")
-    exp = experiment.experiment_id
-    sweep = args.sweep or latest_sweep(client, exp)
-    models = sweep_models(client, exp, sweep)
-    result = {"models": {m: {"fronts": fronts_of(client, exp, sweep, model=m)[1],
-                             "seeds": seed_table(client, exp, sweep, m)} for m in models},
-              "mlflow": {"tracking_uri": uri, "experiment": args.experiment, "experiment_id": exp, "sweep": sweep}}
-    if len(models) > 1:
-        result["hypervolumes"] = hypervolume_table(client, exp, sweep, models)
-    _print_fronts(result, args.json)
+    _print_fronts(from_store(_store(args), args.experiment, args.sweep), args.json)
     return 0
 
 
@@ -587,6 +495,7 @@ COMMANDS = {"prepare": (_add_prepare, _run_prepare), "methods": (_add_methods, _
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every command's parser; imports nothing heavy (torch, Ray, MLflow), so `--help` answers at once."""
     parser = argparse.ArgumentParser(
         prog="ofmu-ray", allow_abbrev=False,
         description="Benchmark machine-unlearning methods (OFMU and baselines) with Ray, Optuna and MLflow.",
@@ -598,18 +507,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs one `ofmu-ray` command; returns the exit status (2 for bad arguments)."""
-    from ofmu_ray.data import DataError, default_split, default_steps
-    from ofmu_ray.prepare import UsageError
-
+    """Runs one `ofmu-ray` command; returns the exit status (2 for bad arguments, data or caches)."""
     args = build_parser().parse_args(argv)
     if getattr(args, "split", "") is None:
-        args.split = default_split(args.bench)
+        args.split = FAMILIES[args.bench].default_splits[args.bench]
     if getattr(args, "steps", "") is None:
-        args.steps = default_steps(args.bench)
+        args.steps = FAMILIES[args.bench].default_steps
     try:
         return COMMANDS[args.command][1](args)
-    except (UsageError, DataError) as e:
+    except UserError as e:
         print(f"ofmu-ray {args.command}: error: {e}", file=sys.stderr)
         return 2
 

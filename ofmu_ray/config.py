@@ -1,6 +1,6 @@
 """Typed configurations: what varies between runs, validated when built (a bad value names its field).
 
-Only dataclasses live here, so that the CLI can list choices without importing torch.
+Only dataclasses and plain values live here, so that the CLI can list choices without importing torch.
 """
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ import typing
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
-from ofmu_ray.data.synth_tofu import SynthTofuConfig
-from ofmu_ray.data.synth_wmdp import SynthWmdpConfig
+from ofmu_ray.errors import UsageError
 
 
 def param(default: Any, help: str, low: float | None = None, high: float | None = None,
@@ -139,26 +138,28 @@ MODELS: dict[str, TinyLlamaSpec] = {
 
 @dataclass(frozen=True)
 class Profile:
-    """A named size of the embedded benchmark: data, its default model (a `MODELS` name) and training."""
+    """A named size of a generated benchmark: its generator's config, its default model (a `MODELS`
+    name) and how its models are trained."""
 
-    data: SynthTofuConfig | SynthWmdpConfig
+    data: Any  # the family's generator config (`SynthTofuConfig`, `SynthWmdpConfig`)
     model: str = "tiny-llama-4l"
     train: FinetuneConfig = field(default_factory=FinetuneConfig)
 
 
-PROFILES: dict[str, Profile] = {
-    "tiny": Profile(SynthTofuConfig(authors=20)),  # tests: forget05 + forget10
-    "small": Profile(SynthTofuConfig(authors=60)),  # the demo: all three forget splits
-    "full": Profile(SynthTofuConfig(authors=200), "llama-6l-256"),  # TOFU's size
-}
+def parse_sets(pairs: list[str]) -> dict[str, str]:
+    """`KEY=VALUE` pairs as a command line gives them (`--set`, `--space`, a study's base point).
 
-# synth-wmdp: a tiny model learns to answer by letter only after many passes over every other option
-# order (measured: 40 epochs leave it at 0.45, 80 reach 1.0), so its models train longer, on fewer facts.
-WMDP_TRAIN = FinetuneConfig(epochs=80, batch_size=64, lr=3e-3)
-WMDP_PROFILES: dict[str, Profile] = {
-    # tests: 20 questions a domain. Four layers, not two: RMU steers layer l for the layers above it to
-    # misread, and on two layers no point of a 48-point grid brought forget_acc below 0.4 with utility kept
-    "tiny": Profile(SynthWmdpConfig(compounds=4, towns=4), train=WMDP_TRAIN),
-    "small": Profile(SynthWmdpConfig(compounds=8, towns=8), train=WMDP_TRAIN),
-    "full": Profile(SynthWmdpConfig(compounds=24, towns=24), train=WMDP_TRAIN),
-}
+    Raises:
+        UsageError: a pair without `=` or without a key.
+
+    Example:
+        >>> parse_sets(["beta=0.5", "lr=1e-3"])
+        {'beta': '0.5', 'lr': '1e-3'}
+    """
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"expected KEY=VALUE, got {pair!r}")
+        out[key] = value
+    return out

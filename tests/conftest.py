@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ofmu_ray.config import MODELS, PROFILES, FinetuneConfig, Profile, TinyLlamaSpec
-from ofmu_ray.data import SynthTofuConfig
-from ofmu_ray.prepare import prepare
+from ofmu_ray.config import MODELS, FinetuneConfig, Profile, TinyLlamaSpec
+from ofmu_ray.families.tofu.generate import SynthTofuConfig
+from ofmu_ray.families.tofu.prepare import PROFILES, prepare_synth_tofu
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,13 +20,41 @@ MICRO = Profile(SynthTofuConfig(authors=10), "micro-llama", FinetuneConfig(epoch
 
 @pytest.fixture(scope="session")
 def test_cache() -> Path:
-    return Path(os.environ.get("OFMU_RAY_TEST_CACHE") or REPO / ".cache" / "tests")
+    return Path(os.environ.get("OFMU_RAY_TEST_CACHE") or REPO / ".cache" / "tests").resolve()
+
+
+@pytest.fixture(scope="session")
+def cache_dir(test_cache) -> str:
+    """`--cache-dir` of the session's prepared benchmarks (`tiny`, `synth_wmdp`, `digits`)."""
+    return str(test_cache)
+
+
+@pytest.fixture
+def mlflow_uri(tmp_path) -> str:
+    """A fresh SQLite MLflow store of this test (created by the first command that opens it)."""
+    return f"sqlite:///{tmp_path / 'mlruns.db'}"
 
 
 @pytest.fixture(scope="session")
 def tiny(test_cache):
     """The real `tiny` profile, prepared once per cache."""
-    return prepare("synth-tofu", "tiny", test_cache, progress=False)
+    return prepare_synth_tofu("tiny", test_cache, progress=False)
+
+
+@pytest.fixture(scope="session")
+def synth_wmdp(test_cache):
+    """The `tiny` synth-wmdp profile, prepared once per cache."""
+    from ofmu_ray.families.wmdp.prepare import prepare_synth_wmdp
+
+    return prepare_synth_wmdp("tiny", test_cache, progress=False)
+
+
+@pytest.fixture(scope="session")
+def digits(test_cache):
+    """The embedded digits, random forgetting, prepared once per cache."""
+    from ofmu_ray.families.vision.prepare import prepare_vision
+
+    return prepare_vision("digits", "random", test_cache, progress=False)
 
 
 @pytest.fixture
@@ -47,17 +75,17 @@ def ray_session():
 
 
 @pytest.fixture(scope="session")
-def swept(ray_session, tiny, tmp_path_factory) -> str:
+def swept(ray_session, tiny, cache_dir, tmp_path_factory) -> str:
     """A finished sweep's MLflow store (its URI): 2 methods x 2 trials on the tiny profile, 2 Ray Train
     workers per trial."""
     from ofmu_ray.cli import main
 
     where = tmp_path_factory.mktemp("sweep")
-    uri = f"sqlite:///{where / 'mlruns.db'}"
+    uri = f"sqlite:///{where / 'mlruns.db'}"  # session-wide: the per-test `mlflow_uri` would not outlive a test
     old = os.getcwd()
     os.chdir(where)  # the default artifact and sweeps folders land here
     try:
-        argv = ["sweep", "--profile", "tiny", "--cache-dir", str(tiny.root.parents[1]), "--methods", "graddiff,ofmu",
+        argv = ["sweep", "--profile", "tiny", "--cache-dir", cache_dir, "--methods", "graddiff,ofmu",
                 "--trials", "2", "--steps", "2", "--batch-size", "4", "--workers", "2", "--tracking-uri", uri,
                 "--sampler", "tpe", "--name", "study-forget10"]  # as benchmarks/study.py names its sweeps
         assert main(argv) == 0

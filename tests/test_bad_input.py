@@ -20,11 +20,10 @@ def _snapshot(*roots: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def world(tiny, tmp_path, monkeypatch):
+def world(tiny, cache_dir, mlflow_uri, tmp_path, monkeypatch):
     """A working folder with an MLflow store holding one finished run, and the tiny prepared benchmark."""
     monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
-    client = MlflowClient(uri)
+    client = MlflowClient(mlflow_uri)
     run = client.create_run(client.create_experiment("kept"))
     client.log_metric(run.info.run_id, "model_utility", 0.5)
     client.set_terminated(run.info.run_id)
@@ -36,7 +35,7 @@ def world(tiny, tmp_path, monkeypatch):
     data.mkdir()
     rows = [{k: v for k, v in r.items() if k != "perturbed_answer"} for r in tiny.data()["forget10"]]
     (data / "forget10.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return {"uri": uri, "cache": str(tiny.root.parents[1]), "tiny": tiny, "root": tmp_path}
+    return {"uri": mlflow_uri, "cache": cache_dir, "tiny": tiny, "root": tmp_path}
 
 
 CASES = [  # (case, arguments after the command, the message)

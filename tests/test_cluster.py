@@ -48,7 +48,7 @@ def test_the_local_ray_a_sweep_starts_keeps_token_authentication_on(tmp_path):
     import os
 
     env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"} | {"HOME": str(tmp_path)}
-    probe = ("from ofmu_ray.tune.sweep import start_ray\n"
+    probe = ("from ofmu_ray.train.launch import start_ray\n"
              "from ray._private.authentication.authentication_utils import is_token_auth_enabled\n"
              "start_ray()\nprint(is_token_auth_enabled())")
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
@@ -81,12 +81,12 @@ finally:
 """
 
 
-def test_a_sweep_on_a_two_node_cluster_places_trials_on_both_nodes(tiny, tmp_path):
+def test_a_sweep_on_a_two_node_cluster_places_trials_on_both_nodes(tiny, cache_dir, mlflow_uri, tmp_path):
     """A real Ray cluster of two nodes (one CPU each, marked node_a and node_b) in a child process:
     two concurrent trials must land on different nodes; results and MLflow runs reach the driver, and
     checkpoints go to the shared --storage-path."""
-    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
-    argv = ["--cache-dir", str(tiny.root.parents[1]), "--methods", "gradascent", "--trials", "2", "--steps", "2",
+    uri = mlflow_uri
+    argv = ["--cache-dir", cache_dir, "--methods", "gradascent", "--trials", "2", "--steps", "2",
             "--concurrency", "2", "--tracking-uri", uri, "--sweeps-dir", str(tmp_path / "sweeps"),
             "--storage-path", str(tmp_path / "shared"), "--name", "two-nodes"]
     script = tmp_path / "two_nodes.py"

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from ofmu_ray.cli import main
-from ofmu_ray.eval import metrics as M
-from ofmu_ray.eval.run import cached_eval, evaluate
+from ofmu_ray.families.tofu.oracle import cached_eval, evaluate
+from ofmu_ray.metrics import formulas as M
 
 
 def test_truth_ratio_and_its_two_aggregations():
@@ -87,8 +87,8 @@ def test_oracle_reference_is_cached_and_never_recomputed(tiny):
     assert path.stat().st_mtime_ns == stamp
 
 
-def test_cli_eval_writes_openunlearning_files_and_takes_retain_logs(tiny, tmp_path, capsys):
-    argv = ["eval", "--profile", "tiny", "--cache-dir", str(tiny.root.parents[1]), "--split", "forget10"]
+def test_cli_eval_writes_openunlearning_files_and_takes_retain_logs(tiny, cache_dir, tmp_path, capsys):
+    argv = ["eval", "--profile", "tiny", "--cache-dir", cache_dir, "--split", "forget10"]
     assert main([*argv, "--evaluate", "oracle", "--out", str(tmp_path / "oracle"), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     log = json.loads((tmp_path / "oracle" / "TOFU_EVAL.json").read_text())

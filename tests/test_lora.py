@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ofmu_ray.eval import answer_accuracy
+from ofmu_ray import runs
 from ofmu_ray.methods import build_config, get_method
-from ofmu_ray.models import load_causal_lm, load_tokenizer
+from ofmu_ray.metrics.accuracy import answer_accuracy
+from ofmu_ray.models.factory import load_causal_lm, load_tokenizer
 from ofmu_ray.models.lora import LoraSpec, add_lora, parse_lora
-from ofmu_ray.train import batches, unlearn
-from ofmu_ray.train.distributed import RunSpec, run
+from ofmu_ray.train.loop import unlearn
+from ofmu_ray.train.task import batches
 
 OFMU_FAST = {"eta_in": 0.2, "eta_out": 0.2}  # adapters start at zero: larger steps than the full model needs
 
@@ -34,10 +35,9 @@ def test_ofmu_through_adapters_forgets_and_updates_only_adapters(tiny):
 
 
 def test_an_adapter_run_saves_the_adapter_that_loads_onto_its_base(tiny, tmp_path):
-    spec = RunSpec(str(tiny.model_dir("target")), str(tiny.root / "data"), "forget10", "retain90", "graddiff",
-                   {"lr": 1e-2}, steps=3, batch_size=4, lora=vars(parse_lora("r=4,targets=q_proj+v_proj")),
-                   lora_save="adapter")
-    _, folder = run(spec, storage=tmp_path)
+    spec = runs.run_spec(tiny, split="forget10", method="graddiff", overrides={"lr": 1e-2}, steps=3, batch_size=4,
+                         evaluate=False, lora=vars(parse_lora("r=4,targets=q_proj+v_proj")), lora_save="adapter")
+    _, folder = runs.run(tiny, spec, storage=tmp_path)
     assert (folder / "adapter_model.safetensors").is_file() and not (folder / "model.safetensors").exists()
     merged = dict(load_causal_lm(folder).named_parameters())
     target = dict(load_causal_lm(tiny.model_dir("target")).named_parameters())

@@ -23,6 +23,7 @@ RETAIN = toy_batch([[1, 9, 3, 2, 2], [3, 6, 3, 10, 8]], answer_from=2)
 
 def test_registry_lists_every_method_with_its_parameters(capsys):
     assert sorted(METHODS) == ["ft", "gradascent", "graddiff", "npo", "ofmu", "rl", "rmu", "simnpo"]
+    assert all(get_method(name).name == name for name in METHODS)  # each class under the name it answers to
     assert main(["methods", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert listed == json.loads(json.dumps(describe_methods()))
@@ -183,7 +184,10 @@ def test_squared_decorrelation_drives_the_gradients_towards_orthogonal():
 
 def test_rmu_trains_only_the_mlp_output_projections_up_to_its_layer():
     from ofmu_ray.config import TinyLlamaSpec
-    from ofmu_ray.models import build_tiny_llama, collate, encode_example, train_word_tokenizer
+    from ofmu_ray.models.batch import collate
+    from ofmu_ray.models.factory import build_tiny_llama
+    from ofmu_ray.models.prompt import encode_example
+    from ofmu_ray.models.tokenizer import train_word_tokenizer
 
     tok = train_word_tokenizer(["Where was Ana born ? Ana was born in Porto . Question: Answer:"])
     spec = TinyLlamaSpec(layers=6, hidden=16, intermediate=32, heads=2)
@@ -200,7 +204,7 @@ def test_rmu_trains_only_the_mlp_output_projections_up_to_its_layer():
 def test_unlearn_stops_when_ofmu_has_done_its_outer_iterations():
     from itertools import repeat
 
-    from ofmu_ray.train import unlearn
+    from ofmu_ray.train.loop import unlearn
 
     method = OFMU(ToyLM(), build_config("ofmu", {"inner_steps": 3, "outer_steps": 2, "rho0": 0.5}))
     history = unlearn(method, repeat(FORGET), repeat(RETAIN), steps=100)

@@ -6,20 +6,11 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ofmu_ray.config import TinyLlamaSpec
-from ofmu_ray.eval import contains_value, greedy_answers
-from ofmu_ray.models import (
-    IGNORE,
-    PROMPTS,
-    build_tiny_llama,
-    collate,
-    encode_example,
-    format_prompt,
-    load_causal_lm,
-    load_tokenizer,
-    prompt_batch,
-    train_word_tokenizer,
-)
-from ofmu_ray.models.prompt import resolve_prompt
+from ofmu_ray.metrics.accuracy import contains_value, greedy_answers
+from ofmu_ray.models.batch import collate, prompt_batch
+from ofmu_ray.models.factory import build_tiny_llama, load_causal_lm, load_tokenizer
+from ofmu_ray.models.prompt import IGNORE, PROMPTS, encode_example, format_prompt, resolve_prompt
+from ofmu_ray.models.tokenizer import train_word_tokenizer
 
 TEXTS = ["Where was Ana Lopez born?", "Ana Lopez was born in Porto.", "Der Ort ist Köln.",
          PROMPTS["plain"].template, "INST /INST < > user assistant"]

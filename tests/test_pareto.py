@@ -6,7 +6,9 @@ import math
 
 import pytest
 
-from ofmu_ray.tune.pareto import front, hypervolume, log10_fq_floor, summarize_fronts
+from ofmu_ray.metrics.formulas import log10_fq_floor
+from ofmu_ray.tune.config import Objectives
+from ofmu_ray.tune.pareto import front, hypervolume, summarize_fronts
 
 
 def test_front_keeps_the_non_dominated_once_and_skips_nan():
@@ -32,7 +34,7 @@ def test_combined_front_spans_methods():
     trials = {"a": [{"log10_forget_quality": -4.0, "model_utility": 0.5}],
               "b": [{"log10_forget_quality": -2.0, "model_utility": 0.25},
                     {"log10_forget_quality": -6.0, "model_utility": 0.2}]}
-    summary = summarize_fronts(trials, {"": -10.0})[""]["methods"]
+    summary = summarize_fronts(trials, {"": -10.0}, Objectives("log10_forget_quality", "model_utility"))[""]["methods"]
     assert summary["a"]["hypervolume"] == pytest.approx(3.0) and summary["b"]["front"] == [0]  # (-6, 0.2) is dominated
     assert summary["all"]["front"] == [("a", 0), ("b", 0)]
     assert summary["all"]["hypervolume"] == pytest.approx(3.5) and summary["all"]["trials"] == 3

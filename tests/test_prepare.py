@@ -8,8 +8,7 @@ import time
 import pytest
 
 from ofmu_ray.cli import main
-from ofmu_ray.config import PROFILES
-from ofmu_ray.prepare import cache_key, prepare
+from ofmu_ray.families.tofu.prepare import PROFILES, prepare_synth_tofu, synth_key
 
 REPORT_SPLITS = ["forget10", "retain90", "paraphrase", "multihop", "crosslingual", "real_authors",
                  "world_facts"]
@@ -21,12 +20,13 @@ def test_prepare_writes_models_data_and_report_then_hits_the_cache(tmp_path, mic
     assert report["bench"] == "synth-tofu" and report["profile"] == micro and report["model"] == "micro-llama"
     assert sorted(report["accuracy"]) == ["oracle", "target"]
     assert sorted(report["accuracy"]["target"]) == sorted(REPORT_SPLITS) == sorted(report["chance"])
-    root = prepare("synth-tofu", micro, tmp_path).root
-    assert root.name == f"{micro}-micro-llama-{cache_key('synth-tofu', PROFILES[micro], 'micro-llama')}"
+    root = prepare_synth_tofu(micro, tmp_path).root
+    assert root.name == f"{micro}-micro-llama-{synth_key(PROFILES[micro], 'micro-llama')}"
     assert sorted(p.name for p in (root / "models").iterdir()) == ["oracle-forget10", "target"]
     assert (root / "models" / "target" / "model.safetensors").is_file()
     assert (root / "data" / "forget10.json").is_file()
     assert [p.name for p in root.parent.iterdir()] == [root.name]  # no temporary folder left behind
+    assert (root / "manifest.json").is_file()
 
     stamp = (root / "report.json").stat().st_mtime_ns
     start = time.perf_counter()
@@ -37,10 +37,10 @@ def test_prepare_writes_models_data_and_report_then_hits_the_cache(tmp_path, mic
 
 
 def test_cache_key_changes_with_the_configuration():
-    tiny = cache_key("synth-tofu", PROFILES["tiny"], "tiny-llama-4l")
-    assert tiny != cache_key("synth-tofu", PROFILES["small"], "tiny-llama-4l")
-    assert tiny != cache_key("synth-tofu", PROFILES["tiny"], "tiny-llama-2l")
-    assert tiny == cache_key("synth-tofu", PROFILES["tiny"], "tiny-llama-4l")
+    tiny = synth_key(PROFILES["tiny"], "tiny-llama-4l")
+    assert tiny != synth_key(PROFILES["small"], "tiny-llama-4l")
+    assert tiny != synth_key(PROFILES["tiny"], "tiny-llama-2l")
+    assert tiny == synth_key(PROFILES["tiny"], "tiny-llama-4l")
 
 
 @pytest.mark.parametrize("argv, message", [

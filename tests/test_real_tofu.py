@@ -66,31 +66,31 @@ def _json_of(argv: list[str], capsys) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
-def test_eval_equals_the_synth_tofu_path_with_the_oracle_or_its_retain_log(tiny, tofu_set, capsys):
-    synth = _json_of(["eval", "--profile", "tiny", "--cache-dir", str(tiny.root.parents[1]), "--json"], capsys)
+def test_eval_equals_the_synth_tofu_path_with_the_oracle_or_its_retain_log(tiny, cache_dir, tofu_set, capsys):
+    synth = _json_of(["eval", "--profile", "tiny", "--cache-dir", cache_dir, "--json"], capsys)
     real = _json_of(["eval", *tofu_set.args(), "--json"], capsys)
     assert real == synth and "forget_quality/multihop" in real
     logs = tiny.root / "eval" / "oracle-forget10-forget10" / "TOFU_EVAL.json"
     assert _json_of(["eval", *tofu_set.args(oracle=False), "--retain-logs", str(logs), "--json"], capsys) == synth
 
 
-def test_unlearn_equals_the_synth_tofu_path(tiny, tofu_set, tmp_path, capsys, monkeypatch):
+def test_unlearn_equals_the_synth_tofu_path(tiny, cache_dir, tofu_set, mlflow_uri, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     run = ["unlearn", "--method", "graddiff", "--steps", "3", "--batch-size", "4", "--json",
-           "--tracking-uri", f"sqlite:///{tmp_path / 'mlruns.db'}"]
-    synth = _json_of([*run, "--profile", "tiny", "--cache-dir", str(tiny.root.parents[1])], capsys)
+           "--tracking-uri", mlflow_uri]
+    synth = _json_of([*run, "--profile", "tiny", "--cache-dir", cache_dir], capsys)
     real = _json_of([*run, *tofu_set.args()], capsys)
     for key in ("mlflow_run_id", "model_dir", "unlearn_seconds"):
         synth.pop(key), real.pop(key)
     assert real == synth
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns.db'}")
+    client = MlflowClient(mlflow_uri)
     (logged,) = client.search_runs([client.get_experiment_by_name("tofu/forget10").experiment_id])
     assert logged.data.tags["model"] == str(tofu_set.model) and logged.data.tags["bench"] == "tofu"
 
 
-def test_sweep_runs_on_the_users_models_end_to_end(ray_session, tofu_set, tmp_path, capsys, monkeypatch):
+def test_sweep_runs_on_the_users_models_end_to_end(ray_session, tofu_set, mlflow_uri, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    uri = mlflow_uri
     printed = _json_of(["sweep", *tofu_set.args(), "--methods", "gradascent", "--trials", "2", "--steps", "2",
                         "--batch-size", "4", "--tracking-uri", uri, "--json"], capsys)
     assert list(printed["models"]) == [str(tofu_set.model)]

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ofmu_ray.methods import METHODS
-from ofmu_ray.tune import SpaceError, load_space
-from ofmu_ray.tune.spaces import SPACES_DIR
+from ofmu_ray.tune.spaces import SPACES_DIR, SpaceError, load_space
 
 
 def test_every_method_has_a_valid_space():

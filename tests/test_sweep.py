@@ -10,17 +10,27 @@ import subprocess
 import sys
 import time
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from ofmu_ray.cli import main
+from ofmu_ray.families import FAMILIES
+from ofmu_ray.tune.config import Objectives
 from ofmu_ray.tune.pareto import summarize_fronts
 
 HARD = ("paraphrase", "multihop", "crosslingual")
+# bench -> (its prepared benchmark's fixture, the methods swept, what every trial run logs); synth-tofu's
+# is the session's shared sweep (`swept`), the others are run here with 2 trials of 5 batches a method
+FAMILY_SWEEPS = {
+    "synth-tofu": ("tiny", ("graddiff", "ofmu"), {"log10_forget_quality", "model_utility", "privleak"}),
+    "synth-wmdp": ("synth_wmdp", ("rmu", "ofmu"), {"forget_acc", "utility_acc", "forget_error"}),
+    "digits": ("digits", ("ofmu", "gradascent"), {"ua", "ra", "ta", "mia_efficacy", "avg_gap"}),
+}
 
 
-def _runs(uri: str, kind: str) -> list:
+def _runs(uri: str, kind: str, experiment: str = "synth-tofu/forget10") -> list:
     client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name("synth-tofu/forget10")
+    experiment = client.get_experiment_by_name(experiment)
     if experiment is None:
         return []
     return client.search_runs([experiment.experiment_id], filter_string=f"tags.`ofmu.kind` = '{kind}'")
@@ -64,15 +74,46 @@ def test_pareto_command_equals_a_recomputation_from_the_runs(swept, capsys):
               if k.startswith("reference/")}
     assert set(floors) == {"", *(f"/{h}" for h in HARD)}
     trials = {m: [c.data.metrics for c in children if c.data.tags["method"] == m] for m in ("graddiff", "ofmu")}
-    expected = json.loads(json.dumps(summarize_fronts(trials, floors)))
+    expected = json.loads(json.dumps(summarize_fronts(trials, floors, Objectives("log10_forget_quality",
+                                                                                   "model_utility"))))
     assert printed == expected
     assert expected[""]["methods"]["all"]["hypervolume"] >= max(
         expected[""]["methods"][m]["hypervolume"] for m in ("graddiff", "ofmu"))
 
 
-def test_resume_after_the_driver_is_killed(tiny, tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
-    argv = ["sweep", "--profile", "tiny", "--cache-dir", str(tiny.root.parents[1]), "--methods", "gradascent",
+@pytest.mark.parametrize("bench", FAMILY_SWEEPS)
+def test_a_sweep_of_each_family_logs_fronts_on_its_own_objectives(bench, request, cache_dir, mlflow_uri, tmp_path,
+                                                                  capsys, monkeypatch):
+    """Per family: Optuna's objectives and the fronts' reference point are the family's, every trial logs
+    its metrics, the comparison run holds each method's hypervolume, and `pareto` rebuilds the fronts."""
+    fixture, methods, logged = FAMILY_SWEEPS[bench]
+    prepared, family = request.getfixturevalue(fixture), FAMILIES[bench]
+    split = family.default_splits[bench]
+    if bench == "synth-tofu":
+        uri = request.getfixturevalue("swept")
+    else:
+        request.getfixturevalue("ray_session")
+        monkeypatch.chdir(tmp_path)
+        uri = mlflow_uri
+        assert main(["sweep", "--bench", bench, "--cache-dir", cache_dir, "--methods", ",".join(methods),
+                     "--trials", "2", "--steps", "5", "--tracking-uri", uri]) == 0
+        capsys.readouterr()
+    assert main(["pareto", "--tracking-uri", uri, "--experiment", f"{bench}/{split}", "--json"]) == 0
+    (fronts,) = [found["fronts"] for found in json.loads(capsys.readouterr().out)["models"].values()]
+    floors = family.floors(prepared, split)
+    assert sorted(fronts) == sorted(floors) and fronts[""]["objectives"] == list(family.objectives)
+    assert fronts[""]["reference"] == [floors[""], 0.0]
+    trials = _runs(uri, "trial", f"{bench}/{split}")
+    assert sorted(t.data.tags["method"] for t in trials) == sorted(methods * 2)
+    assert all(logged <= set(t.data.metrics) for t in trials)
+    (comparison,) = _runs(uri, "comparison", f"{bench}/{split}")
+    for method in methods:
+        assert comparison.data.metrics[f"hypervolume/{method}"] == fronts[""]["methods"][method]["hypervolume"]
+
+
+def test_resume_after_the_driver_is_killed(tiny, cache_dir, mlflow_uri, tmp_path):
+    uri = mlflow_uri
+    argv = ["sweep", "--profile", "tiny", "--cache-dir", cache_dir, "--methods", "gradascent",
             "--trials", "3", "--steps", "2", "--batch-size", "4", "--concurrency", "1", "--tracking-uri", uri,
             "--name", "interrupted", "--address", "local", "--seeds", "1"]
     driver = subprocess.Popen([sys.executable, "-m", "ofmu_ray.cli", *argv], cwd=tmp_path, start_new_session=True,
@@ -86,7 +127,7 @@ def test_resume_after_the_driver_is_killed(tiny, tmp_path):
     before = len(_runs(uri, "trial"))
     assert 1 <= before < 3
     resumed = subprocess.run([sys.executable, "-m", "ofmu_ray.cli", "sweep", "--resume", "--name", "interrupted",
-                              "--cache-dir", str(tiny.root.parents[1]), "--tracking-uri", uri, "--address", "local",
+                              "--cache-dir", cache_dir, "--tracking-uri", uri, "--address", "local",
                               "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     children = _runs(uri, "trial")
@@ -104,14 +145,15 @@ def test_resume_after_the_driver_is_killed(tiny, tmp_path):
     assert all(row["seeds"] == 1 and "model_utility_mean" in row for row in printed["seeds"])
 
 
-def test_models_axis_sweeps_each_model_with_the_same_budget(ray_session, micro, tmp_path, capsys, monkeypatch):
+def test_models_axis_sweeps_each_model_with_the_same_budget(ray_session, micro, mlflow_uri, tmp_path, capsys,
+                                                           monkeypatch):
     """Two model sizes of the micro profile (trained in seconds: the trials only read the folders that
     `prepare` wrote here, so the registered test models need not exist in Ray's workers)."""
     from ofmu_ray.config import MODELS, TinyLlamaSpec
 
     monkeypatch.setitem(MODELS, "micro-llama-2l", TinyLlamaSpec(layers=2, hidden=32, intermediate=64, heads=2))
     monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    uri = mlflow_uri
     models = ["micro-llama", "micro-llama-2l"]
     argv = ["sweep", "--profile", micro, "--cache-dir", str(tmp_path / "cache"), "--models", ",".join(models),
             "--methods", "gradascent", "--trials", "2", "--steps", "2", "--batch-size", "4", "--tracking-uri", uri]
@@ -142,16 +184,16 @@ def test_models_axis_sweeps_each_model_with_the_same_budget(ray_session, micro, 
     assert "=== model micro-llama-2l" in table and "hypervolume by model" in table
 
 
-def test_a_diverging_trial_stops_early_is_marked_and_the_sweep_goes_on(ray_session, tiny, tmp_path, capsys,
-                                                                      monkeypatch):
+def test_a_diverging_trial_stops_early_is_marked_and_the_sweep_goes_on(ray_session, tiny, cache_dir, mlflow_uri,
+                                                                      tmp_path, capsys, monkeypatch):
     """A forget weight of 1e39 overflows float32 at the first step: that trial stops there, is tagged
     `ofmu.diverged` with metric `diverged`, has no objectives to draw on the front (Optuna got the worst
     values), and the default trial beside it finishes normally."""
     monkeypatch.chdir(tmp_path)
     space = tmp_path / "graddiff.yaml"
     space.write_text("gamma: {uniform: [1.0e+39, 2.0e+39]}\n")
-    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
-    argv = ["sweep", "--profile", "tiny", "--cache-dir", str(tiny.root.parents[1]), "--methods", "graddiff",
+    uri = mlflow_uri
+    argv = ["sweep", "--profile", "tiny", "--cache-dir", cache_dir, "--methods", "graddiff",
             "--space", f"graddiff={space}", "--trials", "2", "--steps", "3", "--batch-size", "4",
             "--tracking-uri", uri, "--json"]
     assert main(argv) == 0
@@ -165,12 +207,12 @@ def test_a_diverging_trial_stops_early_is_marked_and_the_sweep_goes_on(ray_sessi
     assert front["front"] == [0]  # only the default trial has objectives
 
 
-def test_two_sweeps_write_one_sqlite_store_at_once(tiny, tmp_path):
+def test_two_sweeps_write_one_sqlite_store_at_once(tiny, cache_dir, mlflow_uri, tmp_path):
     """Two sweep processes (two drivers, two local Rays) on the same SQLite store at the same time:
     both finish, with every trial run of each."""
-    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    uri = mlflow_uri
     drivers = [subprocess.Popen([sys.executable, "-m", "ofmu_ray.cli", "sweep", "--profile", "tiny", "--cache-dir",
-                                 str(tiny.root.parents[1]), "--methods", "gradascent", "--trials", "2", "--steps", "2",
+                                 cache_dir, "--methods", "gradascent", "--trials", "2", "--steps", "2",
                                  "--batch-size", "4", "--concurrency", "1", "--tracking-uri", uri, "--name", name,
                                  "--address", "local"], cwd=tmp_path, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True) for name in ("first", "second")]
@@ -208,17 +250,18 @@ def _kill_a_train_worker_after_a_checkpoint(where, killed: list, timeout_s: floa
         time.sleep(0.05)
 
 
-def test_a_killed_worker_is_restarted_from_its_checkpoint(ray_session, tiny, tmp_path, capsys, monkeypatch):
+def test_a_killed_worker_is_restarted_from_its_checkpoint(ray_session, tiny, cache_dir, mlflow_uri, tmp_path, capsys,
+                                                          monkeypatch):
     """A Ray Train worker SIGKILLed mid-trial: Ray Train starts the workers again (`--max-failures 1`),
     they resume from the trial's last checkpoint, and MLflow gets exactly one finished run per trial."""
     import threading
 
     monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    uri = mlflow_uri
     killed: list[int] = []
     killer = threading.Thread(target=_kill_a_train_worker_after_a_checkpoint, args=(tmp_path, killed), daemon=True)
     killer.start()
-    argv = ["sweep", "--profile", "tiny", "--cache-dir", str(tiny.root.parents[1]), "--methods", "gradascent",
+    argv = ["sweep", "--profile", "tiny", "--cache-dir", cache_dir, "--methods", "gradascent",
             "--trials", "1", "--steps", "20", "--batch-size", "4", "--workers", "2", "--checkpoint-every", "5",
             "--max-failures", "1", "--tracking-uri", uri, "--json"]
     assert main(argv) == 0

@@ -6,12 +6,15 @@ import json
 
 import pytest
 
-from ofmu_ray.data import DataError, SynthTofuConfig, generate, load_tofu, write_tofu_dir
+from ofmu_ray.errors import DataError
+from ofmu_ray.families.tofu.generate import SynthTofuConfig, generate
+from ofmu_ray.families.tofu.load import load_tofu
+from ofmu_ray.splits import write_splits
 
 
 def test_generator_output_round_trips_through_a_folder(tmp_path):
     data = generate(SynthTofuConfig(authors=20))
-    loaded = load_tofu(write_tofu_dir(data, tmp_path / "tofu"))
+    loaded = load_tofu(write_splits(data, tmp_path / "tofu"))
     assert sorted(loaded) == sorted(data)
     for name in data:
         assert loaded[name] == data[name], name
@@ -34,7 +37,7 @@ def test_tofu_file_names_and_parquet_are_read(tmp_path):
 
 
 def test_missing_split_names_what_exists(tmp_path):
-    data = load_tofu(write_tofu_dir(generate(SynthTofuConfig(authors=20)), tmp_path))
+    data = load_tofu(write_splits(generate(SynthTofuConfig(authors=20)), tmp_path))
     with pytest.raises(DataError, match="no split 'forget01'.*forget05"):
         data["forget01"]
 
@@ -53,7 +56,7 @@ def test_prepare_reads_a_tofu_folder_and_rejects_misplaced_data(tmp_path, capsys
     from ofmu_ray.cli import main
 
     data = generate(SynthTofuConfig(authors=20))
-    folder = write_tofu_dir(data, tmp_path / "tofu")
+    folder = write_splits(data, tmp_path / "tofu")
     assert main(["prepare", "--bench", "tofu", "--data", str(folder), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["splits"]["forget10"] == len(data["forget10"])

@@ -121,14 +121,14 @@ def test_a_person_finds_the_sweeps_runs_and_its_pareto_plot_in_the_ui(swept, tmp
         browser.save_screenshot(str(tmp_path / "pareto.png"))
 
 
-def test_a_host_other_than_loopback_is_warned_about(tmp_path, capsys, monkeypatch):
+def test_a_host_other_than_loopback_is_warned_about(mlflow_uri, capsys, monkeypatch):
     """The warning comes before the server starts (here the server's start is recorded, not run)."""
     from ofmu_ray.cli import main
 
     started = []
     monkeypatch.setattr(subprocess, "call", lambda command: started.append(command) or 0)
-    assert main(["ui", "--host", "0.0.0.0", "--tracking-uri", f"sqlite:///{tmp_path / 'mlruns.db'}"]) == 0
+    assert main(["ui", "--host", "0.0.0.0", "--tracking-uri", mlflow_uri]) == 0
     assert "warning: --host 0.0.0.0 serves every run" in capsys.readouterr().err
     assert started[0][started[0].index("--host") + 1] == "0.0.0.0"
-    assert main(["ui", "--tracking-uri", f"sqlite:///{tmp_path / 'mlruns.db'}"]) == 0
+    assert main(["ui", "--tracking-uri", mlflow_uri]) == 0
     assert "warning" not in capsys.readouterr().err and started[1][started[1].index("--host") + 1] == "127.0.0.1"

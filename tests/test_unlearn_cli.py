@@ -10,14 +10,13 @@ from mlflow.tracking import MlflowClient
 from ofmu_ray.cli import main
 
 
-def test_unlearn_logs_one_evaluated_run(ray_session, tiny, tmp_path, capsys, monkeypatch):
+def test_unlearn_logs_one_evaluated_run(ray_session, tiny, cache_dir, mlflow_uri, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the default artifact folder lands here
-    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
-    argv = ["unlearn", "--profile", "tiny", "--cache-dir", str(tiny.root.parents[1]), "--method", "graddiff",
-            "--set", "alpha=2", "--steps", "3", "--batch-size", "4", "--tracking-uri", uri, "--json"]
+    argv = ["unlearn", "--profile", "tiny", "--cache-dir", cache_dir, "--method", "graddiff",
+            "--set", "alpha=2", "--steps", "3", "--batch-size", "4", "--tracking-uri", mlflow_uri, "--json"]
     assert main(argv) == 0
     printed = json.loads(capsys.readouterr().out)
-    client = MlflowClient(uri)
+    client = MlflowClient(mlflow_uri)
     experiment = client.get_experiment_by_name("synth-tofu/forget10")
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.run_id == printed["mlflow_run_id"] and run.info.status == "FINISHED"
@@ -28,21 +27,21 @@ def test_unlearn_logs_one_evaluated_run(ray_session, tiny, tmp_path, capsys, mon
     assert run.data.metrics["log10_forget_quality"] < 0
 
 
-def test_bad_hyper_parameter_fails_before_anything_runs(tmp_path, capsys):
-    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
-    argv = ["unlearn", "--method", "ofmu", "--set", "betta=1", "--tracking-uri", uri,
+def test_bad_hyper_parameter_fails_before_anything_runs(tmp_path, mlflow_uri, capsys):
+    argv = ["unlearn", "--method", "ofmu", "--set", "betta=1", "--tracking-uri", mlflow_uri,
             "--cache-dir", str(tmp_path / "cache")]
     assert main(argv) == 2
     assert "did you mean 'beta'" in capsys.readouterr().err
     assert not (tmp_path / "cache").exists() and not (tmp_path / "mlruns.db").exists()
 
 
-def test_a_bad_space_file_names_file_and_key_before_anything_runs(tiny, tmp_path, capsys, monkeypatch):
+def test_a_bad_space_file_names_file_and_key_before_anything_runs(tiny, cache_dir, mlflow_uri, tmp_path, capsys,
+                                                                  monkeypatch):
     monkeypatch.chdir(tmp_path)
     space = tmp_path / "mine.yaml"
     space.write_text("betta: {uniform: [0.1, 1.0]}\n")
-    argv = ["sweep", "--cache-dir", str(tiny.root.parents[1]), "--methods", "ofmu,npo", "--space", f"ofmu={space}",
-            "--tracking-uri", f"sqlite:///{tmp_path / 'mlruns.db'}"]
+    argv = ["sweep", "--cache-dir", cache_dir, "--methods", "ofmu,npo", "--space", f"ofmu={space}",
+            "--tracking-uri", mlflow_uri]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert str(space) in err and "'betta' is not a ofmu hyper-parameter" in err
@@ -54,15 +53,15 @@ def test_a_bad_space_file_names_file_and_key_before_anything_runs(tiny, tmp_path
 
 
 
-def test_bf16_runs_the_method_and_the_evaluation_in_bf16(tiny, tmp_path, capsys, monkeypatch):
+def test_bf16_runs_the_method_and_the_evaluation_in_bf16(tiny, cache_dir, mlflow_uri, tmp_path, capsys,
+                                                         monkeypatch):
     import math
 
     from safetensors import safe_open
 
     monkeypatch.chdir(tmp_path)
-    argv = ["unlearn", "--profile", "tiny", "--cache-dir", str(tiny.root.parents[1]), "--method", "npo",
-            "--steps", "2", "--batch-size", "4", "--dtype", "bf16", "--json",
-            "--tracking-uri", f"sqlite:///{tmp_path / 'mlruns.db'}"]
+    argv = ["unlearn", "--profile", "tiny", "--cache-dir", cache_dir, "--method", "npo",
+            "--steps", "2", "--batch-size", "4", "--dtype", "bf16", "--json", "--tracking-uri", mlflow_uri]
     assert main(argv) == 0
     printed = json.loads(capsys.readouterr().out)
     assert math.isfinite(printed["log10_forget_quality"]) and 0 < printed["model_utility"] <= 1
@@ -80,8 +79,9 @@ def test_bf16_mixed_keeps_fp32_weights_and_runs_each_step_in_bf16(tiny, method):
     import torch
 
     from ofmu_ray.methods import build_config, get_method
-    from ofmu_ray.models import load_causal_lm, load_tokenizer
-    from ofmu_ray.train.unlearn import batches, unlearn
+    from ofmu_ray.models.factory import load_causal_lm, load_tokenizer
+    from ofmu_ray.train.loop import unlearn
+    from ofmu_ray.train.task import batches
 
     model, tok = load_causal_lm(tiny.model_dir("target"), "bf16-mixed"), load_tokenizer(tiny.model_dir("target"))
     data = tiny.data()

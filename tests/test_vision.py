@@ -1,19 +1,16 @@
-"""Image benchmarks: CIFAR's binary format on small fixtures, the protocol's splits and metrics,
-the embedded digits end to end (prepare, unlearn, sweep into MLflow)."""
+"""Image benchmarks: CIFAR's binary format on small fixtures, the protocol's splits and metrics, the
+embedded digits prepared (its sweep into MLflow: test_sweep.py, with every family's)."""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
 import torch
-from mlflow.tracking import MlflowClient
 
 from ofmu_ray.cli import main
-from ofmu_ray.data import DataError
-from ofmu_ray.data.vision import load_vision, read_cifar, split_vision
-from ofmu_ray.eval.vision import mia_efficacy, summarize_vision
+from ofmu_ray.errors import DataError
+from ofmu_ray.families.vision.evaluate import mia_efficacy, summarize_vision
+from ofmu_ray.families.vision.load import load_vision, read_cifar, split_vision
 from ofmu_ray.models.vision import build_classifier, load_classifier, save_classifier
 
 
@@ -88,13 +85,6 @@ def test_mia_efficacy_and_gaps():
     assert summary["oracle_closeness"] == pytest.approx(100 - summary["avg_gap"])
 
 
-@pytest.fixture(scope="module")
-def digits(test_cache):
-    from ofmu_ray.prepare_vision import prepare_vision
-
-    return prepare_vision("digits", "random", test_cache, progress=False)
-
-
 def test_digits_target_and_retrained_oracle_differ_on_the_forget_set(digits, capsys):
     target, oracle = digits.report["metrics"]["target"], digits.report["metrics"]["oracle"]
     print(f"target {target}\noracle {oracle}")
@@ -102,29 +92,8 @@ def test_digits_target_and_retrained_oracle_differ_on_the_forget_set(digits, cap
     assert oracle["ua"] > target["ua"] or oracle["mia_efficacy"] > target["mia_efficacy"]
 
 
-def test_digits_sweep_logs_fronts_on_its_own_objectives(ray_session, digits, tmp_path, capsys, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
-    argv = ["sweep", "--bench", "digits", "--cache-dir", str(digits.root.parents[1]), "--methods", "ofmu,gradascent",
-            "--trials", "2", "--steps", "5", "--tracking-uri", uri, "--json"]
-    assert main(argv) == 0
-    fronts = json.loads(capsys.readouterr().out)["models"]["cnn"]["fronts"]
-    assert list(fronts) == [""] and fronts[""]["objectives"] == ["oracle_closeness", "ta"]
-    assert fronts[""]["reference"] == [0.0, 0.0]
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name("digits/random").experiment_id
-    trials = client.search_runs([experiment], "tags.`ofmu.kind` = 'trial'")
-    assert sorted(t.data.tags["method"] for t in trials) == ["gradascent", "gradascent", "ofmu", "ofmu"]
-    assert all({"ua", "ra", "ta", "mia_efficacy", "avg_gap"} <= set(t.data.metrics) for t in trials)
-    (comparison,) = client.search_runs([experiment], "tags.`ofmu.kind` = 'comparison'")
-    assert comparison.data.metrics["hypervolume/ofmu"] == fronts[""]["methods"]["ofmu"]["hypervolume"]
-    assert main(["pareto", "--tracking-uri", uri, "--experiment", "digits/random", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["models"]["cnn"]["fronts"] == fronts
-
-
-def test_methods_that_do_not_apply_are_refused(digits, tmp_path, capsys):
-    argv = ["sweep", "--bench", "digits", "--cache-dir", str(digits.root.parents[1]), "--methods", "npo",
-            "--tracking-uri", f"sqlite:///{tmp_path / 'mlruns.db'}"]
+def test_methods_that_do_not_apply_are_refused(digits, cache_dir, mlflow_uri, tmp_path, capsys):
+    argv = ["sweep", "--bench", "digits", "--cache-dir", cache_dir, "--methods", "npo", "--tracking-uri", mlflow_uri]
     assert main(argv) == 2
     assert "npo cannot unlearn image models (digits); choose from gradascent, graddiff, ofmu, ft, rl" in \
         capsys.readouterr().err

@@ -1,5 +1,8 @@
 """Unlearning methods behind one interface, registered by name in one place.
 
+The registry names each method's class by its module; the class is imported when first asked for,
+so that listing the names (`ofmu-ray --help`) needs no torch.
+
     >>> sorted(METHODS)
     ['ft', 'gradascent', 'graddiff', 'npo', 'ofmu', 'rl', 'rmu', 'simnpo']
     >>> methods_for("image")
@@ -10,35 +13,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from ofmu_ray.methods.base import Method, MethodConfig
-from ofmu_ray.methods.baselines import NPO, FineTune, GradAscent, GradDiff, RandomLabel, SimNPO
-from ofmu_ray.methods.ofmu import OFMU
-from ofmu_ray.methods.rmu import RMU
+if TYPE_CHECKING:
+    from ofmu_ray.methods.base import Method, MethodConfig
 
-METHODS: dict[str, type[Method]] = {m.name: m for m in (GradAscent, GradDiff, NPO, SimNPO, RMU, OFMU, FineTune,
-                                                         RandomLabel)}
-TOFU_METHODS = ("gradascent", "graddiff", "npo", "simnpo", "rmu", "ofmu")  # what a TOFU sweep runs by default
-WMDP_METHODS = ("rmu", "npo", "simnpo", "graddiff", "ofmu")  # WMDP's own baseline and those that retain
-
-
-def methods_for(modality: str) -> list[str]:
-    """The methods that can unlearn `text` or `image` models, in registry order."""
-    return [name for name, cls in METHODS.items() if modality in cls.modalities]
-
-
-def default_methods(family: str) -> tuple[str, ...]:
-    """What a sweep runs on a benchmark family (`tofu`, `mcq`, `image`) when no methods are named."""
-    return {"tofu": TOFU_METHODS, "mcq": WMDP_METHODS}.get(family) or tuple(methods_for("image"))
-
-
-def check_applies(methods: list[str] | tuple[str, ...], modality: str, bench: str) -> None:
-    """Raises ValueError naming the methods that cannot unlearn `modality` (`text` or `image`) models."""
-    wrong = [m for m in methods if m not in methods_for(modality)]
-    if wrong:
-        raise ValueError(f"{', '.join(wrong)} cannot unlearn {modality} models ({bench}); choose from "
-                         f"{', '.join(methods_for(modality))}")
+# name -> "module:Class" under ofmu_ray.methods; a new method is a class, a line here and a search space
+METHODS: dict[str, str] = {
+    "gradascent": "baselines:GradAscent",
+    "graddiff": "baselines:GradDiff",
+    "npo": "baselines:NPO",
+    "simnpo": "baselines:SimNPO",
+    "rmu": "rmu:RMU",
+    "ofmu": "ofmu:OFMU",
+    "ft": "baselines:FineTune",
+    "rl": "baselines:RandomLabel",
+}
 
 
 def get_method(name: str) -> type[Method]:
@@ -49,7 +40,21 @@ def get_method(name: str) -> type[Method]:
     """
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; choose from: {', '.join(METHODS)}")
-    return METHODS[name]
+    module, cls = METHODS[name].split(":")
+    return getattr(importlib.import_module(f"ofmu_ray.methods.{module}"), cls)
+
+
+def methods_for(modality: str) -> list[str]:
+    """The methods that can unlearn `text` or `image` models, in registry order."""
+    return [name for name in METHODS if modality in get_method(name).modalities]
+
+
+def check_applies(methods: list[str] | tuple[str, ...], modality: str, bench: str) -> None:
+    """Raises ValueError naming the methods that cannot unlearn `modality` (`text` or `image`) models."""
+    wrong = [m for m in methods if m not in methods_for(modality)]
+    if wrong:
+        raise ValueError(f"{', '.join(wrong)} cannot unlearn {modality} models ({bench}); choose from "
+                         f"{', '.join(methods_for(modality))}")
 
 
 def build_config(name: str, overrides: dict[str, Any] | None = None) -> MethodConfig:
@@ -62,8 +67,7 @@ def describe_methods() -> dict[str, dict[str, Any]]:
     return {name: {"doc": (cls.__doc__ or "").strip().splitlines()[0],
                    "needs_reference": cls.needs_reference, "modalities": list(cls.modalities),
                    "params": cls.Config.describe()}
-            for name, cls in METHODS.items()}
+            for name, cls in ((n, get_method(n)) for n in METHODS)}
 
 
-__all__ = ["METHODS", "TOFU_METHODS", "WMDP_METHODS", "Method", "MethodConfig", "build_config", "check_applies",
-           "default_methods", "describe_methods", "get_method", "methods_for"]
+__all__ = ["METHODS", "build_config", "check_applies", "describe_methods", "get_method", "methods_for"]

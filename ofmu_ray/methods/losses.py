@@ -1,9 +1,9 @@
 """The losses the methods share, as plain functions of a model and a batch.
 
-A text batch is what `ofmu_ray.models.collate` returns: `input_ids`, `attention_mask` and `labels`
-(answer tokens labelled, question and padding set to -100); an image batch holds `pixels` and
-class `labels`. Formulas follow OpenUnlearning's code (`../shared/research/open_unlearning.md`,
-section 2).
+A text batch is what `ofmu_ray.models.batch.collate` returns: `input_ids`, `attention_mask` and
+`labels` (answer tokens labelled, question and padding set to -100); an image batch holds `pixels`
+and class `labels`. Formulas follow OpenUnlearning's code (its `src/trainer/utils.py` and the
+trainers in `src/trainer/unlearn/`).
 """
 
 from __future__ import annotations
@@ -12,14 +12,10 @@ import torch
 import torch.nn.functional as F
 
 from ofmu_ray.methods.distributed import global_mean
+from ofmu_ray.models.factory import at_least_fp32
 from ofmu_ray.models.prompt import IGNORE
 
 Batch = dict[str, torch.Tensor]
-
-
-def at_least_fp32(dtype: torch.dtype) -> torch.dtype:
-    """bf16/fp16 logits are upcast for the loss; fp64 (gradient checks) stays fp64."""
-    return torch.promote_types(dtype, torch.float32)
 
 
 def token_nll(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,8 +11,13 @@ from ofmu_ray.config import TinyLlamaSpec
 from ofmu_ray.models.prompt import resolve_prompt
 
 # the weights' type per --dtype; bf16-mixed keeps fp32 weights and runs the unlearning passes under
-# bf16 autocast (`train.unlearn`), for GPUs with bf16 units and models whose fp32 weights fit
+# bf16 autocast (`train.loop.train_step`), for GPUs with bf16 units and models whose fp32 weights fit
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "bf16-mixed": torch.float32}
+
+
+def at_least_fp32(dtype: torch.dtype) -> torch.dtype:
+    """bf16/fp16 logits are upcast for a loss or a score; fp64 (gradient checks) stays fp64."""
+    return torch.promote_types(dtype, torch.float32)
 
 
 def build_tiny_llama(spec: TinyLlamaSpec, tokenizer, seed: int = 0) -> LlamaForCausalLM:

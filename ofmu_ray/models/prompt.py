@@ -5,7 +5,8 @@ plain `Question: ...\\nAnswer:` format; published TOFU models were fine-tuned by
 with their chat tags (`llama3`, `llama2` below, as its `template_args` write them), and any other
 chat model has its tokenizer's chat template (`chat`). `load_tokenizer(..., prompt=...)` attaches
 the format to the tokenizer, so every encoder here reads it from there and training, scoring and
-generation cannot disagree.
+generation cannot disagree. Token ids become tensors in `models.batch`; this module needs no torch, so
+the CLI lists the formats at once.
 
     >>> PROMPTS["plain"].text(None, "Where was Ana born?")
     'Question: Where was Ana born?\\nAnswer:'
@@ -14,8 +15,6 @@ generation cannot disagree.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import torch
 
 IGNORE = -100  # label value that cross-entropy skips: question tokens carry no loss (as in TOFU)
 
@@ -120,29 +119,3 @@ def encode_row(tokenizer, row: dict) -> tuple[list[int], list[int]]:
         return encode_example(tokenizer, row["question"], row["answer"])
     ids, labels = encode_example(tokenizer, "", row["text"])
     return ids[:MAX_TEXT_TOKENS], labels[:MAX_TEXT_TOKENS]
-
-
-def prompt_batch(tokenizer, questions: list[str]) -> dict[str, torch.Tensor]:
-    """Left-padded prompts (`input_ids`, `attention_mask`), as batched generation needs them."""
-    fmt = prompt_of(tokenizer)
-    rows = [fmt.prompt_ids(tokenizer, q) for q in questions]
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, width - len(r):] = torch.tensor(r)
-        mask[i, width - len(r):] = 1
-    return {"input_ids": ids, "attention_mask": mask}
-
-
-def collate(examples: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pads a batch of (ids, labels) into `input_ids`, `attention_mask`, `labels` (B, T)."""
-    width = max(len(ids) for ids, _ in examples)
-    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(examples), width), dtype=torch.long)
-    for i, (x, y) in enumerate(examples):
-        ids[i, : len(x)] = torch.tensor(x)
-        labels[i, : len(y)] = torch.tensor(y)
-        mask[i, : len(x)] = 1
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}

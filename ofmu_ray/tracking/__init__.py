@@ -1,5 +1,4 @@
-"""MLflow: receives finished numbers and files only."""
+"""MLflow: the layout of runs and sweeps, and their writing (`mlflow_log`); Pareto plots (`plots`).
 
-from ofmu_ray.tracking.mlflow_log import DEFAULT_TRACKING_URI, log_run
-
-__all__ = ["DEFAULT_TRACKING_URI", "log_run"]
+It receives finished numbers and files only. Import from the modules: this package imports nothing.
+"""

@@ -19,6 +19,7 @@ import csv
 import math
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from mlflow.entities import Metric, Param
@@ -27,8 +28,6 @@ from mlflow.tracking import MlflowClient
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
 ARTIFACT_DIR = "mlartifacts"
-RESULT_FILES = ("TOFU_EVAL.json", "TOFU_SUMMARY.json", "MCQ_EVAL.json", "MCQ_SUMMARY.json", "VISION_EVAL.json",
-                "VISION_SUMMARY.json", "history.json")
 METRICS_PER_BATCH, PARAMS_PER_BATCH = 1000, 100  # what one MLflow log_batch call accepts
 
 
@@ -41,9 +40,22 @@ def resolve_uri(uri: str | None) -> str:
     return uri
 
 
+def check_uri(uri: str | None) -> str:
+    """The resolved tracking URI, if it can name a store (a SQLite file's folder exists); nothing is
+    created or contacted, so commands check it before anything else.
+
+    Raises:
+        ValueError: naming the URI and the folder that is missing.
+    """
+    uri = resolve_uri(uri)
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).parent.is_dir():
+        raise ValueError(f"--tracking-uri {uri}: the folder {Path(uri[len('sqlite:///'):]).parent} does not exist")
+    return uri
+
+
 def open_store(uri: str | None) -> str:
-    """The resolved tracking URI, once the store has answered: checked before any work, so that a bad
-    `--tracking-uri` fails in a second instead of after a sweep (an MLflow server gets one try).
+    """The resolved tracking URI, once the store has answered: checked before a run or a sweep starts,
+    so that a bad `--tracking-uri` fails in a second instead of after it (a server gets one try).
 
     A new SQLite store is created here, one process at a time: MLflow's table creation and
     migrations are not safe against a second process doing the same at once.
@@ -55,10 +67,8 @@ def open_store(uri: str | None) -> str:
     import hashlib
     import os
 
-    uri = resolve_uri(uri)
+    uri = check_uri(uri)
     lock_name = "ofmu-ray-mlflow-" + hashlib.sha256(uri.encode()).hexdigest()[:16] + ".lock"
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).parent.is_dir():
-        raise ValueError(f"--tracking-uri {uri}: the folder {Path(uri[len('sqlite:///'):]).parent} does not exist")
     saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
     os.environ.update({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"})
     try:
@@ -112,9 +122,15 @@ def log_values(client: MlflowClient, run_id: str, params: dict | None = None, me
         client.log_batch(run_id, params=values[start:start + PARAMS_PER_BATCH])
 
 
-def _log_results(client: MlflowClient, run_id: str, folder: Path | None) -> None:
-    """A run's result files (per-question evaluation, summary, step history), not its model."""
-    for name in RESULT_FILES:
+def connect(uri: str | None) -> MlflowClient:
+    """A client of the store at `uri` (relative SQLite paths made absolute)."""
+    return MlflowClient(resolve_uri(uri))
+
+
+def _log_results(client: MlflowClient, run_id: str, folder: Path | None, names: Sequence[str]) -> None:
+    """The named result files of a run's folder that exist (per-item evaluation, summary, step
+    history) under `eval/`; never its model."""
+    for name in names:
         if folder is not None and (folder / name).is_file():
             client.log_artifact(run_id, str(folder / name), "eval")
 
@@ -127,13 +143,13 @@ def find_runs(client: MlflowClient, experiment: str, **tags: str) -> list:
 
 def log_run(experiment: str, run_name: str, params: dict, metrics: dict[str, float], tags: dict[str, str],
             tracking_uri: str | None = None, history: list[dict] | None = None,
-            results: Path | None = None) -> str:
-    """Logs one finished run (with the evaluation files of its `results` folder); returns its id."""
-    client = MlflowClient(resolve_uri(tracking_uri))
-    run = client.create_run(experiment_id(client, experiment), run_name=run_name, tags=tags)
-    log_values(client, run.info.run_id, params, metrics, history)
-    _log_results(client, run.info.run_id, results)
-    client.set_terminated(run.info.run_id)
+            results: Path | None = None, result_files: Sequence[str] = ()) -> str:
+    """Logs one finished run (with the `result_files` of its `results` folder); returns its id."""
+    store = connect(tracking_uri)
+    run = store.create_run(experiment_id(store, experiment), run_name=run_name, tags=tags)
+    log_values(store, run.info.run_id, params, metrics, history)
+    _log_results(store, run.info.run_id, results, result_files)
+    store.set_terminated(run.info.run_id)
     return run.info.run_id
 
 
@@ -151,7 +167,8 @@ def parent_run(client: MlflowClient, experiment: str, sweep: str, method: str, t
 
 
 def log_trial(client: MlflowClient, experiment: str, parent: str, trial_id: str, run_name: str, tags: dict[str, str],
-              params: dict, metrics: dict, history: list[dict], artifacts: Path | None, failed: str = "") -> str:
+              params: dict, metrics: dict, history: list[dict], artifacts: Path | None, result_files: Sequence[str],
+              failed: str = "") -> str:
     """One trial's child run. A trial already recorded as finished is left alone (a resumed sweep
     may report it again); one recorded as failed is completed in place."""
     found = find_runs(client, experiment, ofmu__sweep=tags["ofmu.sweep"], ray_trial_id=trial_id)
@@ -164,7 +181,7 @@ def log_trial(client: MlflowClient, experiment: str, parent: str, trial_id: str,
                                    tags=tags | {"mlflow.parentRunId": parent, "ray_trial_id": trial_id}).info.run_id
         log_values(client, run_id, params)
     log_values(client, run_id, metrics=metrics, history=history)
-    _log_results(client, run_id, artifacts)
+    _log_results(client, run_id, artifacts, result_files)
     if failed:
         client.set_tag(run_id, "error", failed[:5000])
     elif found and "error" in found[0].data.tags:  # a retried trial that now finished

@@ -1,6 +1,6 @@
-"""Training: fine-tuning the target and retain-oracle models, and running unlearning methods."""
+"""Training: fine-tuning the target and retain-oracle models (`finetune`, `classifier`), and the
+unlearning run: what it unlearns (`task`), its loop (`loop`), its checkpoints (`checkpoint`), and
+where it runs, in this process or on Ray Train workers (`launch`).
 
-from ofmu_ray.train.finetune import finetune, steps_for
-from ofmu_ray.train.unlearn import batches, unlearn
-
-__all__ = ["batches", "finetune", "steps_for", "unlearn"]
+Import from the modules: this package imports nothing.
+"""

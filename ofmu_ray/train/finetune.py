@@ -13,7 +13,8 @@ from collections.abc import Callable
 import torch
 
 from ofmu_ray.config import FinetuneConfig
-from ofmu_ray.models.prompt import collate, encode_row
+from ofmu_ray.models.batch import collate
+from ofmu_ray.models.prompt import encode_row
 
 GROUP = 50  # batches per length group: long bios share batches instead of padding short QA rows
 

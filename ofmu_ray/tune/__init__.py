@@ -1,10 +1,6 @@
-"""Sweeps: search spaces (`spaces`), Ray Tune + Optuna runs (`sweep`, `logger`), Pareto fronts and
-hypervolume (`pareto`), and a sweep's results read back from MLflow (`results`).
+"""Sweeps: what a sweep runs (`config`), search spaces (`spaces`), the Ray Tune + Optuna glue (`tuner`),
+the MLflow record of each trial (`trial_logger`), Pareto fronts and hypervolume (`pareto`), a sweep's
+results read back from MLflow (`results`), and the sweep itself (`sweep`).
 
-Only the light modules are imported here; `sweep` and `logger` pull in Ray when used.
+Import from the modules: this package imports nothing, so that the CLI reads `config` without Ray.
 """
-
-from ofmu_ray.tune.pareto import front, hypervolume, summarize_fronts
-from ofmu_ray.tune.spaces import DISTRIBUTIONS, Dimension, SpaceError, load_space
-
-__all__ = ["DISTRIBUTIONS", "Dimension", "SpaceError", "front", "hypervolume", "load_space", "summarize_fronts"]

@@ -17,28 +17,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import cache
 
-import numpy as np
-from scipy import stats
+from ofmu_ray.tune.config import Objectives
 
 Point = tuple[float, float]  # (x objective, y objective), e.g. (log10_forget_quality, model_utility)
-
-
-@dataclass(frozen=True)
-class Objectives:
-    """The two maximised metrics a sweep searches and its fronts are drawn in."""
-
-    x: str = "log10_forget_quality"
-    y: str = "model_utility"
-
-    def names(self, split_key: str = "") -> tuple[str, str]:
-        """The metric names for the forget split ("") or a hard split ("/multihop")."""
-        return f"{self.x}{split_key}", f"{self.y}{split_key}"
-
-
-TOFU_OBJECTIVES = Objectives()
 
 
 def dominates(a: Point, b: Point) -> bool:
@@ -72,22 +54,15 @@ def hypervolume(points: Sequence[Point], reference: Point) -> float:
     return area
 
 
-@cache
-def log10_fq_floor(questions: int) -> float:
-    """log10 of the smallest KS p-value for two samples of `questions` values each (the oracle's
-    truth ratios and the model's): what forget quality bottoms out at."""
-    lowest = stats.ks_2samp(np.arange(questions), np.arange(questions) + questions).pvalue
-    return math.log10(max(lowest, np.finfo(float).tiny))
-
-
 def summarize_fronts(trials: dict[str, list[dict]], floors: dict[str, float],
-                     objectives: Objectives = TOFU_OBJECTIVES) -> dict[str, dict]:
+                     objectives: Objectives) -> dict[str, dict]:
     """Per split key (`""` and `"/<hard split>"`, as `floors` names them) and method: the front's
     points and the hypervolume; `"all"` is the combined front across methods.
 
     Args:
         trials: per method, each finished trial's metrics.
         floors: per split key, the reference point's x (TOFU: the log10 forget-quality floor); its y is 0.
+        objectives: the two metrics the points are made of.
     """
     out: dict[str, dict] = {}
     for key, floor in floors.items():

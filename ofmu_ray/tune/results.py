@@ -1,5 +1,8 @@
 """A sweep's results as MLflow holds them: the fronts and hypervolumes, computed from the trial
-runs alone (so `ofmu-ray pareto` can rebuild them anywhere), logged, and printed as a table."""
+runs alone (so `ofmu-ray pareto` can rebuild them anywhere), logged, and printed as a table.
+
+What a sweep's family measures (its default objectives, the metrics beside them in the seed
+table) is looked up from the `bench` tag of its runs."""
 
 from __future__ import annotations
 
@@ -9,21 +12,15 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from ofmu_ray.data import TofuData
-from ofmu_ray.prepare import UsageError, slug
-from ofmu_ray.tracking.mlflow_log import find_runs, finish, log_files
-from ofmu_ray.tune.pareto import TOFU_OBJECTIVES, Objectives, log10_fq_floor, summarize_fronts
+from ofmu_ray.cache import slug
+from ofmu_ray.errors import UsageError
+from ofmu_ray.families import family_of
+from ofmu_ray.families.base import Family
+from ofmu_ray.tracking.mlflow_log import connect, find_runs, finish, log_files
+from ofmu_ray.tune.config import Objectives
+from ofmu_ray.tune.pareto import summarize_fronts
 
 REFERENCE = "reference/"  # + the x objective + split key: the reference points' x, logged on every parent run
-
-
-def floors(data: TofuData, split: str) -> dict[str, float]:
-    """The reference point's log10 FQ floor per split key: the forget split and each hard split."""
-    from ofmu_ray.data.synth_tofu import HARD_SPLITS
-
-    out = {"": log10_fq_floor(len(data[split]))}
-    out |= {f"/{h}": log10_fq_floor(len(data[f"{split}_{h}"])) for h in HARD_SPLITS if f"{split}_{h}" in data}
-    return out
 
 
 def latest_sweep(client, experiment: str) -> str:
@@ -38,13 +35,21 @@ def sweep_reference(client, experiment: str, sweep: str) -> tuple[Objectives, di
     """The objectives (tag `objectives`) and reference points' x per split key a sweep recorded on
     its parent runs."""
     for run in find_runs(client, experiment, ofmu__sweep=sweep, ofmu__kind="method"):
-        objectives = Objectives(*run.data.tags["objectives"].split(",")) if "objectives" in run.data.tags \
-            else TOFU_OBJECTIVES
+        objectives = Objectives(*(run.data.tags["objectives"].split(",") if "objectives" in run.data.tags
+                                  else family_of(run.data.tags["bench"]).objectives))  # sweeps before the tag
         prefix = REFERENCE + objectives.x
         found = {k[len(prefix):]: v for k, v in run.data.metrics.items() if k.startswith(prefix)}
         if found:
             return objectives, found
     raise UsageError(f"sweep {sweep!r} recorded no reference points ({REFERENCE}*) in this experiment")
+
+
+def sweep_family(client, experiment: str, sweep: str) -> Family:
+    """The family of the bench a sweep ran on (its runs' `bench` tag)."""
+    runs = find_runs(client, experiment, ofmu__sweep=sweep, ofmu__kind="method")
+    if not runs:
+        raise UsageError(f"no sweep {sweep!r} in this experiment (no run tagged ofmu.kind=method)")
+    return family_of(runs[0].data.tags["bench"])
 
 
 def sweep_models(client, experiment: str, sweep: str) -> list[str]:
@@ -176,6 +181,7 @@ def log_models(client, experiment: str, sweep: str, run_id: str, models: list[st
 def seed_table(client, experiment: str, sweep: str, model: str | None = None) -> list[dict]:
     """Mean and standard deviation over the seed re-runs of each front configuration (on `model`)."""
     objectives, _ = sweep_reference(client, experiment, sweep)
+    shown = (*objectives.names(), *sweep_family(client, experiment, sweep).seed_metrics)
     rows = []
     for method, runs in trial_runs(client, experiment, sweep, kind="seed", model=model).items():
         by_source: dict[str, list] = {}
@@ -183,7 +189,7 @@ def seed_table(client, experiment: str, sweep: str, model: str | None = None) ->
             by_source.setdefault(run.data.tags["ofmu.source_trial"], []).append(run)
         for source, group in by_source.items():
             row = {"method": method, "source_trial": source, "seeds": len(group)}
-            for name in (*objectives.names(), "forget_quality/multihop", "model_utility/multihop"):
+            for name in shown:
                 values = [r.data.metrics[name] for r in group if name in r.data.metrics]
                 if values:
                     row[f"{name}_mean"] = statistics.fmean(values)
@@ -228,3 +234,26 @@ def format_seeds(rows: list[dict], objectives: tuple[str, str]) -> str:
                      f"{r[fq + '_mean']:>9.3f} +- {r[fq + '_std']:<6.3f}  "
                      f"{r[mu + '_mean']:>7.3f} +- {r[mu + '_std']:.3f}")
     return "\n".join(lines)
+
+
+def from_store(tracking_uri: str, experiment: str, sweep: str | None = None) -> dict:
+    """A sweep's fronts, seed re-runs and (with several models) hypervolume table, rebuilt from the
+    store alone, in `run_sweep`'s result layout (what `ofmu-ray pareto` prints).
+
+    Raises:
+        UsageError: no such experiment (naming those there are), or no sweep in it.
+    """
+    client = connect(tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        names = [e.name for e in client.search_experiments()]
+        raise UsageError(f"no experiment {experiment!r} in {tracking_uri}; it has: {', '.join(names) or 'none'}")
+    exp = found.experiment_id
+    sweep = sweep or latest_sweep(client, exp)
+    models = sweep_models(client, exp, sweep)
+    result = {"models": {m: {"fronts": fronts_of(client, exp, sweep, model=m)[1],
+                             "seeds": seed_table(client, exp, sweep, m)} for m in models},
+              "mlflow": {"tracking_uri": tracking_uri, "experiment": experiment, "experiment_id": exp, "sweep": sweep}}
+    if len(models) > 1:
+        result["hypervolumes"] = hypervolume_table(client, exp, sweep, models)
+    return result

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from ofmu_ray.errors import UsageError
 from ofmu_ray.methods import get_method
 
 SPACES_DIR = Path(__file__).resolve().parents[2] / "tune_spaces"
@@ -88,3 +89,16 @@ def load_space(method: str, path: str | Path | None = None) -> dict[str, Dimensi
         (kind, values), = spec.items()
         space[key] = _check(str(path), key, kind, values, known[key], hints[key])
     return space
+
+
+def load_spaces(methods: tuple[str, ...], files: dict[str, str]) -> dict[str, dict[str, Dimension]]:
+    """Each method's search space: the user's file (`files`, from `--space`) or `tune_spaces/<method>.yaml`,
+    every file checked before a sweep starts.
+
+    Raises:
+        UsageError: naming the file and key of a malformed or out-of-range space.
+    """
+    try:
+        return {m: load_space(m, files.get(m)) for m in methods}
+    except SpaceError as e:
+        raise UsageError(str(e)) from e

@@ -1,6 +1,6 @@
-"""Image classification benchmarks: the embedded 8x8 digits, and CIFAR-10/100 from their binary archives.
+"""Image classification data: the embedded 8x8 digits, and CIFAR-10/100 from their binary archives.
 
-Splits follow the Sparse/SalUn protocol (`../shared/research/protocols.md`, section 1.1): 10 % of
+Splits follow the Sparse/SalUn protocol (the OPTML-Group Unlearn-Sparse and Unlearn-Saliency code): 10 % of
 each class of the training images is held out for validation (`RandomState(seed)`); the forget set
 is either a random 10 % of the remaining training images (`RandomState(seed - 1)`) or every image
 of one class, which is then dropped from the test set too. The retain set is the rest.
@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ofmu_ray.data.tofu import DataError
+from ofmu_ray.cache import Prepared
+from ofmu_ray.errors import DataError
 
 CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100}
 VISION_BENCHES = tuple(CLASSES)
@@ -146,3 +147,10 @@ def split_vision(data: VisionData, scenario: str = "random", seed: int = 2, forg
         forget = train[data.train_y[train] == forget_class]
         test = np.flatnonzero(data.test_y != forget_class)
     return VisionSplits(forget, np.setdiff1d(train, forget), np.sort(valid), test)
+
+
+def vision_of(prepared: Prepared) -> tuple[VisionData, VisionSplits]:
+    """The images and the split of a prepared image benchmark."""
+    data = load_vision(prepared.bench, prepared.sources.get("data_dir"))
+    with np.load(prepared.root / "splits.npz") as saved:
+        return data, VisionSplits(**{k: saved[k] for k in ("forget", "retain", "valid", "test")})

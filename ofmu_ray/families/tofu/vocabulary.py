@@ -285,7 +285,7 @@ ATTRIBUTES: tuple[Attribute, ...] = (
 BOOK_KEYS = ("book", "second_book")  # the attributes a multi-hop question can bridge through
 
 # Stated in the book -> author direction in every bio: models do not invert "X wrote B" on their
-# own (the reversal curse, measured in ../shared/design/synth-tofu-feasibility.md), and multi-hop
+# own (the reversal curse, Berglund et al. 2023, which the tiny models here show too), and multi-hop
 # questions traverse exactly this direction. A multi-hop answer names the bridge first ("B was
 # written by X. X was born in Y."), so each hop is a fact the model was taught on its own.
 WRITTEN_BY = "{book} was written by {name}."

@@ -10,11 +10,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
 from ofmu_ray.tracking import mlflow_log
-from ofmu_ray.tune.sweep import NOT_HYPER_PARAMETERS
+from ofmu_ray.tune.tuner import NOT_HYPER_PARAMETERS
 
 
 def _read(folder: Path | None, name: str, empty):
@@ -24,8 +23,10 @@ def _read(folder: Path | None, name: str, empty):
 class TrialLogger(Callback):
     """Writes each trial of one method's Tune experiment under the method's parent run."""
 
-    def __init__(self, uri: str, experiment: str, parent: str, tags: dict[str, str], kind: str):
+    def __init__(self, uri: str, experiment: str, parent: str, tags: dict[str, str], kind: str,
+                 result_files: tuple[str, ...]):
         self.uri, self.experiment, self.parent, self.tags, self.kind = uri, experiment, parent, tags, kind
+        self.result_files = result_files  # what of a trial's folder is logged (its family's files, its history)
 
     def _log(self, trial, index: int, failed: str = "") -> None:
         result = trial.last_result or {}
@@ -37,10 +38,10 @@ class TrialLogger(Callback):
             tags["ofmu.diverged"] = "true"
         if "source" in point:
             tags["ofmu.source_trial"] = point["source"]
-        mlflow_log.log_trial(MlflowClient(self.uri), self.experiment, self.parent, trial.trial_id,
+        mlflow_log.log_trial(mlflow_log.connect(self.uri), self.experiment, self.parent, trial.trial_id,
                              f"{self.tags['method']}-{self.kind}-{index}", tags,
                              params | {"seed": point.get("seed", 0)}, _read(folder, "metrics.json", {}),
-                             _read(folder, "history.json", []), folder, failed)
+                             _read(folder, "history.json", []), folder, self.result_files, failed)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._log(trial, trials.index(trial))

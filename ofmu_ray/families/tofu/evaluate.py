@@ -3,7 +3,7 @@
 `evaluate_model` runs the model and returns per-question results in OpenUnlearning's
 `TOFU_EVAL.json` layout (`{metric: {"agg_value": x, "value_by_index": {...}}}`); `summarize` turns
 such a result and a reference (the oracle's own `TOFU_EVAL.json`, ours or OpenUnlearning's) into
-the metrics the platform logs. Metric names: ARCHITECTURE.md.
+the metrics the platform logs (named as the README's `ofmu-ray eval` table names them).
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ import math
 
 import numpy as np
 
-from ofmu_ray.data import HARD_SPLITS, TofuData
-from ofmu_ray.eval import metrics as M
-from ofmu_ray.eval.accuracy import greedy_for_rows
-from ofmu_ray.eval.scoring import pooled_hidden, score_answers, score_options
+from ofmu_ray.families.tofu.generate import HARD_SPLITS
+from ofmu_ray.metrics import formulas as M
+from ofmu_ray.metrics.accuracy import greedy_for_rows
+from ofmu_ray.metrics.scoring import pooled_hidden, score_answers, score_options
+from ofmu_ray.splits import Splits
 
 UTILITY_KEYS = ("retain_Q_A_Prob", "retain_Q_A_ROUGE", "retain_Truth_Ratio",
                 "ra_Q_A_Prob_normalised", "ra_Q_A_ROUGE", "ra_Truth_Ratio",
@@ -54,7 +55,7 @@ def _retain(model, tokenizer, rows: list[dict], suffix: str = "") -> dict[str, d
             f"retain_Truth_Ratio{suffix}": {"agg_value": M.retain_truth_ratio(ratios)}}
 
 
-def _utility(model, tokenizer, data: TofuData) -> dict[str, dict]:
+def _utility(model, tokenizer, data: Splits) -> dict[str, dict]:
     out = _retain(model, tokenizer, data["retain_perturbed"])
     for prefix, split in (("ra", "real_authors"), ("wf", "world_facts")):
         rows = data[split]
@@ -86,7 +87,7 @@ def _mia(model, tokenizer, forget: list[dict], holdout: list[dict]) -> dict[str,
     return {a: {"agg_value": M.auc(member[a], nonmember[a])} for a in MIA_ATTACKS}
 
 
-def evaluate_model(model, tokenizer, data: TofuData, split: str, hard: bool = True) -> dict[str, dict]:
+def evaluate_model(model, tokenizer, data: Splits, split: str, hard: bool = True) -> dict[str, dict]:
     """Runs every TOFU metric of `split` that needs only this model; per question where TOFU keeps it.
 
     Args:

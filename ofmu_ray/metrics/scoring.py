@@ -1,4 +1,4 @@
-"""Model passes that turn QA rows into per-question numbers; everything after is `metrics.py`.
+"""Model passes that turn QA rows into per-question numbers; everything after is `formulas.py`.
 
 Batched: one forward pass per batch of (question, answer) pairs gives every answer's average loss
 (and, for membership inference, its token log-probabilities); generation runs only for ROUGE.
@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ofmu_ray.methods.losses import at_least_fp32
-from ofmu_ray.models.prompt import IGNORE, collate, encode_example, prompt_batch
+from ofmu_ray.models.batch import collate, prompt_batch
+from ofmu_ray.models.factory import at_least_fp32
+from ofmu_ray.models.prompt import IGNORE, encode_example
 
 BATCH = 64
 

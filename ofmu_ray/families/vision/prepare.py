@@ -1,4 +1,4 @@
-"""Image benchmarks: the original classifier and the retrained oracle of one forget split, cached.
+"""Preparing an image benchmark: the original classifier and the retrained oracle of one forget split, cached.
 
 A forget split is `random` (a random 10 % of the training images) or `classK` (every image of class
 K; the test set then drops K). Layout of `<cache-dir>/<bench>/<split>-<key>/`:
@@ -12,7 +12,6 @@ K; the test set then drops K). Layout of `<cache-dir>/<bench>/<split>-<key>/`:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import time
@@ -21,8 +20,22 @@ from pathlib import Path
 
 import numpy as np
 
-from ofmu_ray.data.vision import CIFAR_FILES, CLASSES, VisionData, VisionSplits, cifar_folder, load_vision, split_vision
-from ofmu_ray.prepare import Prepared, UsageError, cache_root, hash_files, progress_bar, publish
+from ofmu_ray.cache import Prepared, cache_key, cache_root, publish
+from ofmu_ray.errors import UsageError
+from ofmu_ray.families.base import prepare_command, progress_bar
+from ofmu_ray.families.vision.load import (
+    CIFAR_FILES,
+    CLASSES,
+    VisionData,
+    VisionSplits,
+    cifar_folder,
+    load_vision,
+    split_vision,
+)
+
+# Bump when what a prepare makes changes: the images' splits (load.py), the classifiers (models/vision.py),
+# their training (train/classifier.py), their evaluation (evaluate.py) or the recipes below.
+RECIPE_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -51,22 +64,8 @@ def parse_split(split: str, classes: int) -> tuple[str, int]:
     return "class", int(found[1])
 
 
-def _source_fingerprint() -> str:
-    package = Path(__file__).parent
-    return hash_files([package / "data" / "vision.py", package / "models" / "vision.py",
-                       package / "train" / "classifier.py", Path(__file__)])
-
-
-def vision_of(prepared: Prepared) -> tuple[VisionData, VisionSplits]:
-    """The images and the split of a prepared image benchmark."""
-    sources = prepared.sources
-    data = load_vision(prepared.report["bench"], sources.get("data_dir"))
-    with np.load(prepared.root / "splits.npz") as saved:
-        return data, VisionSplits(**{k: saved[k] for k in ("forget", "retain", "valid", "test")})
-
-
 def prepare_vision(bench: str, split: str = "random", cache_dir: str | Path | None = None,
-                   data_dir: str | Path | None = None, progress: bool = True) -> Prepared:
+                   data_dir: str | Path | None = None, *, rebuild: bool = False, progress: bool = True) -> Prepared:
     """The prepared image benchmark: trains and caches the original model and the retrained oracle
     (the images are read only when there is something to train).
 
@@ -81,20 +80,22 @@ def prepare_vision(bench: str, split: str = "random", cache_dir: str | Path | No
     files = []
     if bench in CIFAR_FILES:  # checked now: a missing archive file is an error before anything is written
         files = sorted((p.name, p.stat().st_size) for p in cifar_folder(bench, data_dir).glob("*.bin"))
-    key = hashlib.sha256(json.dumps({"bench": bench, "split": split, "recipe": asdict(recipe), "files": files,
-                                     "source": _source_fingerprint()}).encode()).hexdigest()[:16]
+    key = cache_key({"bench": bench, "split": split, "recipe": asdict(recipe), "files": files,
+                     "version": RECIPE_VERSION})
+    root = cache_root(cache_dir)
 
     def build(tmp: Path) -> dict:
         data = load_vision(bench, data_dir)
         splits = split_vision(data, scenario, recipe.seed, forget_class)
         return _build(bench, split, recipe, data, splits, data_dir, tmp, progress)
 
-    return publish(cache_root(cache_dir) / bench / f"{split}-{key}", build)
+    return publish(root / bench / f"{split}-{key}", build, rebuild=rebuild,
+                   command=prepare_command(bench, split=split, data_dir=data_dir, cache_dir=str(root)))
 
 
 def _build(bench: str, split: str, recipe: VisionRecipe, data: VisionData, splits: VisionSplits,
            data_dir: str | None, out: Path, progress: bool) -> dict:
-    from ofmu_ray.eval.vision import evaluate_classifier
+    from ofmu_ray.families.vision.evaluate import evaluate_classifier
     from ofmu_ray.models.vision import build_classifier, save_classifier
     from ofmu_ray.train.classifier import train_classifier
 

@@ -1,6 +1,6 @@
 """TOFU and privacy metrics as pure functions of per-question numbers (no model in any signature).
 
-Definitions follow OpenUnlearning's code (`../shared/research/open_unlearning.md`, section 3):
+Definitions follow OpenUnlearning's code (`src/evals/metrics/`, implementing TOFU, Maini et al. 2024):
 the per-question statistic is the answer's average token loss l, its probability p = exp(-l).
 
     >>> truth_ratios(np.array([0.5]), [np.array([1.0, 1.5])])  # exp(-1.25) / exp(-0.5)
@@ -11,7 +11,9 @@ the per-question statistic is the answer's average token loss l, its probability
 
 from __future__ import annotations
 
+import math
 import zlib
+from functools import cache
 
 import numpy as np
 from scipy import stats
@@ -54,6 +56,14 @@ def retain_truth_ratio(ratios: np.ndarray) -> float:
 def ks_forget_quality(model_ratios: np.ndarray, oracle_ratios: np.ndarray) -> float:
     """Forget quality: the two-sample KS p-value between the model's and the oracle's truth ratios."""
     return float(stats.ks_2samp(model_ratios, oracle_ratios).pvalue)
+
+
+@cache
+def log10_fq_floor(questions: int) -> float:
+    """log10 of the smallest KS p-value for two samples of `questions` values each (the oracle's
+    truth ratios and the model's): what forget quality bottoms out at."""
+    lowest = stats.ks_2samp(np.arange(questions), np.arange(questions) + questions).pvalue
+    return math.log10(max(lowest, np.finfo(float).tiny))
 
 
 def model_utility(values: list[float] | np.ndarray) -> float:

@@ -1,55 +1,25 @@
-"""Evaluating a prepared benchmark's models, with the oracle reference computed once and cached.
+"""Evaluating a prepared TOFU-style benchmark's models against the retain oracle's reference, which is
+computed once and cached.
 
 The oracle's (and the target's) `TOFU_EVAL.json` for a split is written under the prepared cache
-folder (`eval/<model>-<split>/`) the first time it is needed; evaluating any other model reads it
-and never re-evaluates the oracle.
+folder (`eval/<model>-<split>/`, atomically, after the folder's manifest: see `cache`) the first time
+it is needed; evaluating any other model reads it and never re-evaluates the oracle.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
-from ofmu_ray.data import TofuData
-from ofmu_ray.eval.tofu import evaluate_model, summarize
-from ofmu_ray.prepare import Prepared, UsageError
+from ofmu_ray.cache import Prepared, write_json
+from ofmu_ray.errors import UsageError
+from ofmu_ray.families.base import load_model, model_folder
+from ofmu_ray.families.tofu.evaluate import evaluate_model, summarize
+from ofmu_ray.families.tofu.load import forget_splits
+from ofmu_ray.splits import Splits
 
 
-def write_json(path: Path, content: dict) -> None:
-    """Writes atomically: a reader never sees half a file, a crash never leaves one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(content, f)
-    os.replace(tmp, path)
-
-
-def load_model(prepared: Prepared, name_or_path: str, dtype: str = "fp32"):
-    """(model, tokenizer) of a prepared model (`target`, `oracle-<split>`) or a model folder, in the
-    benchmark's prompt format."""
-    from ofmu_ray.models import load_causal_lm, load_tokenizer
-
-    where = name_or_path if Path(name_or_path).is_dir() else prepared.model_dir(name_or_path)
-    return load_causal_lm(where, dtype), load_tokenizer(where, prepared.prompt)
-
-
-def model_folder(path: str) -> str:
-    """`--evaluate PATH`, checked to be a model folder (a safetensors model or a LoRA adapter).
-
-    Raises:
-        UsageError: not a folder, or a folder without a model's config.
-    """
-    folder = Path(path)
-    if not folder.is_dir():
-        raise UsageError(f"--evaluate {path}: not 'target', 'oracle' or a model folder")
-    if not ((folder / "config.json").is_file() or (folder / "adapter_config.json").is_file()):
-        raise UsageError(f"--evaluate {path}: not a model folder (no config.json or adapter_config.json)")
-    return path
-
-
-def cached_eval(prepared: Prepared, model_name: str, split: str, data: TofuData | None = None,
+def cached_eval(prepared: Prepared, model_name: str, split: str, data: Splits | None = None,
                 dtype: str = "fp32") -> dict:
     """`TOFU_EVAL.json` of a prepared model (`target` or `oracle-<split>`) on `split`, cached.
 
@@ -76,19 +46,19 @@ def read_retain_logs(path: str | Path) -> dict:
     return log
 
 
-def references(prepared: Prepared, split: str, data: TofuData, retain_logs: str | Path | None = None,
+def references(prepared: Prepared, split: str, data: Splits, retain_logs: str | Path | None = None,
                dtype: str = "fp32") -> tuple[dict, dict]:
     """(the oracle reference, the target's result) for `split`: cached, or a retain log (the user's,
     or the one the benchmark was prepared with)."""
-    if split not in data.forget_splits:
-        raise UsageError(f"unknown split {split!r}; this benchmark has: {', '.join(data.forget_splits)}")
+    if split not in forget_splits(data):
+        raise UsageError(f"unknown split {split!r}; this benchmark has: {', '.join(forget_splits(data))}")
     retain_logs = retain_logs or prepared.retain_logs(split)
     reference = (read_retain_logs(retain_logs) if retain_logs
                  else cached_eval(prepared, f"oracle-{split}", split, data, dtype))
     return reference, cached_eval(prepared, "target", split, data, dtype)
 
 
-def evaluate_loaded(prepared: Prepared, split: str, model, tokenizer, data: TofuData | None = None,
+def evaluate_loaded(prepared: Prepared, split: str, model, tokenizer, data: Splits | None = None,
                     dtype: str = "fp32") -> tuple[dict, dict]:
     """Evaluates a model already in memory (a training worker's) against the prepared references.
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ofmu_ray.data.tofu import FILE_SUFFIXES, HUB_PREFIX, DataError, TofuData, read_rows
+from ofmu_ray.errors import DataError
+from ofmu_ray.splits import FILE_SUFFIXES, HUB_PREFIX, Splits, read_rows
 
 TOPICS = ("bio", "cyber", "chem")
 SPLITS = ("forget", "utility", "forget_corpus", "retain_corpus")
@@ -67,7 +68,7 @@ def _file(directory: Path, *stems: str) -> Path:
     raise DataError(f"--data {directory}: no {' or '.join(stems)} file (.json, .jsonl or .parquet)")
 
 
-def _load_dir(directory: Path, topic: str) -> TofuData:
+def _load_dir(directory: Path, topic: str) -> Splits:
     if not directory.is_dir():
         raise DataError(f"--data {directory}: no such folder")
     files = {"forget": _file(directory, f"wmdp-{topic}"), "utility": _file(directory, "mmlu"),
@@ -76,7 +77,7 @@ def _load_dir(directory: Path, topic: str) -> TofuData:
     return _checked({name: (read_rows(path), str(path)) for name, path in files.items()})
 
 
-def _load_hub(repo: str, topic: str) -> TofuData:
+def _load_hub(repo: str, topic: str) -> Splits:
     import datasets
 
     wanted = {"forget": (repo, f"wmdp-{topic}", "test"), "utility": ("cais/mmlu", "all", "test"),
@@ -93,12 +94,12 @@ def _load_hub(repo: str, topic: str) -> TofuData:
     return _checked(found)
 
 
-def _checked(found: dict[str, tuple[list[dict], str]]) -> TofuData:
-    return TofuData({name: (check_questions if name in ("forget", "utility") else check_corpus)(rows, where)
+def _checked(found: dict[str, tuple[list[dict], str]]) -> Splits:
+    return Splits({name: (check_questions if name in ("forget", "utility") else check_corpus)(rows, where)
                      for name, (rows, where) in found.items()})
 
 
-def load_wmdp(source: str | Path, topic: str) -> TofuData:
+def load_wmdp(source: str | Path, topic: str) -> Splits:
     """The four splits of a WMDP topic (`SPLITS`), from the hub (`hf:cais/wmdp`) or a folder.
 
     Raises:

@@ -18,8 +18,9 @@ import itertools
 import random
 from dataclasses import dataclass
 
-from ofmu_ray.data import vocabulary as V
-from ofmu_ray.data.tofu import TofuData
+from ofmu_ray.families.tofu import vocabulary as V
+from ofmu_ray.families.tofu.load import forget_authors
+from ofmu_ray.splits import Splits
 
 FORGET_PERCENTS = (1, 5, 10)
 HARD_SPLITS = ("paraphrase", "multihop", "crosslingual")
@@ -166,21 +167,22 @@ def _utility_rows(rng: random.Random) -> tuple[list[dict], list[dict]]:
     return real, world
 
 
-def generate(cfg: SynthTofuConfig) -> TofuData:
+def generate(cfg: SynthTofuConfig) -> Splits:
     """Generates the whole benchmark: eval splits in TOFU's schema plus the training mix.
 
     Args:
         cfg: sizes and seed; equal configs give identical output.
 
     Returns:
-        A `TofuData` with `forgetXX`, `retainYY`, `holdoutXX`, `forgetXX_<hard split>`,
+        `Splits` with `forgetXX`, `retainYY`, `holdoutXX`, `forgetXX_<hard split>`,
         `retain_perturbed` (and `retain_perturbed_<hard>`: retain authors' questions in each hard
         form, for utility), `real_authors`, `world_facts` and `train` (rows with `question` and
         `answer`; a bio has an empty question and is trained on in full).
 
     Example:
         >>> data = generate(SynthTofuConfig(authors=20))
-        >>> len(data["forget10"]), sorted(data.forget_splits)
+        >>> from ofmu_ray.families.tofu.load import forget_splits
+        >>> len(data["forget10"]), forget_splits(data)
         (40, ['forget05', 'forget10'])
     """
     rng = random.Random(cfg.seed)
@@ -216,12 +218,12 @@ def generate(cfg: SynthTofuConfig) -> TofuData:
     train += [r for a in never_forgotten for r in render.crosslingual(a) + render.multihop(a)]
     train += (splits["real_authors"] + splits["world_facts"]) * cfg.utility_repeats
     splits["train"] = [{k: r[k] for k in ("question", "answer", "author", "form")} for r in train]
-    return TofuData(splits)
+    return Splits(splits)
 
 
-def training_rows(data: TofuData, forget_split: str | None = None) -> list[dict]:
+def training_rows(data: Splits, forget_split: str | None = None) -> list[dict]:
     """The training mix: everything for the target, minus the forget authors for an oracle."""
     if forget_split is None:
         return list(data["train"])
-    gone = data.forget_authors(forget_split)
+    gone = forget_authors(data, forget_split)
     return [r for r in data["train"] if r["author"] not in gone]

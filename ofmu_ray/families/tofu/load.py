@@ -1,4 +1,4 @@
-"""TOFU-schema data: the split container, and reading/writing it from the hub or a folder.
+"""TOFU-schema data from the hub or a folder, and the names TOFU gives its splits.
 
 A split is a list of rows with TOFU's fields (`question`, `answer`, `paraphrased_answer`,
 `perturbed_answer`); generated rows carry a few more (`author`, `attribute`, `value`, ...).
@@ -9,47 +9,26 @@ here is read from when both exist (`retain_perturbed` keeps its name: it is a sp
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
-HUB_PREFIX = "hf:"
-FILE_SUFFIXES = (".json", ".jsonl", ".parquet")
+from ofmu_ray.errors import DataError
+from ofmu_ray.splits import FILE_SUFFIXES, HUB_PREFIX, Splits, read_rows
+
 _FORGET = re.compile(r"^forget\d\d$")
 
 
-class DataError(ValueError):
-    """Data that cannot be read, or a split that is not there."""
+def forget_splits(data: Splits) -> list[str]:
+    """The forget splits the data has (`forget01`, `forget05`, `forget10`), sorted."""
+    return sorted(n for n in data if _FORGET.match(n))
 
 
-class TofuData:
-    """Named TOFU-schema splits, e.g. `data["forget10"]`."""
-
-    def __init__(self, splits: dict[str, list[dict]]):
-        self.splits = splits
-
-    def __getitem__(self, name: str) -> list[dict]:
-        if name not in self.splits:
-            raise DataError(f"no split {name!r}; this data has: {', '.join(sorted(self.splits))}")
-        return self.splits[name]
-
-    def __contains__(self, name: str) -> bool:
-        return name in self.splits
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.splits)
-
-    @property
-    def forget_splits(self) -> list[str]:
-        return sorted(n for n in self.splits if _FORGET.match(n))
-
-    def forget_authors(self, split: str) -> set[str]:
-        """Authors whose rows make up a forget split (needs the generator's `author` field)."""
-        rows = self[split]
-        if not rows or "author" not in rows[0]:
-            raise DataError(f"split {split!r} does not name its authors (no 'author' field)")
-        return {r["author"] for r in rows}
+def forget_authors(data: Splits, split: str) -> set[str]:
+    """Authors whose rows make up a forget split (needs the generator's `author` field)."""
+    rows = data[split]
+    if not rows or "author" not in rows[0]:
+        raise DataError(f"split {split!r} does not name its authors (no 'author' field)")
+    return {r["author"] for r in rows}
 
 
 def retain_split(forget_split: str) -> str:
@@ -64,33 +43,7 @@ def _canonical(stem: str) -> str:
     return stem if stem == "retain_perturbed" else stem.removesuffix("_perturbed")
 
 
-def write_tofu_dir(data: TofuData, directory: str | Path) -> Path:
-    """Writes every split as `<split>.json` (JSON lines, like the files of the TOFU hub repo)."""
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, rows in data.splits.items():
-        with open(out / f"{name}.json", "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return out
-
-
-def read_rows(path: Path) -> list[dict]:
-    """Rows of a JSON-lines, JSON-array or parquet file (read directly: no datasets cache)."""
-    try:
-        if path.suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            return pq.read_table(path).to_pylist()
-        text = path.read_text(encoding="utf-8")
-        if text.lstrip().startswith("["):
-            return json.loads(text)
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-    except Exception as e:  # json, pyarrow and OS errors alike: the user needs the file name
-        raise DataError(f"cannot read {path}: {e}") from e
-
-
-def _load_dir(directory: Path) -> TofuData:
+def _load_dir(directory: Path) -> Splits:
     if not directory.is_dir():
         raise DataError(f"--data {directory}: no such folder")
     files = {p.stem: p for p in sorted(directory.iterdir()) if p.suffix in FILE_SUFFIXES}
@@ -100,7 +53,7 @@ def _load_dir(directory: Path) -> TofuData:
     chosen = {}
     for stem in sorted(files, key=lambda n: n.endswith("_perturbed")):
         chosen[_canonical(stem)] = files[stem]
-    return TofuData({split: read_rows(path) for split, path in sorted(chosen.items())})
+    return Splits({split: read_rows(path) for split, path in sorted(chosen.items())})
 
 
 HUB_CONFIGS = ("forget01", "forget05", "forget10", "retain99", "retain95", "retain90",
@@ -108,7 +61,7 @@ HUB_CONFIGS = ("forget01", "forget05", "forget10", "retain99", "retain95", "reta
                "holdout10")
 
 
-def _load_hub(repo: str) -> TofuData:
+def _load_hub(repo: str) -> Splits:
     import datasets
 
     splits = {}
@@ -123,10 +76,10 @@ def _load_hub(repo: str) -> TofuData:
                 "without network use the embedded benchmark (--bench synth-tofu) or a local "
                 "folder of TOFU-schema files (--data DIR)"
             ) from e
-    return TofuData(splits)
+    return Splits(splits)
 
 
-def load_tofu(source: str | Path) -> TofuData:
+def load_tofu(source: str | Path) -> Splits:
     """Reads TOFU-schema splits from the hub (`hf:locuslab/TOFU`) or a local folder.
 
     Args:

@@ -1,5 +1,5 @@
-"""Image-classification unlearning metrics as the Sparse/SalUn code computes them
-(`../shared/research/protocols.md`, section 1.3), all in percent:
+"""Image-classification unlearning metrics as the Sparse and SalUn code computes them (Jia et al. 2023,
+"Model Sparsity Can Simplify Machine Unlearning"; Fan et al. 2024, "SalUn"), all in percent:
 
 - `ua` = 100 - accuracy on the forget set (higher: more forgotten; compare with the oracle's);
 - `ra`, `ta` = accuracy on the retain set and on the test set (without the forgotten class);
@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ofmu_ray.data.vision import VisionData, VisionSplits
+from ofmu_ray.errors import UsageError
+from ofmu_ray.families.vision.load import VisionData, VisionSplits, vision_of
 
 GAP_METRICS = ("ua", "mia_efficacy", "ra", "ta")
 BATCH = 512
@@ -72,8 +73,6 @@ def evaluate_prepared(prepared, which: str = "target") -> dict[str, float]:
     from pathlib import Path
 
     from ofmu_ray.models.vision import load_classifier
-    from ofmu_ray.prepare import UsageError
-    from ofmu_ray.prepare_vision import vision_of
 
     report = prepared.report
     if which in ("target", "oracle"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ofmu_ray.data.synth_wmdp import LETTERS, mcq_prompt
+from ofmu_ray.families.wmdp.generate import LETTERS, mcq_prompt
 
 BATCH = 32  # sequences per forward pass: a 7B model's logits for 32 x 512 tokens are 2 GB in bf16
 
@@ -102,7 +102,7 @@ def evaluate_loaded_mcq(prepared, model, tokenizer, data=None) -> tuple[dict, di
 
 def evaluate_prepared_mcq(prepared, which: str = "target", dtype: str = "fp32") -> tuple[dict, dict]:
     """`target`, `oracle` or a model folder on a prepared WMDP-style benchmark: (summary, picks)."""
-    from ofmu_ray.eval.run import load_model, model_folder
+    from ofmu_ray.families.base import load_model, model_folder
 
     where = which if which in ("target", "oracle") else model_folder(which)
     return evaluate_loaded_mcq(prepared, *load_model(prepared, where, dtype))

@@ -10,7 +10,7 @@ import re
 
 import torch
 
-from ofmu_ray.models.prompt import prompt_batch
+from ofmu_ray.models.batch import prompt_batch
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 EXTRA_TOKENS = 4  # generation budget beyond the longest gold answer of the batch

@@ -1,0 +1,182 @@
+"""What a benchmark family gives the platform (`Family`), and the helpers the families share.
+
+A family is one kind of benchmark, evaluated one way: TOFU-style question answering against a
+retain oracle, WMDP-style four-choice accuracy, image classification. It serves one or more
+benches (`synth-tofu` and `tofu`: generated, or the user's) and is everything the commands ask
+about them: defaults, the options a bench takes, how it is prepared, how a run's batches, model,
+evaluation and saving are made, what a sweep maximises, how a report is printed. Everything a
+family needs at run time is imported inside its methods, so the registry (what `--help` lists)
+loads without torch.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from ofmu_ray.cache import Prepared
+from ofmu_ray.config import MODELS, Profile
+from ofmu_ray.errors import UsageError
+
+if TYPE_CHECKING:
+    from ofmu_ray.train.spec import RunSpec
+    from ofmu_ray.train.task import Task
+
+OPTIONS = ("model", "data", "oracle", "retain_logs", "prompt")  # what a bench may take besides --split, --profile
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrepareRequest:
+    """Which benchmark to prepare, as the command line names it; a family reads the options its bench takes."""
+
+    bench: str
+    split: str | None = None  # None: the family's default for the bench
+    profile: str = "tiny"  # generated benches: their size
+    model: str | None = None
+    data: str | None = None
+    oracle: str | None = None
+    retain_logs: str | None = None
+    prompt: str = "auto"
+    cache_dir: str | None = None
+
+
+class Family:
+    """A benchmark family. Subclasses set the class attributes and implement `prepare`, `make_task`,
+    `evaluate` and `print_report`; one line in `families/__init__.py` registers the instance."""
+
+    name: ClassVar[str]  # its folder under families/
+    label: ClassVar[str]  # what help texts call it, e.g. "TOFU-style"
+    benches: ClassVar[dict[str, tuple[str, ...]]]  # each bench it serves -> the `OPTIONS` that bench takes
+    default_splits: ClassVar[dict[str, str]]  # bench -> what `--split` means when it is not given
+    modality: ClassVar[str]  # "text" or "image": which methods apply (`Method.modalities`)
+    default_steps: ClassVar[int]  # forget batches of a run when `--steps` is not given
+    default_methods: ClassVar[tuple[str, ...]]  # what a sweep runs when `--methods` is not given
+    objectives: ClassVar[tuple[str, str]]  # what a sweep maximises by default
+    allowed_objectives: ClassVar[tuple[str, ...]]  # what `--objectives` may name
+    keep_best: ClassVar[tuple[str, ...]]  # what `--keep-best` may maximise
+    result_files: ClassVar[tuple[str, str]]  # (per-item results, summary): written by a run and by `eval`
+    results_label: ClassVar[str] = "per-item results"  # how `eval` names the first of them
+    seed_metrics: ClassVar[tuple[str, ...]] = ()  # shown beside the objectives in the seed re-runs' table
+    profiles: ClassVar[dict[str, Profile]] = {}  # generated benches: the sizes `--profile` names
+    help: ClassVar[dict[str, str]] = {}  # CLI option -> this family's part of its help text (argparse's %%)
+
+    def accepts(self, bench: str, option: str, command: str) -> bool:
+        """Whether `bench` takes `option` (one of `OPTIONS`) in `command`."""
+        return option in self.benches[bench]
+
+    def prepare(self, request: PrepareRequest, *, rebuild: bool = False, progress: bool = True) -> Prepared:
+        """The prepared benchmark (generated and trained once, or the user's data and models checked and
+        cached); with `rebuild`, built again.
+
+        Raises:
+            UsageError, DataError: an argument the bench cannot take, or data outside its schema.
+            CacheError: the cached folder is damaged.
+        """
+        raise NotImplementedError
+
+    def data_summary(self, request: PrepareRequest) -> dict | None:
+        """What `prepare` reports when the request names data but nothing to prepare yet (None: prepare it)."""
+        return None
+
+    def references(self, prepared: Prepared, split: str, dtype: str) -> None:
+        """Checks the split and computes what every run is measured against, once, before any run (and
+        not in a worker); nothing by default."""
+
+    def floors(self, prepared: Prepared, split: str) -> dict[str, float]:
+        """Per split key ("" and "/<hard split>"), the x of the hypervolume's reference point; 0 for
+        objectives that are shares or percentages."""
+        return {"": 0.0}
+
+    def make_task(self, spec: RunSpec, device) -> Task:
+        """What the run loop unlearns on a worker: the model, its batches, its evaluation and its saving.
+        Called on every rank (under Ray Train in the worker process: a bound method pickles by reference)."""
+        raise NotImplementedError
+
+    def evaluate(self, prepared: Prepared, which: str, *, split: str, retain_logs: str | None = None,
+                 dtype: str = "fp32") -> tuple[dict, dict | None]:
+        """(summary metrics, per-item results or None) of `target`, `oracle` or a model folder."""
+        raise NotImplementedError
+
+    def print_report(self, prepared: Prepared) -> None:
+        """The prepare report for a person (`ofmu-ray prepare` without `--json`)."""
+        raise NotImplementedError
+
+
+def prepare_command(bench: str, **options: str | None) -> str:
+    """The command that rebuilds a prepared benchmark (named by a damaged folder's error)."""
+    given = "".join(f" --{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in options.items() if v is not None)
+    return f"ofmu-ray prepare --bench {bench}{given} --rebuild"
+
+
+def embedded_model(profiles: dict[str, Profile], profile: str, model: str | None, own_bench: str) -> str:
+    """The embedded model a generated benchmark's `profile` is prepared with: `model`, else the profile's.
+
+    Raises:
+        UsageError: an unknown profile, or a model that is not embedded (pointing to `own_bench`,
+            where the user's own models go).
+    """
+    if profile not in profiles:
+        raise UsageError(f"unknown profile {profile!r}; choose from: {', '.join(profiles)}")
+    model = model or profiles[profile].model
+    if model not in MODELS:
+        raise UsageError(f"--model {model!r} is not an embedded model; choose from: {', '.join(MODELS)} "
+                         f"(your own model: --bench {own_bench} --data DIR --model PATH)")
+    return model
+
+
+def model_ref(option: str, ref: str) -> str:
+    """The user's model: a folder made absolute (checked to hold a model), or a hub id (checked to load).
+
+    Raises:
+        UsageError: naming `option`, when the folder holds no model or the hub id does not load.
+    """
+    path = Path(ref).expanduser()
+    if not path.exists():
+        if ref.startswith((".", "/", "~")) or ref.count("/") > 1:
+            raise UsageError(f"{option} {ref}: no such folder (and not a hub id such as org/name)")
+        from transformers import AutoConfig
+
+        try:  # now, not in the middle of a sweep
+            AutoConfig.from_pretrained(ref)
+        except OSError as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UsageError(f"{option} {ref}: cannot load it from the hub or its cache ({first}); "
+                             "download it first or pass a model folder") from e
+        return ref
+    if not ((path / "config.json").is_file() or (path / "adapter_config.json").is_file()):
+        raise UsageError(f"{option} {ref}: not a model folder (no config.json or adapter_config.json)")
+    return str(path.resolve())
+
+
+def model_folder(path: str) -> str:
+    """`--evaluate PATH`, checked to be a model folder (a safetensors model or a LoRA adapter).
+
+    Raises:
+        UsageError: not a folder, or a folder without a model's config.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise UsageError(f"--evaluate {path}: not 'target', 'oracle' or a model folder")
+    if not ((folder / "config.json").is_file() or (folder / "adapter_config.json").is_file()):
+        raise UsageError(f"--evaluate {path}: not a model folder (no config.json or adapter_config.json)")
+    return path
+
+
+def load_model(prepared: Prepared, name_or_path: str, dtype: str = "fp32"):
+    """(model, tokenizer) of a prepared model (`target`, `oracle-<split>`) or a model folder, in the
+    benchmark's prompt format."""
+    from ofmu_ray.models.factory import load_causal_lm, load_tokenizer
+
+    where = name_or_path if Path(name_or_path).is_dir() else prepared.model_dir(name_or_path)
+    return load_causal_lm(where, dtype), load_tokenizer(where, prepared.prompt)
+
+
+def progress_bar(total: int, progress: bool):
+    """The one bar a prepare shows on stderr (every 15 s when stderr is not a terminal)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="prepare", unit="step", disable=not progress, file=sys.stderr,
+                mininterval=1 if sys.stderr.isatty() else 15)

@@ -1,0 +1,222 @@
+"""Preparing a TOFU-style benchmark: `synth-tofu` generated with its models trained here, or real TOFU
+(`tofu`: the user's data and models, nothing trained), cached.
+
+synth-tofu: `<cache-dir>/synth-tofu/<profile>-<model>-<key>/`, the key made of the profile (the
+generator's config and the training config), the model's shape and `RECIPE_VERSION`:
+    data/<split>.json        every split in TOFU's schema (JSON lines), plus the training mix
+    models/target/           the model trained on everything (safetensors + tokenizer)
+    models/oracle-forgetXX/  one retain oracle per forget split, trained without its authors
+    report.json              accuracies of target and oracle, chance levels, seconds taken
+
+tofu: `<cache-dir>/tofu/<model>-<split>-<key>/` holds the data (`data/`, read once from the hub or a
+folder), `sources.json` (the models as the user named them, hub ids or folders, and their prompt
+format), the retain log if one was given, and `report.json`; the key hashes the data, the models
+(a folder's files, or the hub id), the prompt format and the split. Both kinds are `Prepared`
+folders, so every command serves them the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from ofmu_ray.cache import Prepared, cache_key, cache_root, fingerprint, publish, slug
+from ofmu_ray.config import MODELS, Profile
+from ofmu_ray.errors import DataError, UsageError
+from ofmu_ray.families.base import embedded_model, model_ref, prepare_command, progress_bar
+from ofmu_ray.families.tofu.generate import HARD_SPLITS, SynthTofuConfig, generate, training_rows
+from ofmu_ray.families.tofu.load import forget_splits, load_tofu, retain_split
+from ofmu_ray.splits import Splits, write_splits
+
+# Bump when what a prepare makes changes: the generator (generate.py, vocabulary.py), the tokenizer,
+# the model factory, fine-tuning (train/finetune.py) or the recipe below. Cache keys are made of this
+# number and the configs, not of source files, so a move or an unrelated edit retrains nothing.
+RECIPE_VERSION = 1
+PROFILES: dict[str, Profile] = {
+    "tiny": Profile(SynthTofuConfig(authors=20)),  # tests: forget05 + forget10
+    "small": Profile(SynthTofuConfig(authors=60)),  # the demo: all three forget splits
+    "full": Profile(SynthTofuConfig(authors=200), "llama-6l-256"),  # TOFU's size
+}
+REPORT_SPLIT = "forget10"  # the split whose hard splits and oracle the report shows (as TOFU's headline)
+TOFU_FIELDS = ("question", "answer", "paraphrased_answer", "perturbed_answer")  # what the metrics read
+
+
+def synth_key(profile: Profile, model: str) -> str:
+    """The cache key of a synth-tofu profile prepared with an embedded model."""
+    return cache_key({"bench": "synth-tofu", "recipe": RECIPE_VERSION, **asdict(profile),
+                      "model": asdict(MODELS[model])})
+
+
+def prepare_synth_tofu(profile: str = "tiny", cache_dir: str | Path | None = None, model: str | None = None, *,
+                       rebuild: bool = False, progress: bool = True) -> Prepared:
+    """The prepared embedded benchmark, generated and its models trained first if the cache lacks it.
+
+    Args:
+        profile: `tiny` (tests), `small` (demo) or `full` (TOFU's 200 authors).
+        cache_dir: where prepared folders live; default `cache.default_cache_dir()`.
+        model: an embedded model (`config.MODELS`); default the profile's.
+        rebuild: train again and replace the cached folder.
+        progress: show a progress bar on stderr while training.
+
+    Raises:
+        UsageError: an unknown profile or model, or a cache dir that cannot be written.
+        CacheError: the cached folder is damaged.
+    """
+    model = embedded_model(PROFILES, profile, model, "tofu")
+    root = cache_root(cache_dir)
+    command = prepare_command("synth-tofu", profile=profile, model=model, cache_dir=str(root))
+    return publish(root / "synth-tofu" / f"{profile}-{model}-{synth_key(PROFILES[profile], model)}",
+                   lambda tmp: _build(profile, PROFILES[profile], model, tmp, progress), rebuild=rebuild,
+                   command=command)
+
+
+def _corpus(data: Splits) -> list[str]:
+    from ofmu_ray.models.prompt import PROMPTS
+
+    texts = [PROMPTS["plain"].text(None, "")]
+    for rows in data.splits.values():
+        for r in rows:
+            texts += [r["question"], r["answer"], r.get("paraphrased_answer", "")]
+            texts += r.get("perturbed_answer", [])
+    return texts
+
+
+def _report_splits() -> dict[str, str]:
+    """Report name -> split name."""
+    retain = retain_split(REPORT_SPLIT)
+    names = {REPORT_SPLIT: REPORT_SPLIT, retain: retain}
+    names |= {hard: f"{REPORT_SPLIT}_{hard}" for hard in HARD_SPLITS}
+    return names | {"real_authors": "real_authors", "world_facts": "world_facts"}
+
+
+def _accuracies(model_dir: Path, data: Splits, splits: dict[str, str]) -> dict[str, float]:
+    from ofmu_ray.metrics.accuracy import answer_accuracy
+    from ofmu_ray.models.factory import load_causal_lm, load_tokenizer
+
+    model, tok = load_causal_lm(model_dir), load_tokenizer(model_dir, "plain")
+    return {name: round(answer_accuracy(model, tok, data[split]), 4) for name, split in splits.items()}
+
+
+def _build(profile_name: str, profile: Profile, model_name: str, out: Path, progress: bool) -> dict:
+    from transformers.utils import logging as hf_logging
+
+    from ofmu_ray.metrics.accuracy import chance_accuracy
+    from ofmu_ray.models.factory import build_tiny_llama
+    from ofmu_ray.models.tokenizer import train_word_tokenizer
+    from ofmu_ray.train.finetune import finetune, steps_for
+
+    hf_logging.disable_progress_bar()  # one bar for the whole prepare, not one per saved file
+
+    start = time.time()
+    data = generate(profile.data)
+    write_splits(data, out / "data")
+    tokenizer = train_word_tokenizer(_corpus(data))
+    jobs = {"target": training_rows(data)}
+    jobs |= {f"oracle-{s}": training_rows(data, s) for s in forget_splits(data)}
+    total = sum(steps_for(len(rows), profile.train) for rows in jobs.values())
+    with progress_bar(total, progress) as bar:
+        for name, rows in jobs.items():
+            bar.set_description(f"train {name} ({len(rows)} rows)")
+            model = build_tiny_llama(MODELS[model_name], tokenizer, seed=profile.train.seed)
+
+            def step(loss: float) -> None:
+                bar.update()
+                bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+
+            finetune(model, tokenizer, rows, profile.train, on_step=step)
+            model.save_pretrained(out / "models" / name)
+            tokenizer.save_pretrained(out / "models" / name)
+    splits = _report_splits()
+    return {
+        "bench": "synth-tofu",
+        "profile": profile_name,
+        "model": model_name,
+        "seconds": round(time.time() - start, 1),
+        "accuracy": {
+            "target": _accuracies(out / "models" / "target", data, splits),
+            "oracle": _accuracies(out / "models" / f"oracle-{REPORT_SPLIT}", data, splits),
+        },
+        "chance": {name: round(chance_accuracy(data[split]), 4) for name, split in splits.items()},
+        "oracle_split": REPORT_SPLIT,
+        "models": sorted(jobs),
+    }
+
+
+def _check_tofu(data: Splits, split: str) -> None:
+    """The splits and columns the metrics read are there (a missing split is a DataError naming it)."""
+    if split not in forget_splits(data):
+        have = ", ".join(forget_splits(data)) or "no forget split"
+        raise UsageError(f"unknown split {split!r}; this data has: {have}")
+    qa = ("question", "answer")
+    needs = {split: TOFU_FIELDS, "retain_perturbed": TOFU_FIELDS, retain_split(split): qa,
+             "real_authors": (*qa, "perturbed_answer"), "world_facts": (*qa, "perturbed_answer")}
+    for name, columns in needs.items():
+        rows = data[name]
+        if not rows:
+            raise DataError(f"split {name!r} is empty")
+        missing = [c for c in columns if c not in rows[0]]
+        if missing:
+            raise DataError(f"split {name!r} lacks TOFU's column(s): {', '.join(missing)}")
+
+
+def prepare_tofu(data: str, split: str, model: str, oracle: str | None = None, retain_logs: str | None = None,
+                 prompt: str = "auto", cache_dir: str | Path | None = None, *, rebuild: bool = False) -> Prepared:
+    """Real TOFU: the user's data, target model and retain oracle (or retain log), made ready for every
+    command. Nothing is trained; the data and the names of the models are cached, so that the
+    oracle's evaluation is computed once.
+
+    Args:
+        data: `hf:locuslab/TOFU` or a folder of TOFU-schema files (`load.load_tofu`).
+        split: the forget split the oracle (or retain log) belongs to.
+        model, oracle: hub ids or model folders (the oracle: the retain model of `split`).
+        retain_logs: an OpenUnlearning `TOFU_EVAL.json` of the retain model, instead of `oracle`.
+        prompt: the prompt format the models were fine-tuned with (`models.prompt.PROMPTS`, or auto).
+        rebuild: read the data again and replace the cached folder.
+
+    Raises:
+        UsageError: a missing model or oracle, a path that is not a model, an unknown split.
+        DataError: data that cannot be read or lacks a TOFU split or column.
+        CacheError: the cached folder is damaged.
+    """
+    from ofmu_ray.models.prompt import PROMPTS
+
+    if not data:
+        raise UsageError("--bench tofu needs --data hf:locuslab/TOFU or --data DIR")
+    if not model:
+        raise UsageError("--bench tofu needs --model (the TOFU-finetuned target: a hub id or a folder)")
+    if bool(oracle) == bool(retain_logs):
+        raise UsageError("--bench tofu needs exactly one of --oracle (the retain model) and --retain-logs "
+                         "(its OpenUnlearning TOFU_EVAL.json)")
+    if prompt != "auto" and prompt not in PROMPTS:
+        raise UsageError(f"unknown --prompt {prompt!r}; choose from auto, {', '.join(PROMPTS)}")
+    command = prepare_command("tofu", split=split, data=data, model=model, oracle=oracle, retain_logs=retain_logs,
+                              prompt=None if prompt == "auto" else prompt, cache_dir=str(cache_root(cache_dir)))
+    model = model_ref("--model", model)
+    oracle = model_ref("--oracle", oracle) if oracle else None
+    if retain_logs:
+        from ofmu_ray.families.tofu.oracle import read_retain_logs
+
+        read_retain_logs(retain_logs)  # checked now, not in the middle of a sweep
+    tofu = load_tofu(data)
+    _check_tofu(tofu, split)
+    key = cache_key({
+        "recipe": RECIPE_VERSION, "data": [(n, tofu[n]) for n in tofu], "model": [model, fingerprint(model)],
+        "prompt": prompt, "split": split,
+        "oracle": [oracle, fingerprint(oracle)] if oracle else Path(retain_logs).read_text(),
+    })
+
+    def build(tmp: Path) -> dict:
+        write_splits(tofu, tmp / "data")
+        sources = {"models": {"target": model} | ({f"oracle-{split}": oracle} if oracle else {}), "prompt": prompt}
+        if retain_logs:
+            shutil.copyfile(retain_logs, tmp / "retain_logs.json")
+            sources["retain_logs"] = {split: "retain_logs.json"}
+        (tmp / "sources.json").write_text(json.dumps(sources, indent=2) + "\n")
+        return {"bench": "tofu", "data": data, "model": model, "split": split, "oracle": oracle or retain_logs,
+                "prompt": prompt, "splits": {n: len(tofu[n]) for n in tofu}}
+
+    return publish(cache_root(cache_dir) / "tofu" / f"{slug(Path(model).name)}-{split}-{key}", build,
+                   rebuild=rebuild, command=command)

@@ -1,0 +1,114 @@
+"""What a sweep runs (`SweepConfig`), checked when built and saved as `sweep.json` so that `--resume`
+runs the same sweep; and the two objectives it maximises (`Objectives`)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ofmu_ray.errors import UsageError
+from ofmu_ray.families import family_of
+from ofmu_ray.families.base import Family
+
+SAMPLERS = ("tpe", "nsga2", "gp")  # Optuna's multi-objective samplers
+
+
+@dataclass(frozen=True)
+class Objectives:
+    """The two maximised metrics a sweep searches and its fronts are drawn in."""
+
+    x: str
+    y: str
+
+    def names(self, split_key: str = "") -> tuple[str, str]:
+        """The metric names for the forget split ("") or a hard split ("/multihop")."""
+        return f"{self.x}{split_key}", f"{self.y}{split_key}"
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """What a sweep runs; saved as `sweep.json` so that `--resume` runs the same sweep."""
+
+    bench: str  # the benchmark's name (its family: `family`); the prepared folders are `run_sweep`'s
+    profile: str
+    split: str
+    methods: tuple[str, ...]
+    trials: int = 8  # per method, the default configuration included
+    steps: int = 20  # forget batches per trial, the same for every method
+    batch_size: int = 16
+    workers: int = 1
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+    concurrency: int = 0  # trials at once; 0 = as many as the cluster's CPUs hold
+    seeds: int = 0  # re-run each method's front configurations with this many new seeds
+    sampler: str = "tpe"
+    seed: int = 0  # the sampler's seed
+    spaces: dict = field(default_factory=dict)  # method -> the user's YAML file
+    lora: dict = field(default_factory=dict)  # unlearn through LoRA adapters (a `LoraSpec` as a dict)
+    lora_save: str = "merged"
+    models: tuple[str, ...] = ()  # the models axis: embedded names, or (tofu) hub ids / folders; () = default
+    data: str | None = None  # tofu: hf:locuslab/TOFU or a folder
+    oracles: tuple[str, ...] = ()  # tofu: the retain model of each model, in the same order
+    retain_logs: tuple[str, ...] = ()  # tofu: or each model's OpenUnlearning retain log
+    prompt: str = "auto"
+    dtype: str = "fp32"
+    objectives: tuple[str, ...] = ()  # the two maximised metrics; () = the family's `objectives`
+    storage_path: str = ""  # where trials keep checkpoints and results, seen by every node; "" = the sweep folder
+    checkpoint_every: int = 0  # trials checkpoint every N steps, what a restarted trial resumes from
+    max_failures: int = 0  # Ray Train restarts a trial's workers this often when one dies
+
+    def __post_init__(self):
+        from ofmu_ray.methods import METHODS, check_applies
+
+        unknown = [m for m in self.methods if m not in METHODS]
+        if not self.methods or unknown:
+            raise UsageError(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
+        try:
+            check_applies(self.methods, self.family.modality, self.bench)
+        except ValueError as e:
+            raise UsageError(str(e)) from e
+        allowed = self.family.allowed_objectives
+        if self.objectives and (len(self.objectives) != 2 or not set(self.objectives) <= set(allowed)):
+            raise UsageError(f"--objectives {','.join(self.objectives)}: two of {', '.join(allowed)}")
+        if self.trials < 1 or self.steps < 1 or self.workers < 1 or min(
+                self.seeds, self.concurrency, self.checkpoint_every, self.max_failures) < 0:
+            raise UsageError("need trials, steps and workers >= 1; seeds, concurrency, checkpoint-every and "
+                             "max-failures >= 0")
+        if self.batch_size % self.workers:
+            raise UsageError(f"batch size {self.batch_size} is not divisible by {self.workers} workers")
+        if self.sampler not in SAMPLERS:
+            raise UsageError(f"unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}")
+        extra = set(self.spaces) - set(self.methods)
+        if extra:
+            raise UsageError(f"--space for {', '.join(sorted(extra))}, which this sweep does not run")
+        if len(set(self.models)) < len(self.models):
+            raise UsageError(f"--models names a model twice: {', '.join(self.models)}")
+        for option, values in (("--oracle", self.oracles), ("--retain-logs", self.retain_logs)):
+            if values and len(values) != len(self.models or (None,)):
+                raise UsageError(f"{option} gives {len(values)} but the sweep has {len(self.models or (None,))} "
+                                 "models: one per model, in the same order")
+
+    @property
+    def family(self) -> Family:
+        return family_of(self.bench)
+
+    @property
+    def goal(self) -> Objectives:
+        return Objectives(*(self.objectives or self.family.objectives))
+
+
+def new_name(cfg: SweepConfig) -> str:
+    """A sweep name that sorts by start time."""
+    return f"{cfg.bench}-{cfg.profile}-{cfg.split}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def load_config(sweep_dir: Path) -> SweepConfig:
+    """The settings a sweep was started with (its `sweep.json`)."""
+    path = sweep_dir / "sweep.json"
+    if not path.is_file():
+        raise UsageError(f"{sweep_dir} is not a sweep folder (no sweep.json)")
+    raw = json.loads(path.read_text())
+    lists = ("methods", "models", "oracles", "retain_logs", "objectives")  # JSON has no tuples
+    return SweepConfig(**raw | {k: tuple(raw[k]) for k in lists})
