@@ -25,7 +25,7 @@ RANKS = {  # unit (a module, or a package and everything under it) -> layer
     f"{P}.methods": 4, f"{P}.metrics": 4,
     f"{P}.train": 5,
     f"{P}.families.base": 6,
-    f"{P}.families.tofu": 7, f"{P}.families.wmdp": 7, f"{P}.families.vision": 7,  # one folder per family
+    # 7: each family's folder, families/<name>/, a unit of its own (see `unit`): families import no other family
     f"{P}.families": 8,  # the registry
     f"{P}.runs": 9,
     f"{P}.tune": 10,
@@ -110,8 +110,15 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
+FAMILY_LAYER = 7
+
+
 def unit(name: str, ranks: dict[str, int]) -> str:
-    """The longest `ranks` key that is `name` or a package above it."""
+    """A family's folder (`ofmu_ray.families.<name>`, layer 7), else the longest `ranks` key that is
+    `name` or a package above it."""
+    parts = name.split(".")
+    if parts[:2] == [P, "families"] and len(parts) > 2 and parts[2] != "base":
+        return ".".join(parts[:3])
     while name not in ranks:
         if "." not in name:
             raise KeyError(f"{name} is in no layer: add it to RANKS")
@@ -125,8 +132,9 @@ def violations(edges: dict[str, set[str]], ranks: dict[str, int]) -> list[str]:
     for source, targets in sorted(edges.items()):
         for target in sorted(targets):
             a, b = unit(source, ranks), unit(target, ranks)
-            if a != b and ranks[b] >= ranks[a]:
-                out.append(f"{source} (layer {ranks[a]}) imports {target} (layer {ranks[b]})")
+            layer_a, layer_b = ranks.get(a, FAMILY_LAYER), ranks.get(b, FAMILY_LAYER)
+            if a != b and layer_b >= layer_a:
+                out.append(f"{source} (layer {layer_a}) imports {target} (layer {layer_b})")
     return out
 
 
@@ -135,7 +143,8 @@ def test_no_import_cycles_and_no_upward_imports():
     edges = graph(known)
     assert not cycles(edges), cycles(edges)
     assert not violations(edges, RANKS), "\n".join(violations(edges, RANKS))
-    assert {unit(name, RANKS) for name in known} >= set(RANKS) - {P}  # every layer named exists
+    assert {unit(name, RANKS) for name in known} >= set(RANKS)  # every unit named exists
+    assert {f"{P}.families.tofu", f"{P}.families.wmdp", f"{P}.families.vision"} <= {unit(n, RANKS) for n in known}
 
 
 def test_ray_and_mlflow_are_imported_only_where_they_belong():
@@ -146,7 +155,8 @@ def test_ray_and_mlflow_are_imported_only_where_they_belong():
 
 
 def test_the_checks_fail_on_a_cycle_and_on_an_upward_import(tmp_path):
-    """A temporary package with a cycle (a -> b -> c -> a) and a bottom module importing the top."""
+    """A temporary package with a cycle (a -> b -> c -> a) and a bottom module importing the top; a
+    family importing another family's module."""
     package = tmp_path / "toy"
     (package / "low").mkdir(parents=True)
     (package / "__init__.py").write_text("")
@@ -161,6 +171,9 @@ def test_the_checks_fail_on_a_cycle_and_on_an_upward_import(tmp_path):
     layers = {"toy": 0, "toy.low": 1, "toy.top": 2}
     assert violations(edges, layers) == ["toy.low.d (layer 1) imports toy.top (layer 2)"]
     assert not cycles({"x": {"y"}, "y": set()})
+    one_family_imports_another = {f"{P}.families.toy.prepare": {f"{P}.families.tofu.load", f"{P}.families.base"}}
+    assert violations(one_family_imports_another, RANKS) == [
+        f"{P}.families.toy.prepare (layer 7) imports {P}.families.tofu.load (layer 7)"]
 
 
 def test_help_imports_neither_torch_nor_ray_nor_mlflow():

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from ofmu_ray.cache import write_json
 from ofmu_ray.cli import main
 from ofmu_ray.families.tofu.prepare import PROFILES, prepare_synth_tofu, synth_key
 
@@ -70,8 +71,8 @@ def test_verify_finds_an_altered_file_and_rebuild_replaces_the_folder(micro, tmp
     manifest = json.loads((root / "manifest.json").read_text())["files"]
     assert {"report.json", "data/forget10.json", "models/target/model.safetensors"} <= set(manifest)
     # what is cached later (the oracle's evaluation, under eval/) is not in the manifest, and checks pass
-    assert main(["eval", "--profile", micro, "--cache-dir", str(tmp_path), "--out", str(tmp_path / "out")]) == 0
-    assert (root / "eval").is_dir() and main([*args, "--verify"]) == 0
+    write_json(root / "eval" / "oracle-forget10-forget10" / "TOFU_EVAL.json", {"cached": "later"})
+    assert main([*args, "--verify"]) == 0
     capsys.readouterr()
     split = root / "data" / "forget10.json"
     text = split.read_text()

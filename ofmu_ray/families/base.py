@@ -92,7 +92,8 @@ class Family:
 
     def make_task(self, spec: RunSpec, device) -> Task:
         """What the run loop unlearns on a worker: the model, its batches, its evaluation and its saving.
-        Called on every rank (under Ray Train in the worker process: a bound method pickles by reference)."""
+        Called on every rank; under Ray Train in the worker's process, which unpickles the bound method as
+        its family's class and name (families hold no state)."""
         raise NotImplementedError
 
     def evaluate(self, prepared: Prepared, which: str, *, split: str, retain_logs: str | None = None,

@@ -5,8 +5,9 @@ the Tune trial's own process): starting a worker group costs seconds that one wo
 With several workers (or `max_failures`, which needs Ray Train to restart them) the loop runs on
 Ray Train workers, gloo on CPU and nccl with GPUs.
 
-The task factory travels to the workers with the run: a module-level function or a family's bound
-method, which pickles by reference, so this module never imports a family.
+The task factory travels to the workers with the run: a family's bound `make_task` pickles as its
+family's class (by reference: the worker imports it) and the method's name, so this module never
+imports a family.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ generator's config and the training config), the model's shape and `RECIPE_VERSI
     models/target/           the model trained on everything (safetensors + tokenizer)
     models/oracle-forgetXX/  one retain oracle per forget split, trained without its authors
     report.json              accuracies of target and oracle, chance levels, seconds taken
+    manifest.json            the size and sha256 of every file above (`cache.publish`)
 
 tofu: `<cache-dir>/tofu/<model>-<split>-<key>/` holds the data (`data/`, read once from the hub or a
 folder), `sources.json` (the models as the user named them, hub ids or folders, and their prompt

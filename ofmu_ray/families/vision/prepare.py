@@ -8,6 +8,7 @@ K; the test set then drops K). Layout of `<cache-dir>/<bench>/<split>-<key>/`:
     sources.json              where the images come from (`--data-dir` for CIFAR)
     report.json               both models' `ua`, `ra`, `ta`, `mia_efficacy`; the oracle's metrics are
                               what every unlearned model's gaps are measured against
+    manifest.json             the size and sha256 of every file above (`cache.publish`)
 """
 
 from __future__ import annotations

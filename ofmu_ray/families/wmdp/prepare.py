@@ -8,6 +8,7 @@ Layout of `<cache-dir>/synth-wmdp/<profile>-<model>-<key>/` (`wmdp/<model>-<topi
     sources.json          wmdp: the user's model (a hub id or a folder)
     report.json           `forget_acc` and `utility_acc` of the target (and oracle), and the reference
                           forget accuracy a method is measured against: chance, 0.25
+    manifest.json         the size and sha256 of every file above (`cache.publish`)
 
 The reference is chance, not the oracle's measured accuracy: the oracle never saw the topic and
 every letter is right equally often, so chance is what it scores in expectation, and on 20 questions
