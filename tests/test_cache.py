@@ -57,7 +57,8 @@ def test_eval_and_sweep_stop_at_a_damaged_file_too(command, tiny, cache_copy, ml
     monkeypatch.chdir(tmp_path)
     path = cache_copy / "synth-tofu" / tiny.root.name / DAMAGED["model weights"]
     path.write_bytes(b"")
-    assert main([command, "--cache-dir", str(cache_copy), "--tracking-uri", mlflow_uri]) == 2
+    store = [] if command == "eval" else ["--tracking-uri", mlflow_uri]  # eval writes no MLflow run
+    assert main([command, "--cache-dir", str(cache_copy), *store]) == 2
     assert f"{path}: 0 bytes where manifest.json says" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]  # no store, no sweeps/ or evals/ folder
 
