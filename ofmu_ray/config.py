@@ -25,8 +25,11 @@ def param(default: Any, help: str, low: float | None = None, high: float | None 
 class Validated:
     """Base of the configs built from user input: checks every field's range and choices.
 
-    Subclasses are dataclasses whose fields come from `param`.
+    Subclasses are dataclasses whose fields come from `param`; `removed` names fields that no longer
+    exist and what replaced them, so that an old configuration fails with that rather than a guess.
     """
+
+    removed: typing.ClassVar[dict[str, str]] = {}
 
     def __post_init__(self) -> None:
         name = type(self).__name__
@@ -50,6 +53,8 @@ class Validated:
         hints = typing.get_type_hints(cls)
         kwargs = {}
         for key, value in values.items():
+            if key in cls.removed:
+                raise ValueError(f"{cls.__name__}.{key} was removed: {cls.removed[key]}")
             if key not in known:
                 close = difflib.get_close_matches(key, known, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else f"; fields: {', '.join(known)}"

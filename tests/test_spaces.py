@@ -11,8 +11,10 @@ from ofmu_ray.tune.spaces import SPACES_DIR, SpaceError, load_space
 def test_every_method_has_a_valid_space():
     assert sorted(p.stem for p in SPACES_DIR.glob("*.yaml")) == sorted(METHODS)
     space = load_space("ofmu")
-    assert {"beta", "rho0", "gamma_rho", "inner_steps", "eta_in", "eta_out", "decorrelation"} <= set(space)
-    assert space["inner_steps"].kind == "int" and space["decorrelation"].values == ("signed", "squared", "abs", "none")
+    assert set(space) == {"lr", "beta", "rho0", "gamma_rho", "inner_steps", "descent_steps"}
+    assert space["inner_steps"].kind == "int" and space["beta"].values == (1e-4, 1.0)
+    assert space["lr"] == load_space("graddiff")["lr"]  # the same learning-rate range as the baselines'
+    assert "decorrelation" not in space  # the paper's signed cosine; the variants are ablations
 
 
 @pytest.mark.parametrize("text, message", [
@@ -22,6 +24,7 @@ def test_every_method_has_a_valid_space():
     ("beta: {loguniform: [0.0, 1.0]}", "beta: bad range"),
     ("gamma_rho: {uniform: [0.5, 2.0]}", "gamma_rho: [0.5, 2.0] leaves the field's range"),
     ("decorrelation: {choice: [signed, cubic]}", "decorrelation: ['cubic'] not allowed"),
+    ("outer_steps: {int: [0, 10]}", "outer_steps: no longer a ofmu hyper-parameter: K now follows"),
     ("beta: {int: [1, 3]}", "beta is a float field; int does not fit it"),
     ("inner_steps: {uniform: [1, 3]}", "inner_steps is a int field; uniform does not fit it"),
     ("beta: [0.1, 1.0]", "beta: expected one distribution"),

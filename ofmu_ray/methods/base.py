@@ -47,21 +47,23 @@ class Method:
     ddp: ClassVar[bool] = True  # False: the method averages its own gradients (autograd.grad)
     modalities: ClassVar[tuple[str, ...]] = ("text", "image")  # what it can unlearn
 
-    def __init__(self, model: torch.nn.Module, cfg: MethodConfig, reference: torch.nn.Module | None = None):
+    def __init__(self, model: torch.nn.Module, cfg: MethodConfig, reference: torch.nn.Module | None = None,
+                 budget: int | None = None):
+        """`budget`: the forget batches the run will feed (`step` calls); None when open-ended."""
         if not isinstance(cfg, self.Config):
             raise TypeError(f"{self.name} needs a {self.Config.__name__}, got {type(cfg).__name__}")
         if self.needs_reference and reference is None:
             raise ValueError(f"{self.name} needs a frozen reference model (the model before unlearning)")
-        self.model, self.cfg, self.reference = model, cfg, reference
+        self.model, self.cfg, self.reference, self.budget = model, cfg, reference, budget
 
     @staticmethod
     def prepare_model(model: torch.nn.Module, cfg: MethodConfig) -> None:
         """Adjusts the bare model before any data-parallel wrapping (e.g. freezes parameters)."""
 
     @property
-    def max_steps(self) -> int | None:
-        """Forget batches after which the method is finished (None: as many as it is given)."""
-        return None
+    def cycle(self) -> int:
+        """Steps after which the method's sequence of step kinds repeats (OFMU: one outer iteration)."""
+        return 1
 
     def step(self, forget: Batch, retain: Batch) -> dict[str, float]:
         raise NotImplementedError
@@ -79,8 +81,8 @@ class LossMethod(Method):
 
     Config: ClassVar[type[OptimizerConfig]] = OptimizerConfig
 
-    def __init__(self, model, cfg, reference=None):
-        super().__init__(model, cfg, reference)
+    def __init__(self, model, cfg, reference=None, budget=None):
+        super().__init__(model, cfg, reference, budget)
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=WEIGHT_DECAY)
 

@@ -113,8 +113,8 @@ class RandomLabel(LossMethod):
     name = "rl"
     modalities = ("image",)
 
-    def __init__(self, model, cfg, reference=None):
-        super().__init__(model, cfg, reference)
+    def __init__(self, model, cfg, reference=None, budget=None):
+        super().__init__(model, cfg, reference, budget)
         self.classes = unwrap(model).config["classes"]  # `models.vision` classifiers carry their config
 
     def loss(self, forget, retain):

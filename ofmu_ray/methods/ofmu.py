@@ -1,12 +1,11 @@
 """OFMU (arXiv 2509.22483): bi-level unlearning by a penalty method.
 
-Inner problem (forgetting has priority), maximised by T plain gradient-ascent steps:
+Inner problem (forgetting has priority), T gradient-ascent steps per outer iteration:
     Phi(theta) = L_f(theta) - beta * Sim(g_f, g_r),   g_f = grad L_f, g_r = grad L_r
-Outer problem, one gradient-descent step per outer iteration on the penalty reformulation
+Outer problem, S descent steps per outer iteration (the paper: one) on the penalty reformulation
 (the paper's Eq. 7), whose gradient is the paper's Eq. 9:
     F(theta) = L_r(theta) + rho * ||grad Phi(theta)||^2
     grad F   = grad L_r + 2 * rho * Hess(Phi) @ grad Phi,    rho_{k+1} = gamma_rho * rho_k
-The outer step is taken where the inner loop ended (the inner loop warm-starts it).
 
 Every derivative of Sim goes through the flat gradient vectors a = g_f, b = g_r, writing
 u = (u_f, u_r) = d Sim / d(a, b) (cheap vector maths, see `similarity`):
@@ -18,15 +17,32 @@ The outer Hessian is computed as the `hessian` option says:
     exact        every term above (third-order derivatives through a double-backward graph)
     no_third     drops the D3 terms (curvature of the curvature)
     forget_only  H_f v alone (drops the beta-term of the Hessian)
-    finite_diff  no double backward anywhere: every Hessian-vector product is a forward difference
-                 of plain gradients, H u ~ (g(theta + eps u^) - g(theta)) * ||u|| / eps, reusing g(theta)
-                 (inner: one extra forget and one extra retain gradient; outer: one extra grad Phi)
-    finite_diff_forget  finite_diff inside, and the outer term of forget_only (one extra gradient)
-Where the outer step is evaluated is not recoverable from the paper (its notes write the outer
-gradient at the outer iterate, and call the inner loop a warm start). `outer_point` chooses:
-    last_inner   at the last inner iterate, applied together with the last ascent step; it reuses
-                 that step's gradients and graphs, so the outer step costs only its extra products
-    after_inner  after the last ascent step, at a point of its own (one more grad Phi to compute)
+    finite_diff  no double backward anywhere: every Hessian-vector product is a central difference
+                 of plain gradients, H u ~ ||u|| (g(theta + h u^) - g(theta - h u^)) / 2h
+                 (inner: four extra gradients; outer: two extra grad Phi, each with its own four)
+    finite_diff_forget  finite_diff inside, and the outer term of forget_only
+The step h is `fd_eps * ||theta||`, by default `FD_STEP` of the weights' dtype: the step that
+balanced rounding against truncation in the nested difference (finite_diff's Hess(Phi) v), measured
+on the memorised tiny target in fp32 and on the test suite's toy model in fp64. Under bf16 weights no
+step is both small and resolvable (measured: errors of ~1e4), so finite differences are refused there.
+
+What one step is. Every step takes one forget batch and one retain batch, as every baseline's update
+does, so a budget of B forget batches is B steps for every method. One outer iteration is T ascent
+steps, then S descent steps, each at its own point (`outer_point: after_inner`, the reading in which
+the inner loop warm-starts the outer step). `last_inner` instead takes the first descent step at the
+last ascent step's point, from the same gradients and graphs (cheaper: one grad Phi fewer), so its
+iteration is T + S - 1 steps. K, the number of outer iterations, follows from the budget: a budget
+that is not a whole number of iterations ends with a shortened one that keeps its descent steps, so
+no run ends on uncorrected ascent steps.
+
+How a step moves the weights (`optimizer`). `adamw`, the default, steps both loops the way the
+baselines step (OpenUnlearning's stack): the update direction is clipped to norm 1 (HF's default),
+then AdamW with the baselines' weight decay. Each loop has its own moment estimates: the inner loop
+ascends Phi and the outer descends F, and one Adam's running averages would carry the ascent
+direction into the descent steps. One learning rate `lr` serves both loops (the paper names one);
+`lr_out` sets the outer one apart. `sgd` is the literal reading, theta += lr * clip(grad Phi) and
+theta -= lr_out * clip(grad F), clipped to `max_step_norm`.
+
 Gradients are taken with `torch.autograd.grad` over all trainable parameters and averaged across
 data-parallel ranks explicitly (`all_reduce_mean`), so a data-parallel run computes the same
 numbers as one process on the global batch.
@@ -34,45 +50,60 @@ numbers as one process on the global batch.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import torch
 from torch.autograd import grad
 
 from ofmu_ray.config import param
-from ofmu_ray.methods.base import Method, MethodConfig, global_logs, unwrap
+from ofmu_ray.methods.base import MAX_GRAD_NORM, WEIGHT_DECAY, Method, MethodConfig, global_logs, unwrap
 from ofmu_ray.methods.distributed import all_reduce_mean
 from ofmu_ray.methods.losses import Batch, nll
 
 DECORRELATIONS = ("signed", "squared", "abs", "none")
 HESSIANS = ("exact", "no_third", "forget_only", "finite_diff", "finite_diff_forget")
-OUTER_POINTS = ("last_inner", "after_inner")
+OUTER_POINTS = ("after_inner", "last_inner")
+OPTIMIZERS = ("adamw", "sgd")
 FINITE_DIFF = ("finite_diff", "finite_diff_forget")
 NORM_EPS = 1e-12  # keeps the cosine finite when a gradient vanishes
+# fd_eps 0: the relative step per dtype. fp32, tiny target: at 3e-5 grad Phi is within 0.2 % and
+# Hess(Phi) v within 2 % of exact; 10x larger or smaller steps are 5-35x worse
+FD_STEP = {torch.float32: 3e-5, torch.float64: 1e-5}
+INNER, OUTER, BOTH = "inner", "outer", "inner+outer"  # what one step does (BOTH: last_inner's shared point)
 
 
 @dataclass(frozen=True)
 class OFMUConfig(MethodConfig):
-    beta: float = param(1.0, "weight of the similarity penalty in Phi (value not given in the paper)", low=0.0)
-    rho0: float = param(0.1, "initial penalty weight rho_0 on ||grad Phi||^2", low=0.0)
+    beta: float = param(1e-2, "weight of the similarity penalty in Phi (value not given in the paper)", low=0.0)
+    rho0: float = param(1e-2, "initial penalty weight rho_0 on ||grad Phi||^2", low=0.0)
     gamma_rho: float = param(1.1, "growth of the penalty per outer iteration, rho_{k+1} = gamma_rho * rho_k",
                              low=1.0)
     inner_steps: int = param(5, "T, gradient-ascent steps on Phi per outer iteration (paper: 5-10)",
                              low=1, high=100)
-    outer_steps: int = param(0, "K, outer iterations; 0 runs as many as the step budget allows", low=0)
-    eta_in: float = param(0.05, "inner (ascent) step size", low=0.0, high=10.0)
-    eta_out: float = param(0.1, "outer (descent) step size", low=0.0, high=10.0)
-    max_step_norm: float = param(1.0, "clip each update direction to this norm before the step size (the "
-                                 "baselines' gradient clipping, HF's default 1.0); 0 = the paper's plain steps",
-                                 low=0.0)
+    descent_steps: int = param(1, "S, descent steps on the penalty objective per outer iteration (paper: 1)",
+                               low=1, high=100)
+    optimizer: str = param("adamw", "adamw: clip at 1.0 then AdamW, as the baselines step; sgd: plain clipped "
+                           "steps (the literal reading)", choices=OPTIMIZERS)
+    lr: float = param(1e-4, "step size of both loops (the paper has one): AdamW's learning rate, or sgd's "
+                      "multiplier", low=0.0, high=10.0)
+    lr_out: float = param(0.0, "step size of the outer loop alone; 0 = lr", low=0.0, high=10.0)
+    max_step_norm: float = param(1.0, "sgd: clip each update direction to this norm before the step size "
+                                 "(0 = unclipped); adamw always clips at 1.0, as the baselines", low=0.0)
     decorrelation: str = param("signed", "Sim: signed = cos (the paper), squared = cos^2 (towards "
                                "orthogonality), abs = |cos|, none = no penalty (ablation)",
                                choices=DECORRELATIONS)
     hessian: str = param("exact", "how the Hessian-vector products are computed (see the module doc)",
                          choices=HESSIANS)
-    outer_point: str = param("last_inner", "where the outer step is evaluated (see the module doc)",
-                             choices=OUTER_POINTS)
-    fd_eps: float = param(1e-3, "finite_diff: step along the unit direction", low=1e-8, high=1.0)
+    outer_point: str = param("after_inner", "where the first descent step of an iteration is taken (see the "
+                             "module doc)", choices=OUTER_POINTS)
+    fd_eps: float = param(0.0, "finite_diff: the difference step relative to ||theta||; 0 = chosen from the "
+                          "weights' dtype (FD_STEP)", low=0.0, high=1.0)
+
+    removed = {"outer_steps": "K now follows from the budget; descent_steps is S, the descent steps per "
+                              "outer iteration",
+               "eta_in": "use lr (one step size for both loops, as the paper)",
+               "eta_out": "use lr_out (0 = lr)"}
 
 
 def similarity(a: torch.Tensor, b: torch.Tensor, kind: str) -> torch.Tensor:
@@ -92,6 +123,34 @@ def _sim_grad(a: torch.Tensor, b: torch.Tensor, kind: str) -> tuple[torch.Tensor
     cos = (a @ b) * inv
     scale = {"signed": torch.ones_like(cos), "squared": 2 * cos, "abs": torch.sign(cos)}[kind]
     return scale * (b * inv - cos * a / (na * na + NORM_EPS)), scale * (a * inv - cos * b / (nb * nb + NORM_EPS))
+
+
+def iteration(steps: int, descent: int, shared: bool) -> list[str]:
+    """What each of an outer iteration's `steps` steps does; a shortened iteration keeps its descent steps.
+
+        >>> iteration(4, descent=1, shared=False), iteration(3, descent=1, shared=True)
+        (['inner', 'inner', 'inner', 'outer'], ['inner', 'inner', 'inner+outer'])
+        >>> iteration(2, descent=2, shared=False)  # the budget ends inside an iteration
+        ['outer', 'outer']
+    """
+    if not shared:
+        outer = min(descent, steps)
+        return [INNER] * (steps - outer) + [OUTER] * outer
+    if steps < descent:  # too short for an ascent step that takes the first descent step with it
+        return [OUTER] * steps
+    return [INNER] * (steps - descent) + [BOTH] + [OUTER] * (descent - 1)
+
+
+def plan(budget: int | None, inner: int, descent: int, shared: bool):
+    """The kinds of every step of a run of `budget` steps (endless when None), iteration after
+    iteration; each item is (kind, whether it ends its iteration)."""
+    period = inner + descent - (1 if shared else 0)
+    for start in itertools.count(0, period):
+        if budget is not None and start >= budget:
+            return
+        steps = period if budget is None else min(period, budget - start)
+        kinds = iteration(steps, descent, shared)
+        yield from ((kind, i == len(kinds) - 1) for i, kind in enumerate(kinds))
 
 
 def _flat(tensors) -> torch.Tensor:
@@ -116,41 +175,56 @@ class _PhiGrad:
     b: torch.Tensor  # global retain gradient
     grad_phi: torch.Tensor  # flat, detached
     sim: float
+    cos_term: float  # ||beta (H_f u_f + H_r u_r)||: how hard the penalty pulls against ||a||
     g_f: tuple[torch.Tensor, ...]  # local gradients, with their graphs when asked for
     g_r: tuple[torch.Tensor, ...]
     hu: tuple[torch.Tensor, ...] | None  # local H_f u_f + H_r u_r
 
 
 class OFMU(Method):
-    """OFMU's two loops: inner ascent on Phi, then an outer penalty step (Hessian-vector products).
+    """OFMU's two loops: inner ascent on Phi, then descent on the penalty objective (Hessian-vector products).
 
-    Each `step` call is one inner ascent step on one forget batch; every T-th call ends with the
-    outer step on the same batches.
+    Each `step` call takes one forget and one retain batch; `iteration` says what the step does.
     """
 
     name = "ofmu"
     Config = OFMUConfig
     ddp = False
 
-    def __init__(self, model, cfg, reference=None):
-        super().__init__(model, cfg, reference)
-        # Fused SDPA kernels have no double backward; eager attention does (ray_stack.md, App. A).
-        # finite_diff needs no double backward, so it keeps the faster fused kernels.
-        if cfg.hessian not in FINITE_DIFF and hasattr(unwrap(model), "set_attn_implementation"):
-            unwrap(model).set_attn_implementation("eager")
+    def __init__(self, model, cfg, reference=None, budget: int | None = None):
+        super().__init__(model, cfg, reference, budget)
+        bare = unwrap(model)
         self.params = [p for p in model.parameters() if p.requires_grad]
+        if cfg.hessian in FINITE_DIFF and self.params[0].dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"ofmu hessian={cfg.hessian} needs fp32 or fp64 weights, got {self.params[0].dtype}: "
+                             "a finite difference cannot resolve a step in 8 mantissa bits; use hessian=exact, "
+                             "no_third or forget_only")
+        # Fused SDPA kernels have no double backward; eager attention does. finite_diff needs no
+        # double backward, so it keeps the faster fused kernels.
+        if cfg.hessian not in FINITE_DIFF and hasattr(bare, "set_attn_implementation"):
+            bare.set_attn_implementation("eager")
         self.rho = cfg.rho0
-        self.inner_done = 0
+        self.done = 0  # steps taken, what a resumed run skips in the plan
+        self.plan = plan(budget, cfg.inner_steps, cfg.descent_steps, cfg.outer_point == "last_inner")
+        lr_out = cfg.lr_out or cfg.lr
+        self.optimizers = ({"inner": torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=WEIGHT_DECAY),
+                            "outer": torch.optim.AdamW(self.params, lr=lr_out, weight_decay=WEIGHT_DECAY)}
+                           if cfg.optimizer == "adamw" else {})
 
     @property
-    def max_steps(self) -> int | None:
-        return self.cfg.outer_steps * self.cfg.inner_steps or None
+    def cycle(self) -> int:
+        return self.cfg.inner_steps + self.cfg.descent_steps - (self.cfg.outer_point == "last_inner")
 
     def state_dict(self) -> dict:
-        return {"rho": self.rho, "inner_done": self.inner_done}
+        return {"rho": self.rho, "done": self.done} | {k: o.state_dict() for k, o in self.optimizers.items()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.rho, self.inner_done = state["rho"], state["inner_done"]
+        self.rho = state["rho"]
+        for _ in range(state["done"]):  # the resumed run goes on where the plan was
+            next(self.plan)
+        self.done = state["done"]
+        for key, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state[key])
 
     def grad_phi(self, forget: Batch, retain: Batch, graph_f: bool = False, graph_r: bool = False,
                  graph_hu: bool = False) -> _PhiGrad:
@@ -162,7 +236,7 @@ class OFMU(Method):
         g_r = grad(loss_r, self.params, create_graph=autograd_hvp or graph_r)
         a, b = all_reduce_mean(_flat(g_f).detach()), all_reduce_mean(_flat(g_r).detach())
         if not decorrelate:
-            return _PhiGrad(loss_f, loss_r, a, b, a, 0.0, g_f, g_r, None)
+            return _PhiGrad(loss_f, loss_r, a, b, a, 0.0, 0.0, g_f, g_r, None)
         u_f, u_r = _sim_grad(a, b, self.cfg.decorrelation)
         if autograd_hvp:
             s = _dot(g_f, _split(u_f, self.params)) + _dot(g_r, _split(u_r, self.params))
@@ -170,39 +244,53 @@ class OFMU(Method):
             hu_flat = all_reduce_mean(_flat(hu).detach())
         else:
             hu = None
-            hu_flat = (self._directional(forget, u_f, a) + self._directional(retain, u_r, b))
+            hu_flat = self._directional(forget, u_f) + self._directional(retain, u_r)
         grad_phi = a - self.cfg.beta * hu_flat
         sim = similarity(a, b, self.cfg.decorrelation).item()
-        return _PhiGrad(loss_f, loss_r, a, b, grad_phi, sim, g_f, g_r, hu)
+        cos_term = self.cfg.beta * hu_flat.norm().item()
+        return _PhiGrad(loss_f, loss_r, a, b, grad_phi, sim, cos_term, g_f, g_r, hu)
 
-    def _at_offset(self, direction: torch.Tensor, fn):
-        """fn() evaluated at theta + fd_eps * direction / ||direction||; parameters restored after."""
+    def _step_size(self) -> float:
+        """h of the central differences: fd_eps (or the dtype's FD_STEP) times ||theta||."""
+        rel = self.cfg.fd_eps or FD_STEP[self.params[0].dtype]
+        return rel * max(_flat(p.detach() for p in self.params).norm().item(), 1.0)
+
+    def _at_offset(self, direction: torch.Tensor, step: float, fn):
+        """fn() evaluated at theta + step * direction / ||direction||; parameters and buffers restored
+        after (a perturbed forward pass in train mode moves BatchNorm's running statistics)."""
         start = [p.detach().clone() for p in self.params]
+        buffers = [b.detach().clone() for b in unwrap(self.model).buffers()]
         with torch.no_grad():
-            torch._foreach_add_(self.params, _split(direction, self.params), alpha=self.cfg.fd_eps / direction.norm())
+            torch._foreach_add_(self.params, _split(direction, self.params), alpha=step / direction.norm().item())
         try:
             return fn()
         finally:
             with torch.no_grad():
                 torch._foreach_copy_(self.params, start)
+                for buffer, saved in zip(unwrap(self.model).buffers(), buffers, strict=True):
+                    buffer.copy_(saved)
 
-    def _directional(self, batch: Batch, u: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        """H u for the loss on `batch`, by a forward difference of its gradient g (at theta)."""
-        norm = u.norm()
+    def _central(self, direction: torch.Tensor, fn) -> torch.Tensor:
+        """The derivative of fn() (a flat vector) along `direction`, by a central difference."""
+        norm = direction.norm()
         if norm == 0:
-            return torch.zeros_like(u)
-        g_moved = self._at_offset(u, lambda: all_reduce_mean(_flat(grad(nll(self.model, batch), self.params))))
-        return (g_moved - g) * (norm / self.cfg.fd_eps)
+            return torch.zeros_like(direction)
+        h = self._step_size()
+        return (self._at_offset(direction, h, fn) - self._at_offset(-direction, h, fn)) * (norm / (2 * h))
+
+    def _directional(self, batch: Batch, u: torch.Tensor) -> torch.Tensor:
+        """H u for the loss on `batch`: the central difference of its gradient along u."""
+        return self._central(u, lambda: all_reduce_mean(_flat(grad(nll(self.model, batch), self.params))))
 
     def hessian_phi_vector(self, forget: Batch, retain: Batch) -> tuple[_PhiGrad, torch.Tensor]:
         """grad Phi = v and Hess(Phi) v at the current parameters, as `cfg.hessian` says."""
         option = self.cfg.hessian
         if option == "finite_diff":
             state = self.grad_phi(forget, retain)
-            return state, self._finite_diff_hvp(forget, retain, state.grad_phi)
+            return state, self._central(state.grad_phi, lambda: self.grad_phi(forget, retain).grad_phi)
         if option == "finite_diff_forget":
             state = self.grad_phi(forget, retain)
-            return state, self._directional(forget, state.grad_phi, state.a)
+            return state, self._directional(forget, state.grad_phi)
         decorrelate = self.cfg.decorrelation != "none"
         both = decorrelate and option != "forget_only"
         state = self.grad_phi(forget, retain, graph_f=True, graph_r=both, graph_hu=both and option == "exact")
@@ -220,48 +308,51 @@ class OFMU(Method):
         w = all_reduce_mean(_flat(grad(scalar, self.params)))
         return state, hfv - self.cfg.beta * w
 
-    def _finite_diff_hvp(self, forget: Batch, retain: Batch, v: torch.Tensor) -> torch.Tensor:
-        norm = v.norm()
-        if norm == 0:
-            return torch.zeros_like(v)
-        moved = self._at_offset(v, lambda: self.grad_phi(forget, retain).grad_phi)
-        return (moved - v) * (norm / self.cfg.fd_eps)
-
     def step(self, forget: Batch, retain: Batch) -> dict[str, float]:
-        cfg = self.cfg
-        self.inner_done += 1
-        outer_now = self.inner_done == cfg.inner_steps
-        if outer_now and cfg.outer_point == "last_inner":
-            state, hv = self.hessian_phi_vector(forget, retain)
-            self._move(state.grad_phi, cfg.eta_in)  # the last ascent step ...
-            logs = self._outer_step(state, hv)  # ... and the outer step, both evaluated here
-        else:
+        self.model.train()
+        kind, ends_iteration = next(self.plan)
+        self.done += 1
+        logs = {}
+        if kind == INNER:
             state = self.grad_phi(forget, retain)
-            self._move(state.grad_phi, cfg.eta_in)
-            logs = self._outer_step(*self.hessian_phi_vector(forget, retain)) if outer_now else {}
+        else:
+            state, hv = self.hessian_phi_vector(forget, retain)
+        if kind in (INNER, BOTH):
+            self._update("inner", -state.grad_phi, self.cfg.lr)  # ascent on Phi
+        if kind in (OUTER, BOTH):
+            logs = self._outer_step(state, hv)
         losses = global_logs({"loss_f": state.loss_f, "loss_r": state.loss_r})
         logs |= losses | {"cos": (state.a @ state.b / (state.a.norm() * state.b.norm() + NORM_EPS)).item(),
-                          "phi": losses["loss_f"] - cfg.beta * state.sim,
-                          "grad_phi_norm": state.grad_phi.norm().item(), "rho": self.rho}
-        if outer_now:
-            self.rho *= cfg.gamma_rho
-            self.inner_done = 0
+                          "phi": losses["loss_f"] - self.cfg.beta * state.sim,
+                          "grad_phi_norm": state.grad_phi.norm().item(), "rho": self.rho,
+                          "ratio/cos_to_forget": state.cos_term / (state.a.norm().item() + NORM_EPS)}
+        if ends_iteration:
+            self.rho *= self.cfg.gamma_rho
         return logs
 
-    def _move(self, direction: torch.Tensor, scale: float) -> None:
-        # At a sharp minimum the penalty gradient 2 rho Hess(Phi) grad Phi can be ~1e3 (measured on
-        # the tiny target): a plain step then wrecks the model, so updates are clipped like the baselines'.
-        norm, limit = direction.norm(), self.cfg.max_step_norm
-        if limit and norm > limit:
-            direction = direction * (limit / norm)
-        if not torch.isfinite(norm):
-            raise FloatingPointError("ofmu diverged (a non-finite update); lower eta_in / eta_out or rho0")
-        with torch.no_grad():
-            torch._foreach_add_(self.params, _split(direction, self.params), alpha=scale)
-
     def _outer_step(self, state: _PhiGrad, hv: torch.Tensor) -> dict[str, float]:
-        grad_f = state.b + 2 * self.rho * hv  # Eq. 9
-        self._move(grad_f, -self.cfg.eta_out)
-        return {"outer_loss_r": all_reduce_mean(state.loss_r.detach()).item(),
-                "penalty": state.grad_phi.norm().item() ** 2,
-                "outer_grad_norm": grad_f.norm().item()}
+        penalty_grad = 2 * self.rho * hv
+        grad_f = state.b + penalty_grad  # Eq. 9
+        logs = {"penalty": state.grad_phi.norm().item() ** 2, "outer_grad_norm": grad_f.norm().item(),
+                "ratio/penalty_to_retain": penalty_grad.norm().item() / (state.b.norm().item() + NORM_EPS)}
+        self._update("outer", grad_f, self.cfg.lr_out or self.cfg.lr)
+        return logs
+
+    def _update(self, loop: str, direction: torch.Tensor, lr: float) -> None:
+        """One step down `direction` (a flat gradient): clipped AdamW of that loop, or a clipped plain step.
+
+        A non-finite direction is stepped as it is: the weights turn non-finite and the run loop
+        stops the run there as diverged."""
+        if self.cfg.optimizer == "sgd":
+            norm, limit = direction.norm(), self.cfg.max_step_norm
+            if limit and norm > limit:
+                direction = direction * (limit / norm)
+            with torch.no_grad():
+                torch._foreach_add_(self.params, _split(direction, self.params), alpha=-lr)
+            return
+        for p, g in zip(self.params, _split(direction, self.params), strict=True):
+            p.grad = g.clone()
+        torch.nn.utils.clip_grad_norm_(self.params, MAX_GRAD_NORM)
+        self.optimizers[loop].step()
+        for p in self.params:
+            p.grad = None

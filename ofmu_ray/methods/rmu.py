@@ -66,10 +66,10 @@ class RMU(LossMethod):
         if not found:
             raise ValueError("rmu needs a model with layers.<i>.mlp.down_proj (Llama, Mistral, Zephyr...)")
 
-    def __init__(self, model, cfg, reference=None):
+    def __init__(self, model, cfg, reference=None, budget=None):
         if unwrap(model) is model:  # under DDP the caller froze the model before wrapping it
             self.prepare_model(model, cfg)
-        super().__init__(model, cfg, reference)
+        super().__init__(model, cfg, reference, budget)
         self.layer = _layer(unwrap(model), cfg)
         hidden = unwrap(model).config.hidden_size
         direction = torch.rand(hidden, generator=torch.Generator().manual_seed(cfg.seed))

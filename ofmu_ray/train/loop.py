@@ -67,7 +67,7 @@ def run_worker(spec: RunSpec, make_task: TaskFactory, rank: int, world: int, rep
     reference = task.load_reference().requires_grad_(False) if cls.needs_reference else None
     if cls.ddp and wrap is not None:
         model = wrap(model)  # DDP when world > 1
-    method = cls(model, cfg, reference)
+    method = cls(model, cfg, reference, budget=spec.steps)
     forget, retain = shard(task.forget, rank, world, device), shard(task.retain, rank, world, device)
     bare = getattr(model, "module", model)  # what is saved and evaluated
     history = resume(bare, method, resume_from, spec) if resume_from else []
@@ -77,7 +77,7 @@ def run_worker(spec: RunSpec, make_task: TaskFactory, rank: int, world: int, rep
     autocast = torch.device(device).type if spec.dtype == "bf16-mixed" else None
 
     # The loop: one update per forget batch; every rank evaluates and checkpoints at the same steps.
-    last = min(spec.steps, method.max_steps or spec.steps)  # OFMU finishes after its outer iterations
+    last = spec.steps
     for _ in history:  # a resumed run draws and drops the batches it took before its checkpoint
         next(forget), next(retain)
     started = time.perf_counter()
@@ -148,12 +148,12 @@ def train_step(method: Method, forget: Batch, retain: Batch, autocast: str | Non
 def unlearn(method: Method, forget: Iterator[Batch], retain: Iterator[Batch], steps: int,
             autocast: str | None = None) -> list[dict[str, float]]:
     """`train_step` on one forget and one retain batch at a time, for `steps` forget batches (fewer if
-    the method finishes first, e.g. OFMU after K outer iterations, or diverges), in this process and
-    without checkpoints or evaluation: what tests and benchmarks call. Returns each step's logs."""
+    it diverges), in this process and without checkpoints or evaluation: what tests and benchmarks
+    call. Returns each step's logs."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     history: list[dict[str, float]] = []
-    for _ in range(min(steps, method.max_steps or steps)):
+    for _ in range(steps):
         history.append(train_step(method, next(forget), next(retain), autocast))
         if history[-1].get("diverged"):
             break

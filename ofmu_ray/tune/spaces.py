@@ -80,6 +80,8 @@ def load_space(method: str, path: str | Path | None = None) -> dict[str, Dimensi
     hints = typing.get_type_hints(config)
     space = {}
     for key, spec in raw.items():
+        if key in config.removed:
+            raise SpaceError(f"{path}: {key}: no longer a {method} hyper-parameter: {config.removed[key]}")
         if key not in known:
             close = difflib.get_close_matches(str(key), known, n=1)
             raise SpaceError(f"{path}: {key!r} is not a {method} hyper-parameter"
