@@ -14,7 +14,7 @@ from toy_lm import ToyLM, toy_batch
 from ofmu_ray.cli import main
 from ofmu_ray.methods import METHODS, build_config, describe_methods, get_method, methods_for
 from ofmu_ray.methods.losses import nll, npo_loss, sequence_nll, simnpo_loss
-from ofmu_ray.methods.ofmu import HESSIANS, OFMU, _flat, similarity
+from ofmu_ray.methods.ofmu import OFMU, _flat, similarity
 from ofmu_ray.methods.rmu import masked_mse
 
 FORGET = toy_batch([[1, 2, 3, 4, 5], [1, 6, 3, 7, 8], [2, 2, 9, 4, 1]], answer_from=2)
