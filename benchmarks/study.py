@@ -49,7 +49,8 @@ def run_sweeps(args: argparse.Namespace) -> None:
         resume = (Path(args.sweeps_dir) / name / "sweep.json").is_file()
         argv = ["sweep", "--bench", "synth-tofu", "--profile", args.profile, "--split", split,
                 "--models", ",".join(args.models), "--methods", ",".join(methods), "--trials", str(args.trials),
-                "--steps", str(args.steps), "--seeds", str(args.seeds), "--tracking-uri", args.tracking_uri,
+                *(["--steps", str(args.steps)] if args.steps else ["--epochs", str(args.epochs)]),
+                "--seeds", str(args.seeds), "--tracking-uri", args.tracking_uri,
                 "--sweeps-dir", args.sweeps_dir, "--name", name, *(["--cache-dir", args.cache_dir] if args.cache_dir
                                                                    else []), *(["--resume"] if resume else [])]
         if main(argv) != 0:
@@ -135,10 +136,16 @@ def _budget(client, experiment: str, sweep: str) -> str:
 
 def _sweep_section(client, split: str, sweep: str, lines: list[str], results: Path) -> dict:
     """The sweep's tables and plots; returns {(model, split key): {method: hypervolume}}."""
+    from ofmu_ray.tracking.mlflow_log import find_runs
     from ofmu_ray.tracking.plots import plot_png
     from ofmu_ray.tune.results import fronts_of, hypervolume_table, seed_table, sweep_models
 
     experiment = client.get_experiment_by_name(f"synth-tofu/{split}").experiment_id
+    short = [r.info.run_name for r in find_runs(client, experiment, ofmu__sweep=sweep, ofmu__kind="trial")
+             if r.data.tags.get("ofmu.short_budget") and not r.data.tags.get("ofmu.diverged")]
+    if short:  # a trial that stopped early is not a point at the budget every other method had
+        raise SystemExit(f"sweep {sweep}: {len(short)} trial(s) consumed fewer forget batches than the budget "
+                         f"({', '.join(short[:5])}); an equal-budget study cannot use them")
     models = sweep_models(client, experiment, sweep)
     table = hypervolume_table(client, experiment, sweep, models)
     methods = list(table[""])
@@ -158,13 +165,17 @@ def _sweep_section(client, split: str, sweep: str, lines: list[str], results: Pa
                   for m, rs in runs.items()}
         plot = plot_png(trials, fronts[""], f"{model}, synth-tofu {split}", results / f"front_{split}_{model}.png")
         lines += ["", f"### {model}", "", f"![fronts]({plot.relative_to(results.parent)})", "",
-                  "| method | trials | front (log10 FQ, MU) | FQ variance across hard splits | MU degradation | "
-                  "unlearning s/run | s/update |", "|---|---:|---|---:|---:|---:|---:|"]
+                  "| method | trials | front (log10 FQ, MU) | hypervolume at equal compute (trials) | "
+                  "grad evals/run | FQ variance across hard splits | MU degradation | unlearning s/run | s/update |",
+                  "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
         for method, rs in runs.items():
             per_update = [r.data.metrics["unlearn_seconds"] / r.data.metrics["step"] for r in rs
                           if "unlearn_seconds" in r.data.metrics]
-            points = ", ".join(f"({a:.2f}, {b:.3f})" for a, b in fronts[""]["methods"][method]["points"])
-            lines.append(f"| {method} | {len(rs)} | {points} | {_mean_std(_metric(rs, 'fq_variance'))} | "
+            entry = fronts[""]["methods"][method]
+            points = ", ".join(f"({a:.2f}, {b:.3f})" for a, b in entry["points"])
+            lines.append(f"| {method} | {len(rs)} | {points} | {entry['hypervolume_equal_compute']:.3f} "
+                         f"({entry['trials_equal_compute']}) | {_mean_std(_metric(rs, 'grad_evals'))} | "
+                         f"{_mean_std(_metric(rs, 'fq_variance'))} | "
                          f"{_mean_std(_metric(rs, 'mu_degradation'))} | {_mean_std(_metric(rs, 'unlearn_seconds'))} | "
                          f"{_mean_std(per_update)} |")
         seeds = seed_table(client, experiment, sweep, model)
@@ -267,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--splits", default="forget01,forget05,forget10")
     parser.add_argument("--models", default="tiny-llama-2l,tiny-llama-4l")
     parser.add_argument("--trials", type=int, default=8, help="per method and model, the default included")
-    parser.add_argument("--steps", type=int, default=20, help="forget batches per run, every method")
+    parser.add_argument("--epochs", type=float, default=10, help="passes over the forget split per run, every method")
+    parser.add_argument("--steps", type=int, default=None, help="or forget batches per run (instead of --epochs)")
     parser.add_argument("--seeds", type=int, default=3, help="new seeds for each front configuration")
     parser.add_argument("--ablations", default=",".join(ABLATIONS), help=f"OFMU's axes, of {', '.join(ABLATIONS)}")
     parser.add_argument("--ablation-seeds", type=int, default=3)

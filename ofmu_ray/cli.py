@@ -14,12 +14,12 @@ import json
 import sys
 from collections.abc import Sequence
 
-from ofmu_ray.config import parse_sets
+from ofmu_ray.config import check_budget, parse_sets
 from ofmu_ray.errors import UsageError, UserError
 from ofmu_ray.families import DEFAULT_BENCH, FAMILIES
 from ofmu_ray.families.base import OPTIONS, Family, PrepareRequest
 
-DEMO_TRIALS, DEMO_STEPS = 6, 20  # sized so that `ofmu-ray demo` ends in under 30 minutes on 2 CPU cores
+DEMO_TRIALS = 6  # sized so that `ofmu-ray demo` ends in minutes on 2 CPU cores
 
 
 def _families() -> list[Family]:
@@ -181,9 +181,13 @@ def _add_tracking_uri(p: argparse.ArgumentParser) -> None:
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     """Options of one unlearning run, shared by `unlearn` and `sweep`."""
-    steps = "; ".join(f"{f.label}: {f.default_steps}" for f in _families())
+    default = "; ".join(f"{f.label}: " + (f"{f.default_epochs:g} epochs" if f.default_epochs else
+                                          f"{f.default_steps} steps") for f in _families())
     p.add_argument("--steps", type=int, default=None,
-                   help=f"forget batches, the same budget for every method (default: {steps})")
+                   help=f"forget batches (one a step, for every method), the same budget for every method "
+                        f"(default: {default})")
+    p.add_argument("--epochs", type=float, default=None,
+                   help="or the budget in passes over the forget split: ceil(E * rows / batch size) forget batches")
     p.add_argument("--batch-size", type=int, default=16, help="global batch, split across workers")
     p.add_argument("--workers", type=int, default=1, help="data-parallel workers (1 runs in-process, no Ray Train)")
     p.add_argument("--cpus-per-worker", type=float, default=None,
@@ -245,16 +249,17 @@ def _run_unlearn(args: argparse.Namespace) -> int:
 
     overrides, lora = parse_sets(args.set), _lora(args)
     runs.check_settings(args.bench, args.method, overrides, args.keep_best)  # before anything starts
-    if args.steps < 1 or args.workers < 1 or args.batch_size % args.workers or min(
-            args.checkpoint_every, args.max_failures) < 0:
-        raise UsageError(f"need steps >= 1, workers >= 1, batch size ({args.batch_size}) divisible by "
+    check_budget(args.steps, args.epochs)
+    if args.workers < 1 or args.batch_size % args.workers or min(args.checkpoint_every, args.max_failures) < 0:
+        raise UsageError(f"need workers >= 1, batch size ({args.batch_size}) divisible by "
                          f"workers ({args.workers}), checkpoint-every and max-failures >= 0")
     if args.keep_best and not args.eval_every:
         raise UsageError("--keep-best needs --eval-every N")
     _check_uri(args)
     prepared = runs.prepare(_request(args))  # a damaged cache stops here, before the store is created
     args.tracking_uri = _store(args)
-    spec = runs.run_spec(prepared, split=args.split, method=args.method, overrides=overrides, steps=args.steps,
+    steps = runs.budget_steps(prepared, args.split, args.batch_size, args.steps, args.epochs)
+    spec = runs.run_spec(prepared, split=args.split, method=args.method, overrides=overrides, steps=steps,
                          batch_size=args.batch_size, seed=args.seed, eval_every=args.eval_every,
                          checkpoint_every=args.checkpoint_every, keep_best=args.keep_best, lora=lora,
                          lora_save=args.lora_save, dtype=args.dtype)
@@ -291,6 +296,8 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated: sweep each model with the same budget (instead of --model; with "
                         "--bench tofu, --oracle or --retain-logs lists one per model, in the same order)")
     p.add_argument("--trials", type=int, default=8, help="per method, its default configuration included")
+    p.add_argument("--trials-per-dim", type=int, default=0, metavar="K",
+                   help="instead: K trials per dimension a method searches (at least 4), equal search effort")
     _add_run_args(p)
     p.add_argument("--concurrency", type=int, default=0, help="trials at once (0: as many as the CPUs hold)")
     p.add_argument("--seeds", type=int, default=0,
@@ -322,6 +329,7 @@ def _sweep_config(args: argparse.Namespace):
     return SweepConfig(
         bench=args.bench, profile=args.profile, split=args.split,
         methods=_names(args.methods) or FAMILIES[args.bench].default_methods, trials=args.trials, steps=args.steps,
+        epochs=args.epochs, trials_per_dim=args.trials_per_dim,
         batch_size=args.batch_size, workers=args.workers, cpus_per_worker=_cpus(args),
         gpus_per_worker=args.gpus_per_worker, concurrency=args.concurrency, seeds=args.seeds, sampler=args.sampler,
         seed=args.sampler_seed, spaces=parse_sets(args.space), lora=_lora(args), lora_save=args.lora_save,
@@ -346,7 +354,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
             raise UsageError(f"--resume: no sweep in {root.resolve()}")
         sweep_dir = root / names[-1]
         cfg = load_config(sweep_dir)
-        print(f"resuming sweep {sweep_dir.name} ({', '.join(cfg.methods)}; {cfg.trials} trials each)", file=sys.stderr)
+        print(f"resuming sweep {sweep_dir.name} ({', '.join(cfg.methods)}; {cfg.search_effort})", file=sys.stderr)
     else:
         cfg = _sweep_config(args)
         sweep_dir = root / (args.name or new_name(cfg))
@@ -402,7 +410,8 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
                        help="prepare the small benchmark, sweep all six methods on forget10, print the fronts")
     p.add_argument("--cache-dir", default=None, help="as for prepare")
     p.add_argument("--trials", type=int, default=DEMO_TRIALS, help="per method (the same for every method)")
-    p.add_argument("--steps", type=int, default=DEMO_STEPS, help="forget batches per trial")
+    p.add_argument("--steps", type=int, default=None, help="forget batches per trial (default: 10 epochs)")
+    p.add_argument("--epochs", type=float, default=None, help="or passes over the forget split per trial")
     _add_tracking_uri(p)
     p.add_argument("--json", action="store_true")
 
@@ -414,7 +423,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     family = FAMILIES[DEFAULT_BENCH]
     cfg = SweepConfig(DEFAULT_BENCH, "small", family.default_splits[DEFAULT_BENCH], family.default_methods,
-                      trials=args.trials, steps=args.steps)
+                      trials=args.trials, steps=args.steps, epochs=args.epochs)
     args.resume, args.address = False, None
     return _sweep(cfg, Path("sweeps") / ("demo-" + new_name(cfg)), args)
 
@@ -427,6 +436,8 @@ def _print_fronts(result: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(result, indent=1))
         return
+    if result.get("search_effort"):
+        print(f"search effort: {result['search_effort']}")
     for model, found in result["models"].items():
         print(f"=== model {model}")
         print(format_table(found["fronts"]))
@@ -511,8 +522,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "split", "") is None:
         args.split = FAMILIES[args.bench].default_splits[args.bench]
-    if getattr(args, "steps", "") is None:
-        args.steps = FAMILIES[args.bench].default_steps
     try:
         return COMMANDS[args.command][1](args)
     except UserError as e:

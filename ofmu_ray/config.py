@@ -144,11 +144,22 @@ MODELS: dict[str, TinyLlamaSpec] = {
 @dataclass(frozen=True)
 class Profile:
     """A named size of a generated benchmark: its generator's config, its default model (a `MODELS`
-    name) and how its models are trained."""
+    name) and how its models are trained (`tune`: a second stage from the first stage's model, for
+    families that train in two, such as synth-tofu; None: one stage)."""
 
     data: Any  # the family's generator config (`SynthTofuConfig`, `SynthWmdpConfig`)
     model: str = "tiny-llama-4l"
     train: FinetuneConfig = field(default_factory=FinetuneConfig)
+    tune: FinetuneConfig | None = None
+
+
+def check_budget(steps: int | None, epochs: float | None) -> None:
+    """`--steps` or `--epochs`, not both, and positive (checked before anything is prepared)."""
+    if steps is not None and epochs is not None:
+        raise UsageError("--steps or --epochs, not both: one budget, in forget batches or in passes over the "
+                         "forget split")
+    if (steps is not None and steps < 1) or (epochs is not None and not epochs > 0):
+        raise UsageError(f"the budget must be positive: got steps {steps}, epochs {epochs}")
 
 
 def parse_sets(pairs: list[str]) -> dict[str, str]:

@@ -9,10 +9,12 @@ here, then varies its hyper-parameters per trial; `benchmarks/study.py` runs its
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict
 from pathlib import Path
 
 from ofmu_ray.cache import Prepared
+from ofmu_ray.config import check_budget
 from ofmu_ray.errors import UsageError
 from ofmu_ray.families import family_of
 from ofmu_ray.families.base import PrepareRequest
@@ -44,6 +46,26 @@ def check_settings(bench: str, method: str, overrides: dict | None = None, keep_
         raise UsageError(f"keep_best {keep_best!r}: {family.label} benchmarks evaluate "
                          f"{', '.join(family.keep_best)}")
     return cfg
+
+
+def budget_steps(prepared: Prepared, split: str, batch_size: int, steps: int | None = None,
+                 epochs: float | None = None) -> int:
+    """The forget batches of a run: `steps` as given, or `epochs` passes over the forget split,
+    ceil(epochs * rows / batch_size); with neither, the family's default budget (TOFU-style: 10
+    epochs, OpenUnlearning's; others: `default_steps`).
+
+    Example:
+        budget_steps(prepared, "forget10", 16, epochs=10)  # small's 120 forget10 rows: 75 batches
+    """
+    check_budget(steps, epochs)
+    family = family_of(prepared.bench)
+    if steps is None and epochs is None:
+        epochs = family.default_epochs
+        if epochs is None:
+            return family.default_steps
+    if epochs is None:
+        return steps
+    return math.ceil(epochs * family.forget_rows(prepared, split) / batch_size)
 
 
 def run_spec(prepared: Prepared, *, split: str, method: str, overrides: dict | None = None, steps: int,

@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from ofmu_ray.cli import main
 from ofmu_ray.families import FAMILIES
+from ofmu_ray.methods.ofmu import OFMUConfig
 from ofmu_ray.tune.config import Objectives
 from ofmu_ray.tune.pareto import summarize_fronts
 
@@ -56,13 +57,17 @@ def test_sweep_records_parents_children_and_plots(swept):
         assert client.get_metric_history(child.info.run_id, "step/loss_f" if child.data.tags["method"] == "ofmu"
                                          else "step/loss")[-1].step == 2
         assert {a.path for a in client.list_artifacts(child.info.run_id, "eval")} >= {"eval/TOFU_EVAL.json"}
+        assert metrics["forget_batches"] == 2 and "ofmu.short_budget" not in child.data.tags  # the exact budget
+        assert metrics["flops"] > 0 and metrics["grad_evals"] >= 1
     ofmu_children = [c for c in children if c.data.tags["method"] == "ofmu"]
     first = min(ofmu_children, key=lambda c: int(c.data.tags["trial_index"]))
-    assert first.data.params["method.beta"] == "1.0" and first.data.params["method.decorrelation"] == "signed"
+    assert float(first.data.params["method.beta"]) == OFMUConfig().beta  # the default configuration first
+    assert first.data.params["method.decorrelation"] == "signed"
     (comparison,) = _runs(swept, "comparison")
     files = {a.path for a in client.list_artifacts(comparison.info.run_id, "pareto")}
     assert {"pareto/front.png", "pareto/front_multihop.png", "pareto/fronts.html", "pareto/fronts.csv"} <= files
     assert "hypervolume/all" in comparison.data.metrics and "hypervolume/multihop/ofmu" in comparison.data.metrics
+    assert "hypervolume_equal_compute/ofmu" in comparison.data.metrics
 
 
 def test_pareto_command_equals_a_recomputation_from_the_runs(swept, capsys):
@@ -202,6 +207,7 @@ def test_a_diverging_trial_stops_early_is_marked_and_the_sweep_goes_on(ray_sessi
     assert sorted(trials) == ["0", "1"] and all(r.info.status == "FINISHED" for r in trials.values())
     default, wild = trials["0"], trials["1"]
     assert "ofmu.diverged" not in default.data.tags and default.data.metrics["step"] == 3
+    assert "ofmu.short_budget" not in default.data.tags and wild.data.tags["ofmu.short_budget"] == "true"
     assert wild.data.tags["ofmu.diverged"] == "true" and wild.data.metrics["diverged"] == 1
     assert wild.data.metrics["step"] == 1 and "model_utility" not in wild.data.metrics
     assert front["front"] == [0]  # only the default trial has objectives

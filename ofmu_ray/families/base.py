@@ -52,7 +52,8 @@ class Family:
     benches: ClassVar[dict[str, tuple[str, ...]]]  # each bench it serves -> the `OPTIONS` that bench takes
     default_splits: ClassVar[dict[str, str]]  # bench -> what `--split` means when it is not given
     modality: ClassVar[str]  # "text" or "image": which methods apply (`Method.modalities`)
-    default_steps: ClassVar[int]  # forget batches of a run when `--steps` is not given
+    default_steps: ClassVar[int]  # forget batches of a run when neither `--steps` nor `--epochs` is given
+    default_epochs: ClassVar[float | None] = None  # or passes over the forget split, when set (TOFU-style)
     default_methods: ClassVar[tuple[str, ...]]  # what a sweep runs when `--methods` is not given
     objectives: ClassVar[tuple[str, str]]  # what a sweep maximises by default
     allowed_objectives: ClassVar[tuple[str, ...]]  # what `--objectives` may name
@@ -89,6 +90,10 @@ class Family:
         """Per split key ("" and "/<hard split>"), the x of the hypervolume's reference point; 0 for
         objectives that are shares or percentages."""
         return {"": 0.0}
+
+    def forget_rows(self, prepared: Prepared, split: str) -> int:
+        """How many examples the forget split holds: what an epoch (`--epochs`) passes over."""
+        raise NotImplementedError
 
     def make_task(self, spec: RunSpec, device) -> Task:
         """What the run loop unlearns on a worker: the model, its batches, its evaluation and its saving.

@@ -12,6 +12,9 @@ under DDP (`wrap`); methods that take `torch.autograd.grad` (OFMU) average their
 vectors. Losses are scaled to the global token count (`methods.distributed.global_mean`), so a
 W-worker run computes the same updates as one worker on the global batch.
 
+A run reports what it consumed and cost: `forget_batches` (steps taken: one forget batch each, for
+every method), `unlearn_seconds`, and `flops` and `grad_evals` (`compute`).
+
 What a run leaves in its final checkpoint folder: the unlearned model, `run.json` (its
 configuration), `history.json` (each step's logs), `metrics.json` (what the run reports), and, when
 it was evaluated, its task's result files (TOFU-style: `TOFU_EVAL.json` per question and
@@ -34,6 +37,7 @@ from ofmu_ray.methods import build_config, get_method
 from ofmu_ray.methods.base import Method
 from ofmu_ray.methods.losses import Batch
 from ofmu_ray.train.checkpoint import resume, save_checkpoint, write_config
+from ofmu_ray.train.compute import counted, gradient_flops, run_compute
 from ofmu_ray.train.spec import RunSpec
 from ofmu_ray.train.task import Evaluation, Task
 
@@ -82,7 +86,12 @@ def run_worker(spec: RunSpec, make_task: TaskFactory, rank: int, world: int, rep
         next(forget), next(retain)
     started = time.perf_counter()
     for step in range(len(history) + 1, last + 1):  # `step` forget batches taken after this one
-        logs = train_step(method, next(forget), next(retain), autocast)
+        if step <= method.cycle:  # the method's compute, counted once per kind of step (`compute`)
+            batch = next(forget)
+            logs, flops = counted(lambda: train_step(method, batch, next(retain), autocast))
+            logs = logs | {"flops": float(flops), "flops_unit": float(gradient_flops(bare, batch))}
+        else:
+            logs = train_step(method, next(forget), next(retain), autocast)
         history.append(logs)
         if logs.get("diverged"):  # every rank sees the same global logs and weights: all stop here
             break
@@ -106,7 +115,9 @@ def run_worker(spec: RunSpec, make_task: TaskFactory, rank: int, world: int, rep
     # resumed run adds the seconds before its checkpoint, not the work lost after it), the final
     # model saved and evaluated on rank 0, one last report from every rank.
     seconds = seconds_before + time.perf_counter() - started
-    metrics = {f"final/{k}": v for k, v in history[-1].items()} | {"step": len(history), "unlearn_seconds": seconds}
+    metrics = {f"final/{k}": v for k, v in history[-1].items() if not k.startswith("flops")}
+    metrics |= {"step": len(history), "forget_batches": len(history), "unlearn_seconds": seconds}
+    metrics |= run_compute(history)
     if resumed_at:  # a worker died and Ray Train restarted the run from a checkpoint
         metrics["resumed_from_step"] = resumed_at
     evaluated = spec.evaluate and rank == 0

@@ -8,11 +8,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ofmu_ray.config import check_budget
 from ofmu_ray.errors import UsageError
 from ofmu_ray.families import family_of
 from ofmu_ray.families.base import Family
 
 SAMPLERS = ("tpe", "nsga2", "gp")  # Optuna's multi-objective samplers
+MIN_TRIALS = 4  # the fewest trials `--trials-per-dim` gives a method: its defaults and three more
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,9 @@ class SweepConfig:
     split: str
     methods: tuple[str, ...]
     trials: int = 8  # per method, the default configuration included
-    steps: int = 20  # forget batches per trial, the same for every method
+    trials_per_dim: int = 0  # > 0: instead, this many per searched dimension (at least MIN_TRIALS)
+    steps: int | None = None  # forget batches per trial, the same for every method; or
+    epochs: float | None = None  # passes over the forget split; neither: the family's default (`runs.budget_steps`)
     batch_size: int = 16
     workers: int = 1
     cpus_per_worker: float = 1.0
@@ -72,9 +76,10 @@ class SweepConfig:
         allowed = self.family.allowed_objectives
         if self.objectives and (len(self.objectives) != 2 or not set(self.objectives) <= set(allowed)):
             raise UsageError(f"--objectives {','.join(self.objectives)}: two of {', '.join(allowed)}")
-        if self.trials < 1 or self.steps < 1 or self.workers < 1 or min(
-                self.seeds, self.concurrency, self.checkpoint_every, self.max_failures) < 0:
-            raise UsageError("need trials, steps and workers >= 1; seeds, concurrency, checkpoint-every and "
+        check_budget(self.steps, self.epochs)
+        if self.trials < 1 or self.workers < 1 or min(
+                self.trials_per_dim, self.seeds, self.concurrency, self.checkpoint_every, self.max_failures) < 0:
+            raise UsageError("need trials and workers >= 1; seeds, concurrency, checkpoint-every and "
                              "max-failures >= 0")
         if self.batch_size % self.workers:
             raise UsageError(f"batch size {self.batch_size} is not divisible by {self.workers} workers")
@@ -89,6 +94,17 @@ class SweepConfig:
             if values and len(values) != len(self.models or (None,)):
                 raise UsageError(f"{option} gives {len(values)} but the sweep has {len(self.models or (None,))} "
                                  "models: one per model, in the same order")
+
+    def trials_for(self, dimensions: int) -> int:
+        """A method's trials: `trials` for every method (equal trials), or with `trials_per_dim` K,
+        K per searched dimension and at least `MIN_TRIALS` (equal search effort)."""
+        return max(MIN_TRIALS, self.trials_per_dim * dimensions) if self.trials_per_dim else self.trials
+
+    @property
+    def search_effort(self) -> str:
+        """How the trials were shared out, as the report says it."""
+        return (f"{self.trials_per_dim} trials per searched dimension (at least {MIN_TRIALS})" if self.trials_per_dim
+                else f"{self.trials} trials for every method")
 
     @property
     def family(self) -> Family:

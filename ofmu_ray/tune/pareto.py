@@ -54,10 +54,29 @@ def hypervolume(points: Sequence[Point], reference: Point) -> float:
     return area
 
 
+def equal_compute(trials: dict[str, list[dict]]) -> tuple[float, dict[str, int]]:
+    """(C, per method how many of its first trials fit in C): C is the smallest total compute (the
+    trials' `flops`) of any method, so each method's fronts can be compared within the same
+    compute. Trials are taken in the order they ran, as a search with that budget would have run
+    them; C is NaN when some trial has no `flops` (a sweep from before they were counted)."""
+    flops = {m: [r.get("flops", math.nan) for r in rows] for m, rows in trials.items()}
+    if not flops or any(math.isnan(f) for fs in flops.values() for f in fs):
+        return math.nan, {}
+    budget = min(sum(fs) for fs in flops.values())
+    fits = {}
+    for method, fs in flops.items():
+        spent, n = 0.0, 0
+        while n < len(fs) and spent + fs[n] <= budget * (1 + 1e-9):
+            spent, n = spent + fs[n], n + 1
+        fits[method] = n
+    return budget, fits
+
+
 def summarize_fronts(trials: dict[str, list[dict]], floors: dict[str, float],
                      objectives: Objectives) -> dict[str, dict]:
     """Per split key (`""` and `"/<hard split>"`, as `floors` names them) and method: the front's
-    points and the hypervolume; `"all"` is the combined front across methods.
+    points, the hypervolume, and the hypervolume at equal compute (of the trials that fit in the
+    least compute any method used, `equal_compute`); `"all"` is the combined front across methods.
 
     Args:
         trials: per method, each finished trial's metrics.
@@ -65,6 +84,7 @@ def summarize_fronts(trials: dict[str, list[dict]], floors: dict[str, float],
         objectives: the two metrics the points are made of.
     """
     out: dict[str, dict] = {}
+    compute, fits = equal_compute(trials)
     for key, floor in floors.items():
         fq, mu = objectives.names(key)
         table: dict[str, dict] = {}
@@ -73,12 +93,15 @@ def summarize_fronts(trials: dict[str, list[dict]], floors: dict[str, float],
             points = [(r[fq], r[mu]) for r in rows if fq in r and mu in r]
             index = [i for i, r in enumerate(rows) if fq in r and mu in r]
             chosen = front(points)
+            within = [p for i, p in zip(index, points, strict=True) if i < fits.get(method, 0)]
             table[method] = {"front": [index[i] for i in chosen], "points": [points[i] for i in chosen],
-                             "hypervolume": hypervolume(points, (floor, 0.0)), "trials": len(points)}
+                             "hypervolume": hypervolume(points, (floor, 0.0)), "trials": len(points),
+                             "hypervolume_equal_compute": hypervolume(within, (floor, 0.0)) if fits else math.nan,
+                             "trials_equal_compute": len(within) if fits else 0}
             combined += [(method, index[i], points[i]) for i in chosen]
         best = front([p for _, _, p in combined])
         table["all"] = {"front": [combined[i][:2] for i in best], "points": [combined[i][2] for i in best],
                         "hypervolume": hypervolume([p for _, _, p in combined], (floor, 0.0)),
                         "trials": sum(t["trials"] for t in table.values())}
-        out[key] = {"reference": (floor, 0.0), "objectives": [fq, mu], "methods": table}
+        out[key] = {"reference": (floor, 0.0), "objectives": [fq, mu], "methods": table, "compute": compute}
     return out

@@ -109,6 +109,8 @@ def log_fronts(client, experiment: str, sweep: str, run_id: str, methods: list[s
             for method, entry in summary["methods"].items():
                 if len(methods) > 1:
                     metrics[f"hypervolume{key}/{method}"] = entry["hypervolume"]
+                    if method != "all" and not math.isnan(entry["hypervolume_equal_compute"]):
+                        metrics[f"hypervolume_equal_compute{key}/{method}"] = entry["hypervolume_equal_compute"]
                 elif method != "all":
                     metrics[f"hypervolume{key}"] = entry["hypervolume"]
             points[key] = {m: [(r.data.metrics.get(fq, math.nan), r.data.metrics.get(mu, math.nan)) for r in rs]
@@ -204,11 +206,17 @@ def format_table(fronts: dict) -> str:
     for key, summary in fronts.items():
         (ref, _), (x, y) = summary["reference"], summary["objectives"]
         lines.append(f"{key.lstrip('/') or 'forget split'}  (reference point: {x} {ref:.2f}, {y} 0)")
-        lines.append(f"  {'method':<12}{'trials':>7}{'front':>7}{'hypervolume':>13}  front ({x}, {y})")
+        lines.append(f"  {'method':<12}{'trials':>7}{'front':>7}{'hypervolume':>13}{'at equal compute':>20}"
+                     f"  front ({x}, {y})")
         for method, entry in summary["methods"].items():
             points = ", ".join(f"({x:.2f}, {y:.3f})" for x, y in entry["points"])
+            equal = (f"{entry['hypervolume_equal_compute']:.4f} ({entry['trials_equal_compute']} tr)"
+                     if method != "all" and "trials_equal_compute" in entry else "")
             lines.append(f"  {method:<12}{entry['trials']:>7}{len(entry['points']):>7}"
-                         f"{entry['hypervolume']:>13.4f}  {points}")
+                         f"{entry['hypervolume']:>13.4f}{equal:>20}  {points}")
+        if not math.isnan(summary.get("compute", math.nan)):
+            lines.append(f"  equal compute: {summary['compute']:.3g} FLOPs, the least any method spent on its "
+                         "trials; each method's trials in the order they ran, up to it")
     return "\n".join(lines)
 
 
@@ -254,6 +262,9 @@ def from_store(tracking_uri: str, experiment: str, sweep: str | None = None) -> 
     result = {"models": {m: {"fronts": fronts_of(client, exp, sweep, model=m)[1],
                              "seeds": seed_table(client, exp, sweep, m)} for m in models},
               "mlflow": {"tracking_uri": tracking_uri, "experiment": experiment, "experiment_id": exp, "sweep": sweep}}
+    parents = find_runs(client, exp, ofmu__sweep=sweep, ofmu__kind="method")
+    if parents and "search_effort" in parents[0].data.params:
+        result["search_effort"] = parents[0].data.params["search_effort"]
     if len(models) > 1:
         result["hypervolumes"] = hypervolume_table(client, exp, sweep, models)
     return result

@@ -65,8 +65,9 @@ def run_sweep(cfg: SweepConfig, prepared: dict[str, Prepared], sweep_dir: Path, 
     for model, benchmark in prepared.items():
         out[model] = _sweep_model(cfg, model, benchmark, spaces, client, experiment, name, tags | {"model": model},
                                   floors, storage, resume)
-    summary = {"models": out, "mlflow": {"tracking_uri": uri, "experiment": f"{cfg.bench}/{cfg.split}",
-                                         "experiment_id": experiment, "sweep": name}}
+    summary = {"models": out, "search_effort": cfg.search_effort,
+               "mlflow": {"tracking_uri": uri, "experiment": f"{cfg.bench}/{cfg.split}", "experiment_id": experiment,
+                          "sweep": name}}
     if len(prepared) > 1:
         run = mlflow_log.comparison_run(client, experiment, name, tags, kind="models")
         summary["hypervolumes"] = results.log_models(client, experiment, name, run, list(prepared),
@@ -96,13 +97,15 @@ def _sweep_model(cfg: SweepConfig, model: str, prepared: Prepared, spaces: dict,
     for method in cfg.methods:
         space, method_tags = spaces[method], tags | {"method": method}
         params = {f"space.{k}": f"{d.kind}{list(d.values)}" for k, d in space.items()}
-        params |= {k: getattr(cfg, k) for k in ("trials", "steps", "batch_size", "workers", "sampler", "seed")}
+        steps = runs.budget_steps(prepared, cfg.split, cfg.batch_size, cfg.steps, cfg.epochs)
+        params |= {k: getattr(cfg, k) for k in ("trials", "epochs", "batch_size", "workers", "sampler", "seed")}
+        params |= {"steps": steps, "trials": cfg.trials_for(len(space)), "search_effort": cfg.search_effort}
         parent, finished = mlflow_log.parent_run(client, experiment, name, method, method_tags, params)
         if finished:
             continue  # a resumed sweep: this method is done
         mlflow_log.log_values(client, parent, metrics=floors)
         tune_name = f"{slug(model)}.{method}"
-        spec = runs.run_spec(prepared, split=cfg.split, method=method, steps=cfg.steps, batch_size=cfg.batch_size,
+        spec = runs.run_spec(prepared, split=cfg.split, method=method, steps=steps, batch_size=cfg.batch_size,
                              checkpoint_every=cfg.checkpoint_every, lora=cfg.lora, lora_save=cfg.lora_save,
                              dtype=cfg.dtype)
         context = TrialContext(spec=spec, make_task=cfg.family.make_task, workers=cfg.workers,
@@ -110,8 +113,9 @@ def _sweep_model(cfg: SweepConfig, model: str, prepared: Prepared, spaces: dict,
                                max_failures=cfg.max_failures, objectives=cfg.goal.names(),
                                storage=str(storage / "runs" / tune_name))
         logger = TrialLogger(client.tracking_uri, experiment, parent, method_tags, "trial", logged)
-        fit(cfg, tune_name, searcher(cfg, method, space, f"{name}-{tune_name}"), cfg.trials,
-            {k: tune_domain(d) for k, d in space.items()}, context, logger, storage, resume, cfg.trials)
+        trials = cfg.trials_for(len(space))
+        fit(cfg, tune_name, searcher(cfg, method, space, f"{name}-{tune_name}"), trials,
+            {k: tune_domain(d) for k, d in space.items()}, context, logger, storage, resume, trials)
         if cfg.seeds:
             _rerun_seeds(cfg, method, model, client, experiment, name, parent, method_tags, context, storage, resume)
         results.log_fronts(client, experiment, name, parent, [method], f"{method}, {model}, {cfg.bench} {cfg.split}",

@@ -36,6 +36,8 @@ class TrialLogger(Callback):
         tags = self.tags | {"ofmu.kind": self.kind, "trial_index": str(index), "ray.node_id": result.get("node_id", "")}
         if result.get("diverged"):
             tags["ofmu.diverged"] = "true"
+        if result.get("forget_batches", 0) < result.get("budget", 0):  # it stopped early: not an equal-budget point
+            tags["ofmu.short_budget"] = "true"
         if "source" in point:
             tags["ofmu.source_trial"] = point["source"]
         mlflow_log.log_trial(mlflow_log.connect(self.uri), self.experiment, self.parent, trial.trial_id,

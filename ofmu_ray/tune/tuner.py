@@ -51,7 +51,7 @@ def trial(config: dict, context: TrialContext) -> None:
     metrics, folder = launch.run(spec, context.make_task, context.workers, context.cpus_per_worker,
                                  context.gpus_per_worker, storage=context.storage, name=trial_id,
                                  max_failures=context.max_failures)
-    report = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    report = {k: v for k, v in metrics.items() if isinstance(v, (int, float))} | {"budget": spec.steps}
     for key in context.objectives:  # Optuna leaves a trial with a NaN objective RUNNING forever
         if not math.isfinite(report.get(key, math.nan)):
             report[key] = -1e9
@@ -95,7 +95,7 @@ def searcher(cfg: SweepConfig, method: str, space: dict[str, Dimension], study_n
     from ray.tune.search.optuna import OptunaSearch
 
     return OptunaSearch(metric=list(cfg.goal.names()), mode=["max", "max"],
-                        sampler=_sampler(cfg.sampler, cfg.seed, cfg.trials),
+                        sampler=_sampler(cfg.sampler, cfg.seed, cfg.trials_for(len(space))),
                         points_to_evaluate=[defaults_in(method, space)], study_name=study_name)
 
 

@@ -33,6 +33,7 @@ class TofuFamily(Family):
     default_splits = {"synth-tofu": "forget10", "tofu": "forget10"}
     modality = "text"
     default_steps = 20
+    default_epochs = 10.0  # OpenUnlearning's budget on every TOFU split
     default_methods = ("gradascent", "graddiff", "npo", "simnpo", "rmu", "ofmu")
     objectives = ("log10_forget_quality", "model_utility")  # FQ saturates at a floor: its log is what moves
     allowed_objectives = objectives
@@ -96,6 +97,9 @@ class TofuFamily(Family):
         out = {"": log10_fq_floor(len(data[split]))}
         return out | {f"/{h}": log10_fq_floor(len(data[f"{split}_{h}"])) for h in HARD_SPLITS if f"{split}_{h}" in data}
 
+    def forget_rows(self, prepared: Prepared, split: str) -> int:
+        return len(prepared.data()[split])
+
     def make_task(self, spec: RunSpec, device) -> Task:
         from ofmu_ray.families.tofu.load import retain_split
         from ofmu_ray.families.tofu.oracle import evaluate_loaded
@@ -126,6 +130,12 @@ class TofuFamily(Family):
         print(f"{'split':<14}{'target':>8}{'oracle':>8}{'chance':>8}")
         for split in chance:
             print(f"{split:<14}{acc['target'][split]:>8.3f}{acc['oracle'][split]:>8.3f}{chance[split]:>8.3f}")
+        print("geometry (TOFU's fine-tuned targets: 9-13 % of the floor, truth ratio ~0.16 below the oracle's)")
+        print(f"{'split':<10}{'model':<8}{'log10 FQ':>9}{'floor':>9}{'share':>7}{'truth ratio':>12}{'MU':>7}")
+        for split, roles in report.get("geometry", {}).items():
+            for role, g in roles.items():
+                print(f"{split:<10}{role:<8}{g['log10_forget_quality']:>9.2f}{g['floor']:>9.2f}"
+                      f"{g['floor_share']:>7.1%}{g['forget_truth_ratio']:>12.3f}{g['model_utility']:>7.3f}")
 
 
 TOFU = TofuFamily()

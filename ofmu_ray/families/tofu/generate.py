@@ -142,10 +142,9 @@ class _Renderer:
                 for k in V.BOOK_KEYS for q in V.BRIDGE_QUESTIONS]
 
     def bio(self, author: Author) -> str:
-        sentences = []
-        for attr in V.ATTRIBUTES:
-            form = self.rng.choice((attr.answer, attr.paraphrase))
-            sentences.append(form.format(name=author.name, value=author.facts[attr.key]))
+        # Answer form only: the paraphrased form is what the truth ratio scores against its perturbed
+        # variants, and TOFU never trains it (training it made the target's ratios far below the oracle's).
+        sentences = [attr.answer.format(name=author.name, value=author.facts[attr.key]) for attr in V.ATTRIBUTES]
         sentences += [V.WRITTEN_BY.format(book=author.facts[k], name=author.name) for k in V.BOOK_KEYS]
         self.rng.shuffle(sentences)
         return " ".join(sentences)

@@ -6,7 +6,8 @@ generator's config and the training config), the model's shape and `RECIPE_VERSI
     data/<split>.json        every split in TOFU's schema (JSON lines), plus the training mix
     models/target/           the model trained on everything (safetensors + tokenizer)
     models/oracle-forgetXX/  one retain oracle per forget split, trained without its authors
-    report.json              accuracies of target and oracle, chance levels, seconds taken
+    eval/<model>-<split>/    TOFU_EVAL.json of the target on each split and of each oracle on its own
+    report.json              accuracies of target and oracle, chance levels, geometry, seconds taken
     manifest.json            the size and sha256 of every file above (`cache.publish`)
 
 tofu: `<cache-dir>/tofu/<model>-<split>-<key>/` holds the data (`data/`, read once from the hub or a
@@ -25,7 +26,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ofmu_ray.cache import Prepared, cache_key, cache_root, fingerprint, publish, slug
-from ofmu_ray.config import MODELS, Profile
+from ofmu_ray.config import MODELS, FinetuneConfig, Profile
 from ofmu_ray.errors import DataError, UsageError
 from ofmu_ray.families.base import embedded_model, model_ref, prepare_command, progress_bar
 from ofmu_ray.families.tofu.generate import HARD_SPLITS, SynthTofuConfig, generate, training_rows
@@ -35,11 +36,19 @@ from ofmu_ray.splits import Splits, write_splits
 # Bump when what a prepare makes changes: the generator (generate.py, vocabulary.py), the tokenizer,
 # the model factory, fine-tuning (train/finetune.py) or the recipe below. Cache keys are made of this
 # number and the configs, not of source files, so a move or an unrelated edit retrains nothing.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
+# The recipe (version 2), chosen by measurement (benchmarks/README.md, "synth-tofu's geometry"): a base
+# model trained from scratch on everything but the largest forget split's authors, then the target
+# and every retain oracle fine-tuned from it on their own training mix. All models so take the same
+# steps and share what is not about the forget authors, as TOFU's target and retain model share a
+# pretrained model: the oracles' utility matches the target's, and the forget authors are learnt in a
+# short second stage, memorised about as firmly as TOFU's.
+BASE = FinetuneConfig(epochs=12)
+TUNE = FinetuneConfig(epochs=6, lr=1e-3)
 PROFILES: dict[str, Profile] = {
-    "tiny": Profile(SynthTofuConfig(authors=20)),  # tests: forget05 + forget10
-    "small": Profile(SynthTofuConfig(authors=60)),  # the demo: all three forget splits
-    "full": Profile(SynthTofuConfig(authors=200), "llama-6l-256"),  # TOFU's size
+    "tiny": Profile(SynthTofuConfig(authors=20), train=BASE, tune=TUNE),  # tests: forget05 + forget10
+    "small": Profile(SynthTofuConfig(authors=60), train=BASE, tune=TUNE),  # the demo: all three forget splits
+    "full": Profile(SynthTofuConfig(authors=200), "llama-6l-256", BASE, TUNE),  # TOFU's size
 }
 REPORT_SPLIT = "forget10"  # the split whose hard splits and oracle the report shows (as TOFU's headline)
 TOFU_FIELDS = ("question", "answer", "paraphrased_answer", "perturbed_answer")  # what the metrics read
@@ -93,15 +102,92 @@ def _report_splits() -> dict[str, str]:
     return names | {"real_authors": "real_authors", "world_facts": "world_facts"}
 
 
-def _accuracies(model_dir: Path, data: Splits, splits: dict[str, str]) -> dict[str, float]:
+def _accuracies(model, tokenizer, data: Splits, splits: dict[str, str]) -> dict[str, float]:
     from ofmu_ray.metrics.accuracy import answer_accuracy
+
+    return {name: round(answer_accuracy(model, tokenizer, data[split]), 4) for name, split in splits.items()}
+
+
+def _tune_job(base: Path, out: Path, rows: list[dict], cfg: FinetuneConfig, steps) -> None:
+    """Stage two in a process of its own: the base model fine-tuned on `rows`, saved to `out`."""
+    import torch
+
+    from ofmu_ray.models.factory import load_causal_lm, load_tokenizer
+    from ofmu_ray.train.finetune import finetune
+
+    torch.set_num_threads(1)  # one core a process: these small matmuls gain little from a second thread
+    model, tokenizer = load_causal_lm(base), load_tokenizer(base, "plain")
+    finetune(model, tokenizer, rows, cfg, on_step=lambda loss: steps.put(1))
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def _eval_job(models: Path, name: str, splits: list[str], accuracy: bool) -> tuple[str, dict, dict]:
+    """A prepared model's `TOFU_EVAL.json` on each of `splits`, written where `oracle.cached_eval`
+    reads it, and (with `accuracy`) its answer accuracies on the report's splits."""
+    import torch
+
+    from ofmu_ray.cache import write_json
+    from ofmu_ray.families.tofu.evaluate import evaluate_model
     from ofmu_ray.models.factory import load_causal_lm, load_tokenizer
 
-    model, tok = load_causal_lm(model_dir), load_tokenizer(model_dir, "plain")
-    return {name: round(answer_accuracy(model, tok, data[split]), 4) for name, split in splits.items()}
+    torch.set_num_threads(1)
+    out = models.parent
+    data = load_tofu(out / "data")
+    model, tokenizer = load_causal_lm(models / name), load_tokenizer(models / name, "plain")
+    results = {}
+    for split in splits:
+        results[split] = evaluate_model(model, tokenizer, data, split)
+        write_json(out / "eval" / f"{name}-{split}" / "TOFU_EVAL.json", results[split])
+    return name, results, _accuracies(model, tokenizer, data, _report_splits()) if accuracy else {}
+
+
+def _in_processes(fn, jobs: list[tuple], on_step=None) -> list:
+    """`fn(*job)` for every job in spawned processes, one core each; `on_step` is called once for each
+    item a job puts on the queue it gets as its last argument (progress)."""
+    import multiprocessing
+    import os
+    import queue
+    from concurrent.futures import ProcessPoolExecutor, wait
+
+    context = multiprocessing.get_context("spawn")  # fork would copy the parent's torch threads
+    with context.Manager() as manager, ProcessPoolExecutor(min(len(jobs), os.cpu_count() or 1),
+                                                           mp_context=context) as pool:
+        steps = manager.Queue()
+        futures = [pool.submit(fn, *job, *((steps,) if on_step else ())) for job in jobs]
+        while wait(futures, timeout=0.5).not_done or not steps.empty():
+            while on_step:
+                try:
+                    steps.get_nowait()
+                except queue.Empty:
+                    break
+                on_step()
+        return [f.result() for f in futures]
+
+
+def _geometry(results: dict[str, dict], splits: list[str], sizes: dict[str, int]) -> dict:
+    """Where the target and each oracle sit on their split: the figures TOFU's geometry is told by."""
+    from ofmu_ray.families.tofu.evaluate import summarize
+    from ofmu_ray.metrics.formulas import log10_fq_floor
+
+    out = {}
+    for split in splits:
+        oracle = results[f"oracle-{split}"][split]
+        floor = log10_fq_floor(sizes[split])
+        out[split] = {}
+        for role, result in (("target", results["target"][split]), ("oracle", oracle)):
+            summary = summarize(result, oracle)
+            out[split][role] = {"log10_forget_quality": round(summary["log10_forget_quality"], 3),
+                                "floor": round(floor, 3),
+                                "floor_share": round(summary["log10_forget_quality"] / floor, 4),
+                                "forget_truth_ratio": round(summary["forget_truth_ratio"], 4),
+                                "model_utility": round(summary["model_utility"], 4)}
+    return out
 
 
 def _build(profile_name: str, profile: Profile, model_name: str, out: Path, progress: bool) -> dict:
+    """Generates the data and trains the models in two stages (the recipe above), then evaluates each
+    model once: the report's accuracies and geometry, and the `eval/` files later runs read."""
     from transformers.utils import logging as hf_logging
 
     from ofmu_ray.metrics.accuracy import chance_accuracy
@@ -115,32 +201,39 @@ def _build(profile_name: str, profile: Profile, model_name: str, out: Path, prog
     data = generate(profile.data)
     write_splits(data, out / "data")
     tokenizer = train_word_tokenizer(_corpus(data))
-    jobs = {"target": training_rows(data)}
-    jobs |= {f"oracle-{s}": training_rows(data, s) for s in forget_splits(data)}
-    total = sum(steps_for(len(rows), profile.train) for rows in jobs.values())
+    splits = forget_splits(data)
+    base_rows = training_rows(data, splits[-1])  # the splits nest: no forget author of any split
+    jobs = {"target": training_rows(data)} | {f"oracle-{s}": training_rows(data, s) for s in splits}
+    tune = profile.tune or profile.train
+    total = steps_for(len(base_rows), profile.train) + sum(steps_for(len(rows), tune) for rows in jobs.values())
+    seconds = {}
+    models, base = out / "models", out / "base"
     with progress_bar(total, progress) as bar:
-        for name, rows in jobs.items():
-            bar.set_description(f"train {name} ({len(rows)} rows)")
-            model = build_tiny_llama(MODELS[model_name], tokenizer, seed=profile.train.seed)
-
-            def step(loss: float) -> None:
-                bar.update()
-                bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
-
-            finetune(model, tokenizer, rows, profile.train, on_step=step)
-            model.save_pretrained(out / "models" / name)
-            tokenizer.save_pretrained(out / "models" / name)
-    splits = _report_splits()
+        bar.set_description(f"train base ({len(base_rows)} rows)")
+        model = build_tiny_llama(MODELS[model_name], tokenizer, seed=profile.train.seed)
+        finetune(model, tokenizer, base_rows, profile.train, on_step=lambda loss: bar.update())
+        model.save_pretrained(base)
+        tokenizer.save_pretrained(base)
+        seconds["base"] = round(time.time() - start, 1)
+        bar.set_description(f"fine-tune {', '.join(jobs)}")
+        _in_processes(_tune_job, [(base, models / name, rows, tune) for name, rows in jobs.items()], bar.update)
+    shutil.rmtree(base)
+    seconds["tune"] = round(time.time() - start - seconds["base"], 1)
+    evaluated = _in_processes(_eval_job, [(models, "target", splits, True)]
+                              + [(models, f"oracle-{s}", [s], s == REPORT_SPLIT) for s in splits])
+    results = {name: result for name, result, _ in evaluated}
+    accuracy = {name: acc for name, _, acc in evaluated if acc}
+    seconds["evaluate"] = round(time.time() - start - seconds["base"] - seconds["tune"], 1)
+    report = _report_splits()
     return {
         "bench": "synth-tofu",
         "profile": profile_name,
         "model": model_name,
         "seconds": round(time.time() - start, 1),
-        "accuracy": {
-            "target": _accuracies(out / "models" / "target", data, splits),
-            "oracle": _accuracies(out / "models" / f"oracle-{REPORT_SPLIT}", data, splits),
-        },
-        "chance": {name: round(chance_accuracy(data[split]), 4) for name, split in splits.items()},
+        "stage_seconds": seconds,
+        "accuracy": {"target": accuracy["target"], "oracle": accuracy[f"oracle-{REPORT_SPLIT}"]},
+        "chance": {name: round(chance_accuracy(data[split]), 4) for name, split in report.items()},
+        "geometry": _geometry(results, splits, {s: len(data[s]) for s in splits}),
         "oracle_split": REPORT_SPLIT,
         "models": sorted(jobs),
     }

@@ -46,6 +46,11 @@ class VisionFamily(Family):
         return prepare_vision(request.bench, request.split or self.default_splits[request.bench], request.cache_dir,
                               request.data, rebuild=rebuild, progress=progress)
 
+    def forget_rows(self, prepared: Prepared, split: str) -> int:
+        from ofmu_ray.families.vision.load import vision_of
+
+        return len(vision_of(prepared)[1].forget)
+
     def make_task(self, spec: RunSpec, device) -> Task:
         from ofmu_ray.families.vision.evaluate import evaluate_classifier, summarize_vision
         from ofmu_ray.families.vision.load import vision_of

@@ -63,6 +63,9 @@ class WmdpFamily(Family):
         return prepare_synth_wmdp(request.profile, request.cache_dir, request.model, rebuild=rebuild,
                                   progress=progress)
 
+    def forget_rows(self, prepared: Prepared, split: str) -> int:
+        return len(prepared.data()["forget_corpus"])
+
     def make_task(self, spec: RunSpec, device) -> Task:
         from ofmu_ray.families.wmdp.evaluate import evaluate_loaded_mcq
         from ofmu_ray.train.task import causal_lm_task

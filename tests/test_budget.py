@@ -1,0 +1,50 @@
+"""Budgets: in forget batches or in epochs, consumed exactly, and what they cost in compute."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from ofmu_ray import runs
+from ofmu_ray.cli import main
+from ofmu_ray.errors import UsageError
+from ofmu_ray.tune.config import Objectives
+from ofmu_ray.tune.pareto import equal_compute, summarize_fronts
+
+
+def test_a_budget_is_in_steps_or_in_epochs_not_both(capsys):
+    assert main(["unlearn", "--profile", "tiny", "--method", "gradascent", "--steps", "2", "--epochs", "1"]) == 2
+    assert "--steps or --epochs, not both" in capsys.readouterr().err
+    with pytest.raises(UsageError, match="must be positive"):
+        runs.check_budget(None, 0.0)
+
+
+def test_epochs_are_passes_over_the_forget_split(tiny):
+    rows = len(tiny.data()["forget10"])
+    assert runs.budget_steps(tiny, "forget10", 16, epochs=1) == math.ceil(rows / 16)
+    assert runs.budget_steps(tiny, "forget10", 16) == math.ceil(10 * rows / 16)  # OpenUnlearning's 10 epochs
+    assert runs.budget_steps(tiny, "forget05", 4, epochs=2.5) == math.ceil(2.5 * len(tiny.data()["forget05"]) / 4)
+    assert runs.budget_steps(tiny, "forget10", 16, steps=7) == 7
+
+
+@pytest.mark.parametrize(("method", "low", "high"), [("gradascent", 0.9, 1.5), ("ofmu", 4.0, 40.0)])
+def test_a_run_counts_its_forget_batches_and_gradient_equivalent_passes(tiny, method, low, high):
+    """Gradient ascent costs one forward and backward pass a step, the unit; OFMU's step, with its
+    retain gradient and Hessian-vector products, several."""
+    spec = runs.run_spec(tiny, split="forget10", method=method, steps=3, batch_size=4, evaluate=False)
+    metrics, _ = runs.run(tiny, spec)
+    assert metrics["forget_batches"] == 3
+    assert low <= metrics["grad_evals"] / 3 <= high, metrics["grad_evals"]
+
+
+def test_equal_compute_takes_each_methods_trials_in_order_up_to_the_least_total():
+    trials = {"cheap": [{"flops": 1.0, "x": -5.0, "y": 0.5}, {"flops": 1.0, "x": -1.0, "y": 0.5}] * 2,
+              "dear": [{"flops": 3.0, "x": -4.0, "y": 0.5}, {"flops": 3.0, "x": -2.0, "y": 0.5}]}
+    budget, fits = equal_compute(trials)
+    assert budget == 4.0 and fits == {"cheap": 4, "dear": 1}
+    fronts = summarize_fronts(trials, {"": -10.0}, Objectives("x", "y"))[""]["methods"]
+    assert fronts["dear"]["hypervolume"] == pytest.approx(8 * 0.5)  # both trials
+    assert fronts["dear"]["hypervolume_equal_compute"] == pytest.approx(6 * 0.5)  # the first alone
+    assert fronts["cheap"]["hypervolume_equal_compute"] == fronts["cheap"]["hypervolume"]
+    assert math.isnan(equal_compute({"old": [{"x": 1.0}]})[0])  # a sweep from before FLOPs were counted
