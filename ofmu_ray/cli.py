@@ -186,6 +186,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=None,
                    help=f"forget batches (one a step, for every method), the same budget for every method "
                         f"(default: {default})")
+    p.add_argument("--attacks", default="", metavar="relearn,benign,quant8,quant4",
+                   help="also attack the unlearned model (TOFU-style): relearning on half the forget split, "
+                        "fine-tuning on retain rows, int8/NF4 quantization; each scored on the other half")
     p.add_argument("--epochs", type=float, default=None,
                    help="or the budget in passes over the forget split: ceil(E * rows / batch size) forget batches")
     p.add_argument("--batch-size", type=int, default=16, help="global batch, split across workers")
@@ -250,6 +253,7 @@ def _run_unlearn(args: argparse.Namespace) -> int:
     overrides, lora = parse_sets(args.set), _lora(args)
     runs.check_settings(args.bench, args.method, overrides, args.keep_best)  # before anything starts
     check_budget(args.steps, args.epochs)
+    FAMILIES[args.bench].check_attacks(_names(args.attacks))
     if args.workers < 1 or args.batch_size % args.workers or min(args.checkpoint_every, args.max_failures) < 0:
         raise UsageError(f"need workers >= 1, batch size ({args.batch_size}) divisible by "
                          f"workers ({args.workers}), checkpoint-every and max-failures >= 0")
@@ -262,7 +266,7 @@ def _run_unlearn(args: argparse.Namespace) -> int:
     spec = runs.run_spec(prepared, split=args.split, method=args.method, overrides=overrides, steps=steps,
                          batch_size=args.batch_size, seed=args.seed, eval_every=args.eval_every,
                          checkpoint_every=args.checkpoint_every, keep_best=args.keep_best, lora=lora,
-                         lora_save=args.lora_save, dtype=args.dtype)
+                         lora_save=args.lora_save, dtype=args.dtype, attacks=_names(args.attacks))
     out = Path(args.out or Path("runs") / f"{args.method}-{args.split}-{time.strftime('%Y%m%d-%H%M%S')}")
     metrics, model_dir = runs.run(prepared, spec, workers=args.workers, cpus_per_worker=args.cpus_per_worker,
                                   gpus_per_worker=args.gpus_per_worker, max_failures=args.max_failures, storage=out)
@@ -329,7 +333,7 @@ def _sweep_config(args: argparse.Namespace):
     return SweepConfig(
         bench=args.bench, profile=args.profile, split=args.split,
         methods=_names(args.methods) or FAMILIES[args.bench].default_methods, trials=args.trials, steps=args.steps,
-        epochs=args.epochs, trials_per_dim=args.trials_per_dim,
+        epochs=args.epochs, trials_per_dim=args.trials_per_dim, attacks=_names(args.attacks),
         batch_size=args.batch_size, workers=args.workers, cpus_per_worker=_cpus(args),
         gpus_per_worker=args.gpus_per_worker, concurrency=args.concurrency, seeds=args.seeds, sampler=args.sampler,
         seed=args.sampler_seed, spaces=parse_sets(args.space), lora=_lora(args), lora_save=args.lora_save,

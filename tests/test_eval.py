@@ -105,3 +105,21 @@ def test_cli_eval_writes_openunlearning_files_and_takes_retain_logs(tiny, cache_
     assert "no per-question 'forget_truth_ratio'" in capsys.readouterr().err
     assert main([*argv, "--evaluate", str(tmp_path / "nowhere")]) == 2
     assert main([*argv, "--split", "forget99"]) == 2
+
+
+def test_batched_scoring_gives_the_numbers_of_one_pair_at_a_time(tiny, monkeypatch):
+    """Scoring sorts pairs by length into batches (less padding); each answer's numbers are those
+    it gets alone, to float tolerance, and in the order asked."""
+    from ofmu_ray.metrics import scoring
+    from ofmu_ray.models.factory import load_causal_lm, load_tokenizer
+
+    model, tok = load_causal_lm(tiny.model_dir("target")), load_tokenizer(tiny.model_dir("target"), "plain")
+    rows = tiny.data()["retain_perturbed"][:24] + tiny.data()["forget10"][:8]
+    questions = [r["question"] for r in rows] * 2
+    answers = [r["answer"] for r in rows] + [r["perturbed_answer"][0] for r in rows]
+    batched = scoring.score_answers(model, tok, questions, answers, tokens=True)
+    monkeypatch.setattr(scoring, "BATCH", 1)
+    alone = scoring.score_answers(model, tok, questions, answers, tokens=True)
+    assert np.allclose(batched.avg_loss, alone.avg_loss, rtol=1e-5, atol=1e-6)
+    for mine, theirs in zip(batched.token_logprobs, alone.token_logprobs, strict=True):
+        assert np.allclose(mine, theirs, rtol=1e-5, atol=1e-6)

@@ -114,6 +114,11 @@ def test_held_out_forms_stay_out_of_training(data):
         assert all(r["question"] not in trained_questions for r in data[f"forget10_{hard}"])
     # ... while the standard forget questions are what the target was trained on.
     assert all(r["question"] in trained_questions for r in data["forget10"])
+    # The paraphrased answers, which the truth ratio scores, are never trained (as in TOFU): no
+    # training answer or bio states a fact in that form.
+    trained_text = " ".join(r["answer"] for r in data["train"])
+    assert not any(r["paraphrased_answer"] in trained_text for r in data["forget10"] + data["retain90"]
+                   if r["paraphrased_answer"] != r["answer"])
 
 
 def test_oracle_mix_is_the_target_mix_without_the_forget_authors(data):

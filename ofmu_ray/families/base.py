@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from ofmu_ray.cache import Prepared
-from ofmu_ray.config import MODELS, Profile
+from ofmu_ray.config import MODELS, FinetuneConfig, Profile
 from ofmu_ray.errors import UsageError
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ class Family:
     default_methods: ClassVar[tuple[str, ...]]  # what a sweep runs when `--methods` is not given
     objectives: ClassVar[tuple[str, str]]  # what a sweep maximises by default
     allowed_objectives: ClassVar[tuple[str, ...]]  # what `--objectives` may name
+    attacks: ClassVar[tuple[str, ...]] = ()  # what `--attacks` may name (attacks on the unlearned model)
     keep_best: ClassVar[tuple[str, ...]]  # what `--keep-best` may maximise
     result_files: ClassVar[tuple[str, str]]  # (per-item results, summary): written by a run and by `eval`
     results_label: ClassVar[str] = "per-item results"  # how `eval` names the first of them
@@ -67,6 +68,18 @@ class Family:
     def accepts(self, bench: str, option: str, command: str) -> bool:
         """Whether `bench` takes `option` (one of `OPTIONS`) in `command`."""
         return option in self.benches[bench]
+
+    def check_attacks(self, attacks: tuple[str, ...]) -> None:
+        """`--attacks` names only attacks this family has (checked before anything starts).
+
+        Raises:
+            UsageError: an unknown attack.
+        """
+        unknown = [a for a in attacks if a not in self.attacks]
+        if unknown:
+            have = (f"choose from {', '.join(self.attacks)}" if self.attacks
+                    else f"{self.label} benchmarks have none yet")
+            raise UsageError(f"unknown attack(s) {', '.join(unknown)}; {have}")
 
     def prepare(self, request: PrepareRequest, *, rebuild: bool = False, progress: bool = True) -> Prepared:
         """The prepared benchmark (generated and trained once, or the user's data and models checked and
@@ -82,13 +95,13 @@ class Family:
         """What `prepare` reports when the request names data but nothing to prepare yet (None: prepare it)."""
         return None
 
-    def references(self, prepared: Prepared, split: str, dtype: str) -> None:
+    def references(self, prepared: Prepared, split: str, dtype: str, attacks: tuple[str, ...] = ()) -> None:
         """Checks the split and computes what every run is measured against, once, before any run (and
         not in a worker); nothing by default."""
 
-    def floors(self, prepared: Prepared, split: str) -> dict[str, float]:
-        """Per split key ("" and "/<hard split>"), the x of the hypervolume's reference point; 0 for
-        objectives that are shares or percentages."""
+    def floors(self, prepared: Prepared, split: str, attacks: tuple[str, ...] = ()) -> dict[str, float]:
+        """Per split key ("", "/<hard split>", and "robust/" with attacks), the x of the hypervolume's
+        reference point; 0 for objectives that are shares or percentages."""
         return {"": 0.0}
 
     def forget_rows(self, prepared: Prepared, split: str) -> int:
@@ -186,3 +199,53 @@ def progress_bar(total: int, progress: bool):
 
     return tqdm(total=total, desc="prepare", unit="step", disable=not progress, file=sys.stderr,
                 mininterval=1 if sys.stderr.isatty() else 15)
+
+
+def train_job(out: Path, tokenizer_dir: Path, rows: list[dict], cfg: FinetuneConfig, model: str | Path,
+              threads: int = 1, steps=None) -> None:
+    """Trains one model of a prepare (in a process of its own under `in_processes`) and saves it
+    with its tokenizer to `out`.
+
+    Args:
+        model: an embedded model's name (`config.MODELS`: built from scratch, seeded by `cfg.seed`)
+            or a model folder to fine-tune further.
+        threads: torch threads: one per process when several train at once, as these small matmuls
+            gain little from a second thread and the processes would contend for the cores.
+        steps: a queue that gets one item per optimizer step (the parent's progress bar).
+    """
+    import torch
+
+    from ofmu_ray.models.factory import build_tiny_llama, load_causal_lm, load_tokenizer
+    from ofmu_ray.train.finetune import finetune
+
+    torch.set_num_threads(threads)
+    tokenizer = load_tokenizer(tokenizer_dir, "plain")
+    net = (build_tiny_llama(MODELS[model], tokenizer, seed=cfg.seed) if model in MODELS
+           else load_causal_lm(model))
+    finetune(net, tokenizer, rows, cfg, on_step=(lambda loss: steps.put(1)) if steps is not None else None)
+    net.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def in_processes(fn, jobs: list[tuple], on_step=None) -> list:
+    """`fn(*job)` for every job, in spawned processes, as many at once as there are cores; with
+    `on_step`, each job gets a queue as its last argument and `on_step()` is called for every item
+    it puts there (progress). Returns the results in the jobs' order."""
+    import multiprocessing
+    import os
+    import queue
+    from concurrent.futures import ProcessPoolExecutor, wait
+
+    context = multiprocessing.get_context("spawn")  # fork would copy the parent's torch threads and locks
+    with context.Manager() as manager, ProcessPoolExecutor(min(len(jobs), os.cpu_count() or 1),
+                                                           mp_context=context) as pool:
+        steps = manager.Queue()
+        futures = [pool.submit(fn, *job, *((steps,) if on_step else ())) for job in jobs]
+        while wait(futures, timeout=0.5).not_done or not steps.empty():
+            while on_step:
+                try:
+                    steps.get_nowait()
+                except queue.Empty:
+                    break
+                on_step()
+        return [f.result() for f in futures]

@@ -36,8 +36,10 @@ def score_answers(model, tokenizer, questions: list[str], answers: list[str], to
     model.eval()
     losses, logprobs, means, variances = [], [], [], []
     pairs = [encode_example(tokenizer, q, a) for q, a in zip(questions, answers, strict=True)]
+    # Batches of similar lengths: padding is most of the work otherwise. Results go back in order.
+    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]))
     for start in range(0, len(pairs), BATCH):
-        batch = collate(pairs[start : start + BATCH], tokenizer.pad_token_id)
+        batch = collate([pairs[i] for i in order[start : start + BATCH]], tokenizer.pad_token_id)
         batch = {k: v.to(model.device) for k, v in batch.items()}
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         logp = torch.log_softmax(logits[:, :-1].to(at_least_fp32(logits.dtype)), -1)  # (B, T-1, V)
@@ -54,8 +56,11 @@ def score_answers(model, tokenizer, questions: list[str], answers: list[str], to
                 logprobs.append(token_lp[i, where].cpu().numpy())
                 means.append(mu[i, where].cpu().numpy())
                 variances.append(var[i, where].cpu().numpy())
-    avg = np.concatenate(losses) if losses else np.zeros(0)
-    return AnswerScores(avg, logprobs or None, means or None, variances or None) if tokens else AnswerScores(avg)
+    back = np.argsort(order)  # position of item i in the sorted order
+    avg = np.concatenate(losses)[back] if losses else np.zeros(0)
+    if not tokens:
+        return AnswerScores(avg)
+    return AnswerScores(avg, *([values[i] for i in back] for values in (logprobs, means, variances)))
 
 
 def score_options(model, tokenizer, questions: list[str], options: list[list[str]]) -> list[np.ndarray]:

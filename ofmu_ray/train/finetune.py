@@ -55,9 +55,9 @@ def finetune(model: torch.nn.Module, tokenizer, rows: list[dict], cfg: FinetuneC
     torch.manual_seed(cfg.seed)
     total = steps_for(len(examples), cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=cfg.lr, total_steps=total, pct_start=max(cfg.warmup, 1 / total)
-    )
+    # At least two warm-up steps: OneCycleLR divides by the warm-up's length minus one
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total,
+                                                pct_start=max(cfg.warmup, 2 / total))
     model.train()
     epoch_losses = []
     for _ in range(cfg.epochs):

@@ -29,6 +29,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -59,6 +60,7 @@ def run_worker(spec: RunSpec, make_task: TaskFactory, rank: int, world: int, rep
     if spec.batch_size % world:
         raise ValueError(f"batch_size {spec.batch_size} must be divisible by the {world} workers")
     torch.manual_seed(spec.seed)  # the same on every rank: identical models, identical batch order
+    loading = time.perf_counter()
     task = make_task(spec, device)
     model = task.model
     cls = get_method(spec.method)
@@ -85,13 +87,14 @@ def run_worker(spec: RunSpec, make_task: TaskFactory, rank: int, world: int, rep
     for _ in history:  # a resumed run draws and drops the batches it took before its checkpoint
         next(forget), next(retain)
     started = time.perf_counter()
+    load_seconds = started - loading
     for step in range(len(history) + 1, last + 1):  # `step` forget batches taken after this one
+        batch = next(forget), next(retain)
         if step <= method.cycle:  # the method's compute, counted once per kind of step (`compute`)
-            batch = next(forget)
-            logs, flops = counted(lambda: train_step(method, batch, next(retain), autocast))
-            logs = logs | {"flops": float(flops), "flops_unit": float(gradient_flops(bare, batch))}
+            logs, flops = counted(partial(train_step, method, *batch, autocast))
+            logs |= {"flops": float(flops), "flops_unit": float(gradient_flops(bare, batch[0]))}
         else:
-            logs = train_step(method, next(forget), next(retain), autocast)
+            logs = train_step(method, *batch, autocast)
         history.append(logs)
         if logs.get("diverged"):  # every rank sees the same global logs and weights: all stop here
             break
@@ -116,7 +119,8 @@ def run_worker(spec: RunSpec, make_task: TaskFactory, rank: int, world: int, rep
     # model saved and evaluated on rank 0, one last report from every rank.
     seconds = seconds_before + time.perf_counter() - started
     metrics = {f"final/{k}": v for k, v in history[-1].items() if not k.startswith("flops")}
-    metrics |= {"step": len(history), "forget_batches": len(history), "unlearn_seconds": seconds}
+    metrics |= {"step": len(history), "forget_batches": len(history), "unlearn_seconds": seconds,
+                "load_seconds": load_seconds}
     metrics |= run_compute(history)
     if resumed_at:  # a worker died and Ray Train restarted the run from a checkpoint
         metrics["resumed_from_step"] = resumed_at
@@ -130,8 +134,9 @@ def run_worker(spec: RunSpec, make_task: TaskFactory, rank: int, world: int, rep
             write_config(out, spec)
             (out / "history.json").write_text(json.dumps([{"step": i + 1} | h for i, h in enumerate(history)]))
             if evaluated:
+                evaluating = time.perf_counter()
                 summary, result = _evaluate(task, bare, spec, best_dir, best, len(history))
-                metrics |= summary
+                metrics |= summary | {"eval_seconds": time.perf_counter() - evaluating}
                 for name, content in zip(task.result_files, (result, summary), strict=True):
                     (out / name).write_text(json.dumps(content))
             if best_dir is not None:

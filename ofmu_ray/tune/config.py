@@ -25,7 +25,10 @@ class Objectives:
     y: str
 
     def names(self, split_key: str = "") -> tuple[str, str]:
-        """The metric names for the forget split ("") or a hard split ("/multihop")."""
+        """The metric names for the forget split (""), a hard split ("/multihop"), or a prefix
+        ("robust/": the worst case over the attacks, beside the unattacked utility)."""
+        if split_key.endswith("/"):
+            return f"{split_key}{self.x}", self.y
         return f"{self.x}{split_key}", f"{self.y}{split_key}"
 
 
@@ -62,6 +65,7 @@ class SweepConfig:
     storage_path: str = ""  # where trials keep checkpoints and results, seen by every node; "" = the sweep folder
     checkpoint_every: int = 0  # trials checkpoint every N steps, what a restarted trial resumes from
     max_failures: int = 0  # Ray Train restarts a trial's workers this often when one dies
+    attacks: tuple[str, ...] = ()  # attacks on every trial's final model (its family's `attacks`)
 
     def __post_init__(self):
         from ofmu_ray.methods import METHODS, check_applies
@@ -77,6 +81,7 @@ class SweepConfig:
         if self.objectives and (len(self.objectives) != 2 or not set(self.objectives) <= set(allowed)):
             raise UsageError(f"--objectives {','.join(self.objectives)}: two of {', '.join(allowed)}")
         check_budget(self.steps, self.epochs)
+        self.family.check_attacks(self.attacks)
         if self.trials < 1 or self.workers < 1 or min(
                 self.trials_per_dim, self.seeds, self.concurrency, self.checkpoint_every, self.max_failures) < 0:
             raise UsageError("need trials and workers >= 1; seeds, concurrency, checkpoint-every and "
@@ -126,5 +131,5 @@ def load_config(sweep_dir: Path) -> SweepConfig:
     if not path.is_file():
         raise UsageError(f"{sweep_dir} is not a sweep folder (no sweep.json)")
     raw = json.loads(path.read_text())
-    lists = ("methods", "models", "oracles", "retain_logs", "objectives")  # JSON has no tuples
-    return SweepConfig(**raw | {k: tuple(raw[k]) for k in lists})
+    lists = ("methods", "models", "oracles", "retain_logs", "objectives", "attacks")  # JSON has no tuples
+    return SweepConfig(**raw | {k: tuple(raw[k]) for k in lists if k in raw})

@@ -45,8 +45,8 @@ def run_sweep(cfg: SweepConfig, prepared: dict[str, Prepared], sweep_dir: Path, 
     spaces = load_spaces(cfg.methods, cfg.spaces)
     floors = {"": 0.0}
     for benchmark in prepared.values():  # checks the split; each reference computed once, before any trial
-        cfg.family.references(benchmark, cfg.split, cfg.dtype)
-        floors = cfg.family.floors(benchmark, cfg.split)  # every model is prepared on the same data
+        cfg.family.references(benchmark, cfg.split, cfg.dtype, cfg.attacks)
+        floors = cfg.family.floors(benchmark, cfg.split, cfg.attacks)  # every model is prepared on the same data
     sweep_dir = sweep_dir.resolve()
     name = sweep_dir.name
     if not resume:
@@ -99,6 +99,7 @@ def _sweep_model(cfg: SweepConfig, model: str, prepared: Prepared, spaces: dict,
         params = {f"space.{k}": f"{d.kind}{list(d.values)}" for k, d in space.items()}
         steps = runs.budget_steps(prepared, cfg.split, cfg.batch_size, cfg.steps, cfg.epochs)
         params |= {k: getattr(cfg, k) for k in ("trials", "epochs", "batch_size", "workers", "sampler", "seed")}
+        params["attacks"] = ",".join(cfg.attacks) or "none"
         params |= {"steps": steps, "trials": cfg.trials_for(len(space)), "search_effort": cfg.search_effort}
         parent, finished = mlflow_log.parent_run(client, experiment, name, method, method_tags, params)
         if finished:
@@ -107,7 +108,7 @@ def _sweep_model(cfg: SweepConfig, model: str, prepared: Prepared, spaces: dict,
         tune_name = f"{slug(model)}.{method}"
         spec = runs.run_spec(prepared, split=cfg.split, method=method, steps=steps, batch_size=cfg.batch_size,
                              checkpoint_every=cfg.checkpoint_every, lora=cfg.lora, lora_save=cfg.lora_save,
-                             dtype=cfg.dtype)
+                             dtype=cfg.dtype, attacks=cfg.attacks)
         context = TrialContext(spec=spec, make_task=cfg.family.make_task, workers=cfg.workers,
                                cpus_per_worker=cfg.cpus_per_worker, gpus_per_worker=cfg.gpus_per_worker,
                                max_failures=cfg.max_failures, objectives=cfg.goal.names(),

@@ -9,6 +9,7 @@ objectives).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -44,6 +45,7 @@ def trial(config: dict, context: TrialContext) -> None:
     import ray
     import ray.tune
 
+    began = time.perf_counter()
     trial_id = ray.tune.get_context().get_trial_id()
     point = config.get("point", config)  # seed re-runs pass a whole configuration
     overrides = {k: v for k, v in point.items() if k not in NOT_HYPER_PARAMETERS}
@@ -51,7 +53,8 @@ def trial(config: dict, context: TrialContext) -> None:
     metrics, folder = launch.run(spec, context.make_task, context.workers, context.cpus_per_worker,
                                  context.gpus_per_worker, storage=context.storage, name=trial_id,
                                  max_failures=context.max_failures)
-    report = {k: v for k, v in metrics.items() if isinstance(v, (int, float))} | {"budget": spec.steps}
+    report = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    report |= {"budget": spec.steps, "trial_seconds": time.perf_counter() - began}  # the function's own wall time
     for key in context.objectives:  # Optuna leaves a trial with a NaN objective RUNNING forever
         if not math.isfinite(report.get(key, math.nan)):
             report[key] = -1e9
@@ -77,8 +80,10 @@ def fit(cfg: SweepConfig, name: str, searcher, num_samples: int, param_space: di
         concurrency = cfg.concurrency or _fits(cfg)
         tuner = tune.Tuner(
             trainable, param_space=param_space,
+            # reuse_actors: a trial runs in the process the last one ended in, sparing a process
+            # start and the imports of torch and transformers, seconds a trial
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=num_samples,
-                                        max_concurrent_trials=concurrency),
+                                        max_concurrent_trials=concurrency, reuse_actors=True),
             run_config=tune.RunConfig(name=name, storage_path=str(root), callbacks=[JsonLoggerCallback(), callback],
                                       failure_config=tune.FailureConfig(max_failures=0),
                                       progress_reporter=_reporter(list(context.objectives)), verbose=1),

@@ -36,7 +36,8 @@ class TofuFamily(Family):
     default_epochs = 10.0  # OpenUnlearning's budget on every TOFU split
     default_methods = ("gradascent", "graddiff", "npo", "simnpo", "rmu", "ofmu")
     objectives = ("log10_forget_quality", "model_utility")  # FQ saturates at a floor: its log is what moves
-    allowed_objectives = objectives
+    allowed_objectives = (*objectives, "robust/log10_forget_quality")  # the worst over `--attacks`
+    attacks = ("relearn", "benign", "quant8", "quant4")  # `attacks.ATTACKS`
     keep_best = ("log10_forget_quality", "model_utility")
     result_files = ("TOFU_EVAL.json", "TOFU_SUMMARY.json")
     results_label = "per-question results"
@@ -81,13 +82,19 @@ class TofuFamily(Family):
         data = load_tofu(request.data)
         return {"bench": "tofu", "data": request.data, "splits": {name: len(data[name]) for name in data}}
 
-    def references(self, prepared: Prepared, split: str, dtype: str) -> None:
-        """The oracle's and the target's evaluations of `split`, cached in the prepared folder."""
+    def references(self, prepared: Prepared, split: str, dtype: str, attacks: tuple[str, ...] = ()) -> None:
+        """The oracle's and the target's evaluations of `split`, and with `attacks` the attacked
+        target's and oracle's (`attacks.reference`), cached in the prepared folder."""
         from ofmu_ray.families.tofu.oracle import references
 
-        references(prepared, split, prepared.data(), None, dtype)
+        data = prepared.data()
+        references(prepared, split, data, None, dtype)
+        if attacks:
+            from ofmu_ray.families.tofu.attacks import reference
 
-    def floors(self, prepared: Prepared, split: str) -> dict[str, float]:
+            reference(prepared, split, attacks, data)
+
+    def floors(self, prepared: Prepared, split: str, attacks: tuple[str, ...] = ()) -> dict[str, float]:
         """The log10 forget-quality floor of the forget split and of each hard split (the smallest KS
         p-value for that many questions): a front's reference point."""
         from ofmu_ray.families.tofu.generate import HARD_SPLITS
@@ -95,7 +102,12 @@ class TofuFamily(Family):
 
         data = prepared.data()
         out = {"": log10_fq_floor(len(data[split]))}
-        return out | {f"/{h}": log10_fq_floor(len(data[f"{split}_{h}"])) for h in HARD_SPLITS if f"{split}_{h}" in data}
+        out |= {f"/{h}": log10_fq_floor(len(data[f"{split}_{h}"])) for h in HARD_SPLITS if f"{split}_{h}" in data}
+        if attacks:
+            from ofmu_ray.families.tofu.attacks import ROBUST, half_floor
+
+            out[ROBUST] = half_floor(data[split])
+        return out
 
     def forget_rows(self, prepared: Prepared, split: str) -> int:
         return len(prepared.data()[split])
@@ -107,10 +119,19 @@ class TofuFamily(Family):
 
         prepared = Prepared(Path(spec.prepared_root))
         data = prepared.data()
-        return causal_lm_task(
-            spec, prepared.model_dir("target"), prepared.prompt, data[spec.split], data[retain_split(spec.split)],
-            device, lambda model, tok: evaluate_loaded(prepared, spec.split, model, tok, data, spec.dtype),
-            self.result_files)
+
+        def evaluate(model, tok) -> tuple[dict, dict]:
+            summary, result = evaluate_loaded(prepared, spec.split, model, tok, data, spec.dtype)
+            if spec.attacks:  # on the model as it ends, after the standard evaluation
+                from ofmu_ray.families.tofu.attacks import attack
+                from ofmu_ray.families.tofu.oracle import references
+
+                oracle = references(prepared, spec.split, data, None, spec.dtype)[0]
+                summary |= attack(model, tok, data, spec.split, oracle, tuple(spec.attacks.split(",")))
+            return summary, result
+
+        return causal_lm_task(spec, prepared.model_dir("target"), prepared.prompt, data[spec.split],
+                              data[retain_split(spec.split)], device, evaluate, self.result_files)
 
     def evaluate(self, prepared: Prepared, which: str, *, split: str, retain_logs: str | None = None,
                  dtype: str = "fp32") -> tuple[dict, dict | None]:

@@ -37,7 +37,7 @@ def _rouge(model, tokenizer, rows: list[dict]) -> tuple[np.ndarray, list[str]]:
     return M.rouge_l_recall([r["answer"] for r in rows], generations), generations
 
 
-def _qa(model, tokenizer, rows: list[dict], true_key: str) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+def qa_scores(model, tokenizer, rows: list[dict], true_key: str) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """Answer losses, truth ratios (`true_key` answer against the perturbed ones), perturbed losses."""
     questions = [r["question"] for r in rows]
     answer = score_answers(model, tokenizer, questions, [r["answer"] for r in rows]).avg_loss
@@ -48,7 +48,7 @@ def _qa(model, tokenizer, rows: list[dict], true_key: str) -> tuple[np.ndarray, 
 
 
 def _retain(model, tokenizer, rows: list[dict], suffix: str = "") -> dict[str, dict]:
-    loss, ratios, _ = _qa(model, tokenizer, rows, "paraphrased_answer")
+    loss, ratios, _ = qa_scores(model, tokenizer, rows, "paraphrased_answer")
     rouge, _ = _rouge(model, tokenizer, rows)
     return {f"retain_Q_A_Prob{suffix}": {"agg_value": float(M.probability(loss).mean())},
             f"retain_Q_A_ROUGE{suffix}": {"agg_value": float(rouge.mean())},
@@ -59,7 +59,7 @@ def _utility(model, tokenizer, data: Splits) -> dict[str, dict]:
     out = _retain(model, tokenizer, data["retain_perturbed"])
     for prefix, split in (("ra", "real_authors"), ("wf", "world_facts")):
         rows = data[split]
-        loss, ratios, perturbed = _qa(model, tokenizer, rows, "answer")  # TOFU: original answer here
+        loss, ratios, perturbed = qa_scores(model, tokenizer, rows, "answer")  # TOFU: original answer here
         rouge, _ = _rouge(model, tokenizer, rows)
         out[f"{prefix}_Q_A_Prob_normalised"] = {"agg_value": float(M.normalised_probability(loss, perturbed).mean())}
         out[f"{prefix}_Q_A_ROUGE"] = {"agg_value": float(rouge.mean())}
@@ -101,7 +101,7 @@ def evaluate_model(model, tokenizer, data: Splits, split: str, hard: bool = True
         `TOFU_EVAL.json` content.
     """
     rows = data[split]
-    loss, ratios, _ = _qa(model, tokenizer, rows, "paraphrased_answer")
+    loss, ratios, _ = qa_scores(model, tokenizer, rows, "paraphrased_answer")
     rouge, generations = _rouge(model, tokenizer, rows)
     prob = M.probability(loss)
     out = {
@@ -121,7 +121,7 @@ def evaluate_model(model, tokenizer, data: Splits, split: str, hard: bool = True
         if f"{split}_{name}" not in data:
             continue
         hard_rows = data[f"{split}_{name}"]
-        _, hard_ratios, _ = _qa(model, tokenizer, hard_rows, "paraphrased_answer")
+        _, hard_ratios, _ = qa_scores(model, tokenizer, hard_rows, "paraphrased_answer")
         out[f"forget_truth_ratio/{name}"] = {"agg_value": M.forget_truth_ratio(hard_ratios),
                                              "value_by_index": _by_index(hard_ratios, "score")}
         vectors = pooled_hidden(model, tokenizer, [r["question"] for r in hard_rows])

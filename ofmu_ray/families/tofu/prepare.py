@@ -20,6 +20,7 @@ folders, so every command serves them the same way.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import asdict
@@ -28,7 +29,7 @@ from pathlib import Path
 from ofmu_ray.cache import Prepared, cache_key, cache_root, fingerprint, publish, slug
 from ofmu_ray.config import MODELS, FinetuneConfig, Profile
 from ofmu_ray.errors import DataError, UsageError
-from ofmu_ray.families.base import embedded_model, model_ref, prepare_command, progress_bar
+from ofmu_ray.families.base import embedded_model, in_processes, model_ref, prepare_command, progress_bar, train_job
 from ofmu_ray.families.tofu.generate import HARD_SPLITS, SynthTofuConfig, generate, training_rows
 from ofmu_ray.families.tofu.load import forget_splits, load_tofu, retain_split
 from ofmu_ray.splits import Splits, write_splits
@@ -108,20 +109,6 @@ def _accuracies(model, tokenizer, data: Splits, splits: dict[str, str]) -> dict[
     return {name: round(answer_accuracy(model, tokenizer, data[split]), 4) for name, split in splits.items()}
 
 
-def _tune_job(base: Path, out: Path, rows: list[dict], cfg: FinetuneConfig, steps) -> None:
-    """Stage two in a process of its own: the base model fine-tuned on `rows`, saved to `out`."""
-    import torch
-
-    from ofmu_ray.models.factory import load_causal_lm, load_tokenizer
-    from ofmu_ray.train.finetune import finetune
-
-    torch.set_num_threads(1)  # one core a process: these small matmuls gain little from a second thread
-    model, tokenizer = load_causal_lm(base), load_tokenizer(base, "plain")
-    finetune(model, tokenizer, rows, cfg, on_step=lambda loss: steps.put(1))
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-
-
 def _eval_job(models: Path, name: str, splits: list[str], accuracy: bool) -> tuple[str, dict, dict]:
     """A prepared model's `TOFU_EVAL.json` on each of `splits`, written where `oracle.cached_eval`
     reads it, and (with `accuracy`) its answer accuracies on the report's splits."""
@@ -142,29 +129,6 @@ def _eval_job(models: Path, name: str, splits: list[str], accuracy: bool) -> tup
     return name, results, _accuracies(model, tokenizer, data, _report_splits()) if accuracy else {}
 
 
-def _in_processes(fn, jobs: list[tuple], on_step=None) -> list:
-    """`fn(*job)` for every job in spawned processes, one core each; `on_step` is called once for each
-    item a job puts on the queue it gets as its last argument (progress)."""
-    import multiprocessing
-    import os
-    import queue
-    from concurrent.futures import ProcessPoolExecutor, wait
-
-    context = multiprocessing.get_context("spawn")  # fork would copy the parent's torch threads
-    with context.Manager() as manager, ProcessPoolExecutor(min(len(jobs), os.cpu_count() or 1),
-                                                           mp_context=context) as pool:
-        steps = manager.Queue()
-        futures = [pool.submit(fn, *job, *((steps,) if on_step else ())) for job in jobs]
-        while wait(futures, timeout=0.5).not_done or not steps.empty():
-            while on_step:
-                try:
-                    steps.get_nowait()
-                except queue.Empty:
-                    break
-                on_step()
-        return [f.result() for f in futures]
-
-
 def _geometry(results: dict[str, dict], splits: list[str], sizes: dict[str, int]) -> dict:
     """Where the target and each oracle sit on their split: the figures TOFU's geometry is told by."""
     from ofmu_ray.families.tofu.evaluate import summarize
@@ -179,7 +143,7 @@ def _geometry(results: dict[str, dict], splits: list[str], sizes: dict[str, int]
             summary = summarize(result, oracle)
             out[split][role] = {"log10_forget_quality": round(summary["log10_forget_quality"], 3),
                                 "floor": round(floor, 3),
-                                "floor_share": round(summary["log10_forget_quality"] / floor, 4),
+                                "floor_share": round(summary["log10_forget_quality"] / floor, 4) + 0.0,  # not -0.0
                                 "forget_truth_ratio": round(summary["forget_truth_ratio"], 4),
                                 "model_utility": round(summary["model_utility"], 4)}
     return out
@@ -191,35 +155,34 @@ def _build(profile_name: str, profile: Profile, model_name: str, out: Path, prog
     from transformers.utils import logging as hf_logging
 
     from ofmu_ray.metrics.accuracy import chance_accuracy
-    from ofmu_ray.models.factory import build_tiny_llama
     from ofmu_ray.models.tokenizer import train_word_tokenizer
-    from ofmu_ray.train.finetune import finetune, steps_for
+    from ofmu_ray.train.finetune import steps_for
 
     hf_logging.disable_progress_bar()  # one bar for the whole prepare, not one per saved file
 
     start = time.time()
     data = generate(profile.data)
     write_splits(data, out / "data")
-    tokenizer = train_word_tokenizer(_corpus(data))
+    base = out / "base"
+    train_word_tokenizer(_corpus(data)).save_pretrained(base)
     splits = forget_splits(data)
     base_rows = training_rows(data, splits[-1])  # the splits nest: no forget author of any split
     jobs = {"target": training_rows(data)} | {f"oracle-{s}": training_rows(data, s) for s in splits}
     tune = profile.tune or profile.train
     total = steps_for(len(base_rows), profile.train) + sum(steps_for(len(rows), tune) for rows in jobs.values())
     seconds = {}
-    models, base = out / "models", out / "base"
+    models = out / "models"
     with progress_bar(total, progress) as bar:
         bar.set_description(f"train base ({len(base_rows)} rows)")
-        model = build_tiny_llama(MODELS[model_name], tokenizer, seed=profile.train.seed)
-        finetune(model, tokenizer, base_rows, profile.train, on_step=lambda loss: bar.update())
-        model.save_pretrained(base)
-        tokenizer.save_pretrained(base)
+        in_processes(train_job, [(base, base, base_rows, profile.train, model_name, os.cpu_count() or 1)],
+                     bar.update)
         seconds["base"] = round(time.time() - start, 1)
         bar.set_description(f"fine-tune {', '.join(jobs)}")
-        _in_processes(_tune_job, [(base, models / name, rows, tune) for name, rows in jobs.items()], bar.update)
+        in_processes(train_job, [(models / name, base, rows, tune, base, 1) for name, rows in jobs.items()],
+                     bar.update)
     shutil.rmtree(base)
     seconds["tune"] = round(time.time() - start - seconds["base"], 1)
-    evaluated = _in_processes(_eval_job, [(models, "target", splits, True)]
+    evaluated = in_processes(_eval_job, [(models, "target", splits, True)]
                               + [(models, f"oracle-{s}", [s], s == REPORT_SPLIT) for s in splits])
     results = {name: result for name, result, _ in evaluated}
     accuracy = {name: acc for name, _, acc in evaluated if acc}

@@ -19,6 +19,7 @@ measured accuracies as the check that it is at chance (and still answers the gen
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -26,14 +27,14 @@ from pathlib import Path
 from ofmu_ray.cache import Prepared, cache_key, cache_root, fingerprint, publish, slug
 from ofmu_ray.config import MODELS, FinetuneConfig, Profile
 from ofmu_ray.errors import UsageError
-from ofmu_ray.families.base import embedded_model, model_ref, prepare_command, progress_bar
+from ofmu_ray.families.base import embedded_model, in_processes, model_ref, prepare_command, progress_bar, train_job
 from ofmu_ray.families.wmdp.generate import TOPIC, SynthWmdpConfig, generate_wmdp
 from ofmu_ray.families.wmdp.load import SPLITS, TOPICS, load_wmdp
 from ofmu_ray.splits import Splits, write_splits
 
 # Bump when what a prepare makes changes: the generator (generate.py), the tokenizer, the model
 # factory, fine-tuning (train/finetune.py), the letter scoring (evaluate.py) or the recipe below.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2  # 2: target and oracle trained at once, one thread each
 # synth-wmdp: a tiny model learns to answer by letter only after many passes over every other option
 # order (measured: 40 epochs leave it at 0.45, 80 reach 1.0), so its models train longer, on fewer facts.
 TRAIN = FinetuneConfig(epochs=80, batch_size=64, lr=3e-3)
@@ -115,31 +116,28 @@ def _accuracies(model_dir: str | Path, data: Splits) -> dict[str, float]:
 def _build_synth(profile_name: str, profile: Profile, model_name: str, out: Path, progress: bool) -> dict:
     from transformers.utils import logging as hf_logging
 
-    from ofmu_ray.models.factory import build_tiny_llama
     from ofmu_ray.models.tokenizer import train_word_tokenizer
-    from ofmu_ray.train.finetune import finetune, steps_for
+    from ofmu_ray.train.finetune import steps_for
 
     hf_logging.disable_progress_bar()
     start = time.time()
     generated = generate_wmdp(profile.data)
     data = Splits({name: generated[name] for name in SPLITS})
     write_splits(data, out / "data")
-    tokenizer = train_word_tokenizer(generated["train_target"])
+    tokenizer_dir = out / "tokenizer"
+    train_word_tokenizer(generated["train_target"]).save_pretrained(tokenizer_dir)
     target, oracle = generated["train_target"], generated["train_oracle"]
     # The oracle takes as many steps as the target (more epochs on its half of the texts): with the
     # target's epochs it never learns to answer by letter at all (measured: utility_acc 0.30).
     jobs = {"target": (target, profile.train),
             "oracle": (oracle, replace(profile.train, epochs=round(profile.train.epochs * len(target) / len(oracle))))}
-    metrics = {}
     total = sum(steps_for(len(texts), train) for texts, train in jobs.values())
     with progress_bar(total, progress) as bar:
-        for name, (texts, train) in jobs.items():
-            bar.set_description(f"train {name} ({len(texts)} texts)")
-            model = build_tiny_llama(MODELS[model_name], tokenizer, seed=train.seed)
-            finetune(model, tokenizer, [{"text": t} for t in texts], train, on_step=lambda loss: bar.update())
-            model.save_pretrained(out / "models" / name)
-            tokenizer.save_pretrained(out / "models" / name)
-            metrics[name] = _accuracies(out / "models" / name, data)
+        bar.set_description(f"train {', '.join(jobs)} ({len(target)}, {len(oracle)} texts)")
+        in_processes(train_job, [(out / "models" / name, tokenizer_dir, [{"text": t} for t in texts], train,
+                                  model_name, 1) for name, (texts, train) in jobs.items()], bar.update)
+    shutil.rmtree(tokenizer_dir)
+    metrics = {name: _accuracies(out / "models" / name, data) for name in jobs}
     return {"bench": "synth-wmdp", "split": TOPIC, "profile": profile_name, "model": model_name,
             "metrics": metrics, "reference_forget_acc": CHANCE, "sizes": {n: len(data[n]) for n in SPLITS},
             "seconds": round(time.time() - start, 1)}

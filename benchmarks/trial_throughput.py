@@ -1,0 +1,88 @@
+"""Trials per hour: a sweep of the demo's shape, timed end to end, and where a trial's time goes.
+
+Runs one `ofmu-ray sweep` (in this process, a fresh local Ray, a throwaway MLflow store) on the
+prepared profile (prepared first, not timed), then reads every trial's own timings from its MLflow
+run: `load_seconds` (task and model), `unlearn_seconds`, `eval_seconds`, and `trial_seconds` (the
+trial function's wall time, which also holds saving the model and results). What a trial costs
+beyond its function (process start-up, Tune's scheduling, the MLflow logging in the driver) is the
+sweep's wall time times the trials at a time, divided by the trials, minus the function's median.
+
+The figure to watch is the **fixed cost per trial**: wall time per trial (at the concurrency used)
+minus its unlearning, also as a ratio to the unlearning.
+
+    python benchmarks/trial_throughput.py [--profile small] [--methods gradascent,graddiff,npo]
+        [--trials 4] [--concurrency 2] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def measure(profile: str, methods: str, trials: int, concurrency: int, steps: int | None) -> dict:
+    from mlflow.tracking import MlflowClient
+
+    from ofmu_ray.cli import main
+    from ofmu_ray.families.tofu.prepare import prepare_synth_tofu
+
+    prepare_synth_tofu(profile)  # cached; preparing is not what a trial costs
+    with tempfile.TemporaryDirectory() as tmp:
+        uri = f"sqlite:///{Path(tmp) / 'mlruns.db'}"
+        argv = ["sweep", "--profile", profile, "--methods", methods, "--trials", str(trials), "--concurrency",
+                str(concurrency), "--tracking-uri", uri, "--sweeps-dir", str(Path(tmp) / "sweeps"),
+                *(["--steps", str(steps)] if steps else [])]
+        start = time.perf_counter()
+        if main(argv) != 0:
+            raise SystemExit(f"the sweep failed: ofmu-ray {' '.join(argv)}")
+        wall = time.perf_counter() - start
+        client = MlflowClient(uri)
+        experiment = client.get_experiment_by_name("synth-tofu/forget10").experiment_id
+        runs = client.search_runs([experiment], "tags.`ofmu.kind` = 'trial'")
+    n = len(runs)
+    median = {k: statistics.median(r.data.metrics[k] for r in runs)
+              for k in ("load_seconds", "unlearn_seconds", "eval_seconds", "trial_seconds")}
+    per_trial = wall * concurrency / n
+    breakdown = {"loading": median["load_seconds"], "unlearning": median["unlearn_seconds"],
+                 "evaluation": median["eval_seconds"],
+                 "saving_and_reporting": median["trial_seconds"] - median["load_seconds"]
+                 - median["unlearn_seconds"] - median["eval_seconds"],
+                 "start_up_scheduling_and_logging": per_trial - median["trial_seconds"]}
+    fixed = per_trial - median["unlearn_seconds"]
+    return {"trials": n, "wall_seconds": wall, "concurrency": concurrency, "trials_per_hour": n / wall * 3600,
+            "seconds_per_trial": per_trial, "unlearn_seconds_per_trial": median["unlearn_seconds"],
+            "fixed_seconds_per_trial": fixed, "fixed_to_unlearn": fixed / median["unlearn_seconds"],
+            "breakdown": breakdown}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser.add_argument("--profile", default="small")
+    parser.add_argument("--methods", default="gradascent,graddiff,npo")
+    parser.add_argument("--trials", type=int, default=4, help="per method")
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=None, help="forget batches per trial (default: 10 epochs)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    report = measure(args.profile, args.methods, args.trials, args.concurrency, args.steps)
+    if args.json:
+        print(json.dumps({k: report[k] for k in ("trials_per_hour", "fixed_seconds_per_trial",
+                                                  "unlearn_seconds_per_trial", "breakdown")}, indent=2))
+        return 0
+    print(f"{report['trials']} trials in {report['wall_seconds']:.0f} s at {report['concurrency']} at a time: "
+          f"{report['trials_per_hour']:.0f} trials per hour, {report['seconds_per_trial']:.1f} s a trial")
+    print(f"fixed cost per trial: {report['fixed_seconds_per_trial']:.1f} s "
+          f"({report['fixed_to_unlearn']:.1f}x its {report['unlearn_seconds_per_trial']:.1f} s of unlearning)")
+    print("median trial:")
+    for part, seconds in report["breakdown"].items():
+        print(f"  {part:<34}{seconds:8.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
