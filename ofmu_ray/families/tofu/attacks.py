@@ -17,7 +17,7 @@ Each is scored on half B against the retain oracle's truth ratios on the same qu
 name their fact), `<attack>/forget_acc`. `none/...` is the model itself on half B, and
 `robust/log10_forget_quality` the worst over `none` and the attacks: what is left of forgetting
 once the attacks have had their go. What half A teaches about half B is read against two
-reference points, computed once per prepared benchmark and cached (`reference`): the target under
+reference points, computed once per benchmark and attack configuration, cached (`reference`): the target under
 every attack (quantization should leave it where it is) and the oracle under relearning (a model
 that never saw the forget authors still learns half B a little from half A: the floor of
 "recovery").
@@ -30,7 +30,7 @@ import json
 import math
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from ofmu_ray.cache import Prepared, write_json
@@ -148,20 +148,22 @@ def half_floor(rows: list[dict], share: float = AttackConfig.share) -> float:
     return M.log10_fq_floor(len(halves(rows, share)[1]))
 
 
-def reference(prepared: Prepared, split: str, attacks: tuple[str, ...], data: Splits | None = None) -> dict:
-    """The reference points, cached under `eval/attacks-<split>/`: the target under every attack
-    (`target`) and the oracle under relearning (`oracle`)."""
+def reference(prepared: Prepared, split: str, attacks: tuple[str, ...], data: Splits | None = None,
+              cfg: AttackConfig = AttackConfig()) -> dict:
+    """The reference points, cached under `eval/attacks-<split>-<config key>/`: the target under
+    every attack (`target`) and the oracle under relearning (`oracle`)."""
+    from ofmu_ray.cache import cache_key
     from ofmu_ray.families.base import load_model
     from ofmu_ray.families.tofu.oracle import cached_eval
 
-    path = prepared.root / "eval" / f"attacks-{split}" / "ATTACKS.json"
+    path = prepared.root / "eval" / f"attacks-{split}-{cache_key(asdict(cfg))}" / "ATTACKS.json"
     cached = json.loads(path.read_text()) if path.is_file() else {}
     if set(attacks) <= set(cached.get("attacks", [])):
         return cached
     data = data or prepared.data()
     oracle_eval = cached_eval(prepared, f"oracle-{split}", split, data)
-    target = attack(*load_model(prepared, "target"), data, split, oracle_eval, ATTACKS)
-    oracle = attack(*load_model(prepared, f"oracle-{split}"), data, split, oracle_eval, ("relearn",))
+    target = attack(*load_model(prepared, "target"), data, split, oracle_eval, ATTACKS, cfg)
+    oracle = attack(*load_model(prepared, f"oracle-{split}"), data, split, oracle_eval, ("relearn",), cfg)
     result = {"attacks": list(ATTACKS), "target": target, "oracle": oracle}
     write_json(path, result)
     return result

@@ -1,0 +1,68 @@
+"""Attacks on unlearned models: the halves they train and score on, quantization that leaves a model
+where it is, and a model that only suppresses, caught."""
+
+from __future__ import annotations
+
+from ofmu_ray.cli import main
+from ofmu_ray.families.tofu.attacks import ATTACKS, AttackConfig, attack, halves, reference
+
+LIGHT = AttackConfig(epochs=3, lrs=(1e-3,))  # the default grid's strongest rate, fewer epochs: a test's budget
+
+
+def test_halves_split_each_author_in_two_disjoint_halves():
+    rows = [{"author": author, "question": f"{author}{i}"} for author in "xyz" for i in range(10)]
+    a, b = halves(rows)
+    assert sorted(a + b) == list(range(30)) and not set(a) & set(b)
+    for author in "xyz":
+        assert sum(rows[i]["author"] == author for i in a) == 5
+    a, b = halves([{"question": str(i)} for i in range(40)], share=0.25)  # real TOFU: blocks of 20 an author
+    assert len(a) == 10 and len(b) == 30
+    assert sum(i < 20 for i in a) == 5
+
+
+def test_quantization_leaves_the_target_where_it_is_and_the_oracle_does_not_relearn(tiny):
+    """The reference points, cached: quantizing the target (4-bit NF4 on CPU, int8) moves its truth
+    ratio on half B by at most 0.02 and keeps its answers; relearning on half A teaches the oracle,
+    which never saw the forget authors, next to nothing of half B."""
+    ref = reference(tiny, "forget10", ATTACKS, cfg=LIGHT)
+    assert len(list((tiny.root / "eval").glob("attacks-forget10-*/ATTACKS.json"))) == 1
+    target, oracle = ref["target"], ref["oracle"]
+    for bits in ("quant8", "quant4"):
+        assert abs(target[f"{bits}/forget_truth_ratio"] - target["none/forget_truth_ratio"]) <= 0.02, bits
+        assert target[f"{bits}/forget_acc"] >= target["none/forget_acc"] - 0.1, bits
+    # It learns some of half B from half A (measured: accuracy 0.15 -> 0.55 at lr 1e-3, the floor of
+    # any "recovery"), far from what the target knows
+    assert oracle["relearn/log10_forget_quality"] >= -1.5
+    assert oracle["relearn/forget_acc"] <= target["none/forget_acc"] - 0.3
+    assert reference(tiny, "forget10", ("relearn",), cfg=LIGHT) == ref  # read from the cache, not computed again
+
+
+def test_unknown_attacks_are_refused_before_anything_runs(capsys):
+    assert main(["unlearn", "--profile", "tiny", "--method", "npo", "--attacks", "relearn,jailbreak"]) == 2
+    assert "unknown attack(s) jailbreak; choose from relearn, benign" in capsys.readouterr().err
+    assert main(["sweep", "--bench", "digits", "--methods", "ft", "--attacks", "quant4"]) == 2
+    assert "images benchmarks have none yet" in capsys.readouterr().err
+
+
+def test_a_model_that_only_suppresses_is_caught_by_relearning(tiny):
+    """A target whose output layer hides the forget answers (the four directions its value words
+    span most are projected out of it) looks as if it had forgotten them; relearning on half A
+    brings half B back (measured: accuracy 0.10 -> 0.65), as a shared, low-rank suppression would."""
+    import torch
+
+    from ofmu_ray.families.base import load_model
+    from ofmu_ray.families.tofu.oracle import cached_eval
+
+    data = tiny.data()
+    model, tok = load_model(tiny, "target")
+    words = sorted({w for r in data["forget10"] for w in r["value"].split()})
+    with torch.no_grad():
+        head = model.get_output_embeddings().weight
+        directions = torch.linalg.svd(head[[tok.convert_tokens_to_ids(w) for w in words]], full_matrices=False)[2][:4]
+        head -= (head @ directions.T) @ directions
+    out = attack(model, tok, data, "forget10", cached_eval(tiny, "oracle-forget10", "forget10", data), ("relearn",),
+                 LIGHT)
+    assert out["none/forget_acc"] <= 0.25  # it looks forgotten
+    assert out["relearn/forget_acc"] >= out["none/forget_acc"] + 0.3  # and comes back
+    assert out["robust/log10_forget_quality"] == min(out["none/log10_forget_quality"],
+                                                     out["relearn/log10_forget_quality"])
