@@ -283,7 +283,7 @@ def run_ablation(cfg: SweepConfig, ablation: Ablation, prepared: Prepared, folde
     if ablation.mode == "held":
         from ray import tune
 
-        points = [ablation.base | variant | {"seed": seed} for variant in ablation.variants()
+        points = [_full(method, ablation.base | variant) | {"seed": seed} for variant in ablation.variants()
                   for seed in range(ablation.seeds)]
         logger = VariantLogger(client.tracking_uri, experiment, {k: v[:2] for k, v in parents.items()},
                                ablation.axes, logged)
@@ -296,7 +296,7 @@ def run_ablation(cfg: SweepConfig, ablation: Ablation, prepared: Prepared, folde
             if finished:
                 continue  # a resumed ablation: this variant's search is done
             tune_name = f"tuned.{metric_key(variant)}"
-            fixed = {k: v for k, v in ablation.base.items() if k not in searched} | variant
+            fixed = {k: v for k, v in _full(method, ablation.base | variant).items() if k not in searched}
             start = {k: ablation.base.get(k, v) for k, v in defaults.items()}  # the base is its first trial
             fit(cfg, tune_name, searcher(cfg, method, searched, f"{name}-{tune_name}", start), cfg.trials,
                 {k: tune_domain(d) for k, d in searched.items()} | fixed,
@@ -311,6 +311,12 @@ def run_ablation(cfg: SweepConfig, ablation: Ablation, prepared: Prepared, folde
     _log_comparison(client, experiment, name, tags, summary, parents)
     return summary | {"mlflow": {"tracking_uri": client.tracking_uri, "experiment": f"ablate/{name}",
                                  "experiment_id": experiment, "ablation": name}}
+
+
+def _full(method: str, overrides: dict) -> dict:
+    """The method's whole configuration with `overrides`: what a trial runs and its run records, so
+    that every trial names every setting it ran with, not only those that differ from the defaults."""
+    return asdict(build_config(method, overrides))
 
 
 def _variant_run(client, experiment: str, name: str, variant: dict, tags: dict, params: dict,
@@ -472,6 +478,14 @@ def _log_comparison(client, experiment: str, name: str, tags: dict, summary: dic
     mlflow_log.finish(client, run_id, metrics, {"mlflow.note.content": note})  # the run page shows the note
 
 
+def _short(value: str) -> str:
+    """A logged parameter as people read it: floats to 3 significant digits (Optuna samples 17)."""
+    try:
+        return f"{float(value):.3g}" if any(c in value for c in ".e") else value
+    except ValueError:
+        return value
+
+
 def markdown(summary: dict) -> str:
     """The summary as markdown: what ran (mode, base, budget) and its tables. The comparison run's page
     shows it, and the command prints it."""
@@ -509,7 +523,8 @@ def markdown(summary: dict) -> str:
         for key, entry in variants.items():
             best = entry["splits"][""]["best"]
             if best:
-                config = ", ".join(f"{k}={v}" for k, v in best["config"].items() if k not in summary["axes"])
+                config = ", ".join(f"{k}={_short(v)}" for k, v in best["config"].items()
+                                   if k in summary["budget"]["searched"])
                 lines.append(f"| {key} | {best[x]:.3f} | {best[y]:.3f} | {config} |")
         lines.append("")
     diverged = {k: e["diverged"] for k, e in variants.items() if e["diverged"]}
