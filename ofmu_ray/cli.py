@@ -495,6 +495,7 @@ def _add_ablate(sub: argparse._SubParsersAction) -> None:
 
 def _run_ablate(args: argparse.Namespace) -> int:
     import re
+    from dataclasses import replace
     from pathlib import Path
 
     from ofmu_ray.train.launch import check_address
@@ -514,6 +515,7 @@ def _run_ablate(args: argparse.Namespace) -> int:
             raise UsageError(f"--resume: no ablation in {root.resolve()}")
         folder = root / names[-1]
         ablation, cfg = ablate.load(folder), load_config(folder)
+        args.cache_dir = args.cache_dir or ablation.cache_dir
         print(f"resuming ablation {folder.name} ({ablation.mode})", file=sys.stderr)
     else:
         held = args.mode == "held"
@@ -553,7 +555,8 @@ def _run_ablate(args: argparse.Namespace) -> int:
             settings, text = found | settings, " ".join([where, *(b for b in args.base if "=" in b)])
         else:
             text = " ".join(args.base)
-        ablation = ablate.make_ablation(cfg, tuple(args.axis), values, settings, text, args.mode, seeds)
+        ablation = replace(ablate.make_ablation(cfg, tuple(args.axis), values, settings, text, args.mode, seeds),
+                           cache_dir=args.cache_dir and str(Path(args.cache_dir).resolve()))
     try:
         with contextlib.redirect_stdout(sys.stderr):  # Tune's progress table: stdout keeps the results alone
             summary = ablate.run_ablation(cfg, ablation, prepared, folder, args.tracking_uri, args.resume,

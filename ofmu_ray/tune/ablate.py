@@ -10,8 +10,9 @@ Two modes; the output always says which ran:
   compared at their best, by front and hypervolume on every split. The fair ablation.
 
 Trials are sweep trials: `sweep.trial_context` builds them from the ablation's budget (a one-method
-`SweepConfig`) and `tuner.fit` runs them on Ray, in parallel, with the sweep's objectives and trial
-logging. An ablation lives in `<ablations dir>/<name>/`: `sweep.json` (the budget) and
+`SweepConfig`) and `tuner.fit` runs them on Ray with the sweep's objectives and trial logging, every
+variant's trials in one Tune experiment so that they run at once (tuned: `VariantSearch` holds the
+variants' Optuna searches). An ablation lives in `<ablations dir>/<name>/`: `sweep.json` (the budget) and
 `ablation.json` (axes, values, base, mode, seeds); `--resume` restores its Tune experiments, and the
 MLflow writing is idempotent by trial id.
 
@@ -26,12 +27,15 @@ import difflib
 import itertools
 import json
 import math
+import pickle
 import statistics
 import tempfile
 import time
 import typing
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+
+from ray.tune.search import Searcher
 
 from ofmu_ray.cache import Prepared, slug
 from ofmu_ray.config import parse_sets
@@ -63,6 +67,7 @@ class Ablation:
     base_from: str  # how the base was given: "defaults", "sweep:NAME (trial ID)", "key=value ..."
     mode: str = "held"
     seeds: int = 3  # held: runs per variant, seeds 0..K-1
+    cache_dir: str | None = None  # where its benchmark was prepared: `--resume` finds it there, not trains it anew
 
     def variants(self) -> list[dict]:
         """Every combination of the axes' values (a grid for two axes), in the order given."""
@@ -228,7 +233,7 @@ def load(folder: Path) -> Ablation:
 
 
 class VariantLogger(TrialLogger):
-    """A trial logger for one Tune experiment over every variant (held mode): each trial goes under
+    """The trial logger of an ablation's one Tune experiment over every variant: each trial goes under
     its variant's run, found from the axes' values in its configuration."""
 
     def __init__(self, uri: str, experiment: str, parents: dict[str, tuple[str, dict]], axes: tuple[str, ...],
@@ -238,6 +243,48 @@ class VariantLogger(TrialLogger):
 
     def target(self, point: dict) -> tuple[str, dict[str, str]]:
         return self.parents[label({axis: point[axis] for axis in self.axes})]
+
+
+class VariantSearch(Searcher):
+    """One Optuna search per variant inside one Tune experiment (which takes one searcher), so that all
+    variants' trials run at once: the searches propose trials in turn, up to `trials` each, and each
+    learns from its own variant's trials only. A proposal carries its variant's fixed settings (the
+    axes and the base's unsearched fields). Pickled whole with its searches, for `--resume`."""
+
+    def __init__(self, searches: dict[str, Searcher], fixed: dict[str, dict], trials: int):
+        first = next(iter(searches.values()))
+        super().__init__(metric=first.metric, mode=first.mode)
+        self.searches, self.fixed, self.trials = searches, fixed, trials
+        self.owner: dict[str, str] = {}  # Tune trial id -> its variant's label
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return all(s.set_search_properties(metric, mode, config, **spec) for s in self.searches.values())
+
+    def suggest(self, trial_id: str) -> dict | str | None:
+        counts = {v: list(self.owner.values()).count(v) for v in self.searches}
+        open_ = [v for v, n in counts.items() if n < self.trials]
+        if not open_:
+            return Searcher.FINISHED
+        variant = min(open_, key=counts.get)  # in turn: no variant's search waits for another's to end
+        config = self.searches[variant].suggest(trial_id)
+        if not isinstance(config, dict):
+            return config  # None (nothing to propose yet) or FINISHED
+        self.owner[trial_id] = variant
+        return config | self.fixed[variant]
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self.searches[self.owner[trial_id]].on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        self.searches[self.owner[trial_id]].on_trial_complete(trial_id, result, error)
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.__dict__, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.__dict__.update(pickle.load(f))
 
 
 def run_ablation(cfg: SweepConfig, ablation: Ablation, prepared: Prepared, folder: Path, tracking_uri: str,
@@ -274,36 +321,29 @@ def run_ablation(cfg: SweepConfig, ablation: Ablation, prepared: Prepared, folde
     parents = {}
     for variant in ablation.variants():
         own = tags | {"variant": label(variant)} | {f"axis.{a}": str(v) for a, v in variant.items()}
-        run_id, finished = _variant_run(client, experiment, name, variant, own,
-                                        params | {f"variant.{a}": v for a, v in variant.items()}, reference)
-        parents[label(variant)] = (run_id, own, finished)
+        parents[label(variant)] = (_variant_run(client, experiment, name, variant, own, params | {
+            f"variant.{a}": v for a, v in variant.items()}, reference), own)
     start_ray(address)
     storage = Path(cfg.storage_path).resolve() / name if cfg.storage_path else folder
-    logged = (*cfg.family.result_files, "history.json")
+    # one Tune experiment over every variant, so that all their trials share the cluster at once
+    logger = VariantLogger(client.tracking_uri, experiment, parents, ablation.axes,
+                           (*cfg.family.result_files, "history.json"))
+    context = trial_context(cfg, method, prepared, storage / "runs" / ablation.mode)
     if ablation.mode == "held":
         from ray import tune
 
         points = [_full(method, ablation.base | variant) | {"seed": seed} for variant in ablation.variants()
                   for seed in range(ablation.seeds)]
-        logger = VariantLogger(client.tracking_uri, experiment, {k: v[:2] for k, v in parents.items()},
-                               ablation.axes, logged)
-        fit(cfg, "held", None, 1, {"point": tune.grid_search(points)},
-            trial_context(cfg, method, prepared, storage / "runs" / "held"), logger, storage, resume, len(points))
+        fit(cfg, "held", None, 1, {"point": tune.grid_search(points)}, context, logger, storage, resume, len(points))
     else:
-        defaults = defaults_in(method, searched)
-        for variant in ablation.variants():
-            run_id, own, finished = parents[label(variant)]
-            if finished:
-                continue  # a resumed ablation: this variant's search is done
-            tune_name = f"tuned.{metric_key(variant)}"
-            fixed = {k: v for k, v in _full(method, ablation.base | variant).items() if k not in searched}
-            start = {k: ablation.base.get(k, v) for k, v in defaults.items()}  # the base is its first trial
-            fit(cfg, tune_name, searcher(cfg, method, searched, f"{name}-{tune_name}", start), cfg.trials,
-                {k: tune_domain(d) for k, d in searched.items()} | fixed,
-                trial_context(cfg, method, prepared, storage / "runs" / tune_name),
-                TrialLogger(client.tracking_uri, experiment, run_id, own, "trial", logged), storage, resume,
-                cfg.trials)
-            mlflow_log.finish(client, run_id, {})
+        start = {k: ablation.base.get(k, v) for k, v in defaults_in(method, searched).items()}  # the base first
+        searches = {label(v): searcher(cfg, method, searched, f"{name}-{metric_key(v)}", start)
+                    for v in ablation.variants()}
+        fixed = {label(v): {k: x for k, x in _full(method, ablation.base | v).items() if k not in searched}
+                 for v in ablation.variants()}
+        expected = cfg.trials * len(searches)
+        fit(cfg, "tuned", VariantSearch(searches, fixed, cfg.trials), expected,
+            {k: tune_domain(d) for k, d in searched.items()}, context, logger, storage, resume, expected)
     budget = {"steps": cfg.steps, "batch_size": cfg.batch_size, "workers": cfg.workers}
     budget |= {"trials": cfg.trials, "sampler": cfg.sampler, "searched": list(searched)} if searched else {
         "seeds": ablation.seeds}
@@ -320,14 +360,14 @@ def _full(method: str, overrides: dict) -> dict:
 
 
 def _variant_run(client, experiment: str, name: str, variant: dict, tags: dict, params: dict,
-                 reference: dict) -> tuple[str, bool]:
-    """A variant's run: (its id, whether it is finished); a resumed ablation finds the one it made."""
+                 reference: dict) -> str:
+    """A variant's run (its id); a resumed ablation finds the one it made."""
     found = mlflow_log.find_runs(client, experiment, ofmu__sweep=name, ofmu__kind="variant", variant=label(variant))
     if found:
-        return found[0].info.run_id, found[0].info.status == "FINISHED"
+        return found[0].info.run_id
     run = client.create_run(experiment, run_name=label(variant), tags=tags | {"ofmu.kind": "variant"})
     mlflow_log.log_values(client, run.info.run_id, params, reference)
-    return run.info.run_id, False
+    return run.info.run_id
 
 
 def _trials(client, experiment: str, name: str) -> dict[str, list]:
