@@ -283,6 +283,7 @@ class VariantSearch(Searcher):
             pickle.dump(self.__dict__, f)
 
     def restore(self, checkpoint_path: str) -> None:
+        # the state file Tune keeps in the ablation's own experiment folder, as OptunaSearch keeps its own
         with open(checkpoint_path, "rb") as f:
             self.__dict__.update(pickle.load(f))
 
