@@ -70,7 +70,8 @@ def run_ablations(args: argparse.Namespace) -> None:
         argv = ["ablate", "--bench", "synth-tofu", "--profile", args.profile, "--model", args.models[0],
                 "--split", args.splits[-1], "--method", "ofmu", "--axis", axis,
                 "--values", ",".join(map(str, ABLATIONS[axis])), "--mode", args.ablation_mode, *budget,
-                "--base", *args.base, "--steps", str(args.ablation_steps), "--tracking-uri", args.tracking_uri,
+                "--base", *args.base, *(["--steps", str(args.ablation_steps)] if args.ablation_steps else
+                                        ["--epochs", str(args.epochs)]), "--tracking-uri", args.tracking_uri,
                 "--ablations-dir", args.ablations_dir, "--name", name,
                 *(["--cache-dir", args.cache_dir] if args.cache_dir else []),
                 *(["--resume"] if (folder / "ablation.json").is_file() else [])]
@@ -259,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ablation-trials", type=int, default=None, help="tuned: per variant (default: --trials)")
     parser.add_argument("--ablation-seeds", type=int, default=3, help="held: runs per variant")
     parser.add_argument("--ablation-steps", type=int, default=None,
-                        help="forget batches of every ablation run (default: --steps, the sweeps' budget)")
+                        help="forget batches of every ablation run (default: the sweeps' budget, --steps or --epochs)")
     parser.add_argument("--ablation-base", default="defaults",
                         help="defaults, sweep:NAME or KEY=VALUE,...: the configuration each axis varies from")
     parser.add_argument("--ablations-dir", default=str(HERE / "ablations"))

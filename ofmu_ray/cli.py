@@ -524,7 +524,7 @@ def _run_ablate(args: argparse.Namespace) -> int:
         _check_options(args, args.model)
         cfg = SweepConfig(
             bench=args.bench, profile=args.profile, split=args.split, methods=(args.method,),
-            trials=1 if held else (8 if args.trials is None else args.trials), steps=args.steps,
+            trials=1 if held else (8 if args.trials is None else args.trials), steps=args.steps, epochs=args.epochs,
             batch_size=args.batch_size, workers=args.workers, cpus_per_worker=_cpus(args),
             gpus_per_worker=args.gpus_per_worker, concurrency=args.concurrency, sampler=args.sampler,
             seed=args.sampler_seed, spaces={args.method: args.space} if args.space else {}, lora=_lora(args),

@@ -32,7 +32,7 @@ import statistics
 import tempfile
 import time
 import typing
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from ray.tune.search import Searcher
@@ -315,9 +315,12 @@ def run_ablation(cfg: SweepConfig, ablation: Ablation, prepared: Prepared, folde
             "ofmu.mode": ablation.mode, "axes": ",".join(ablation.axes), "base": ablation.base_from}
     reference = {results.REFERENCE + cfg.goal.x + k: v for k, v in floors.items()}
     searched = _searched(cfg, ablation) if ablation.mode == "tuned" else {}
-    params = {k: getattr(cfg, k) for k in ("steps", "batch_size", "workers", "sampler", "seed")}
+    context = trial_context(cfg, method, prepared, Path())  # its run, for the budget the trials share
+    trials = cfg.trials_for(len(searched))  # per variant, the same for each
+    params = {k: getattr(cfg, k) for k in ("epochs", "batch_size", "workers", "sampler", "seed")}
+    params |= {"steps": context.spec.steps}
     params |= {"mode": ablation.mode, "base": ablation.base_from, **{f"base.{k}": v for k, v in ablation.base.items()}}
-    params |= {"trials": cfg.trials} if ablation.mode == "tuned" else {"seeds": ablation.seeds}
+    params |= {"trials": trials} if ablation.mode == "tuned" else {"seeds": ablation.seeds}
     params |= {f"space.{k}": f"{d.kind}{list(d.values)}" for k, d in searched.items()}
     parents = {}
     for variant in ablation.variants():
@@ -329,7 +332,7 @@ def run_ablation(cfg: SweepConfig, ablation: Ablation, prepared: Prepared, folde
     # one Tune experiment over every variant, so that all their trials share the cluster at once
     logger = VariantLogger(client.tracking_uri, experiment, parents, ablation.axes,
                            (*cfg.family.result_files, "history.json"))
-    context = trial_context(cfg, method, prepared, storage / "runs" / ablation.mode)
+    context = replace(context, storage=str(storage / "runs" / ablation.mode))
     if ablation.mode == "held":
         from ray import tune
 
@@ -342,11 +345,11 @@ def run_ablation(cfg: SweepConfig, ablation: Ablation, prepared: Prepared, folde
                     for v in ablation.variants()}
         fixed = {label(v): {k: x for k, x in _full(method, ablation.base | v).items() if k not in searched}
                  for v in ablation.variants()}
-        expected = cfg.trials * len(searches)
-        fit(cfg, "tuned", VariantSearch(searches, fixed, cfg.trials), expected,
+        expected = trials * len(searches)
+        fit(cfg, "tuned", VariantSearch(searches, fixed, trials), expected,
             {k: tune_domain(d) for k, d in searched.items()}, context, logger, storage, resume, expected)
-    budget = {"steps": cfg.steps, "batch_size": cfg.batch_size, "workers": cfg.workers}
-    budget |= {"trials": cfg.trials, "sampler": cfg.sampler, "searched": list(searched)} if searched else {
+    budget = {"steps": context.spec.steps, "epochs": cfg.epochs, "batch_size": cfg.batch_size, "workers": cfg.workers}
+    budget |= {"trials": trials, "sampler": cfg.sampler, "searched": list(searched)} if searched else {
         "seeds": ablation.seeds}
     summary = summarize(client, experiment, name, ablation, cfg.goal, floors, budget)
     _log_comparison(client, experiment, name, tags, summary, parents)
@@ -535,7 +538,8 @@ def markdown(summary: dict) -> str:
     base = summary["base"]
     if base.startswith("sweep:"):
         base += ": " + ", ".join(f"{k}={v}" for k, v in summary["base_config"].items())
-    runs = f"{budget['steps']} forget batches of {budget['batch_size']} per run"
+    runs = f"{budget['steps']} forget batches of {budget['batch_size']} per run" + (
+        f", {budget['epochs']:g} epochs" if budget.get("epochs") else "")
     lines = [f"# Ablation `{summary['name']}`: {', '.join(summary['axes'])}", "",
              f"Mode **held**: every variant at the base configuration, {budget['seeds']} seed(s) each ({runs}); "
              "mean ± std over the seeds." if held else
