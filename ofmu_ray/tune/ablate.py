@@ -32,7 +32,7 @@ import statistics
 import tempfile
 import time
 import typing
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from ray.tune.search import Searcher
@@ -249,7 +249,8 @@ class VariantSearch(Searcher):
     """One Optuna search per variant inside one Tune experiment (which takes one searcher), so that all
     variants' trials run at once: the searches propose trials in turn, up to `trials` each, and each
     learns from its own variant's trials only. A proposal carries its variant's fixed settings (the
-    axes and the base's unsearched fields). Pickled whole with its searches, for `--resume`."""
+    axes and the base's unsearched fields). The searches share the sampler's seed, so their first
+    trials are the same points: a paired comparison. Pickled whole with its searches, for `--resume`."""
 
     def __init__(self, searches: dict[str, Searcher], fixed: dict[str, dict], trials: int):
         first = next(iter(searches.values()))
@@ -315,7 +316,8 @@ def run_ablation(cfg: SweepConfig, ablation: Ablation, prepared: Prepared, folde
             "ofmu.mode": ablation.mode, "axes": ",".join(ablation.axes), "base": ablation.base_from}
     reference = {results.REFERENCE + cfg.goal.x + k: v for k, v in floors.items()}
     searched = _searched(cfg, ablation) if ablation.mode == "tuned" else {}
-    context = trial_context(cfg, method, prepared, Path())  # its run, for the budget the trials share
+    storage = Path(cfg.storage_path).resolve() / name if cfg.storage_path else folder
+    context = trial_context(cfg, method, prepared, storage / "runs" / ablation.mode)  # the run every trial varies
     trials = cfg.trials_for(len(searched))  # per variant, the same for each
     params = {k: getattr(cfg, k) for k in ("epochs", "batch_size", "workers", "sampler", "seed")}
     params |= {"steps": context.spec.steps}
@@ -328,11 +330,9 @@ def run_ablation(cfg: SweepConfig, ablation: Ablation, prepared: Prepared, folde
         parents[label(variant)] = (_variant_run(client, experiment, name, variant, own, params | {
             f"variant.{a}": v for a, v in variant.items()}, reference), own)
     start_ray(address)
-    storage = Path(cfg.storage_path).resolve() / name if cfg.storage_path else folder
     # one Tune experiment over every variant, so that all their trials share the cluster at once
     logger = VariantLogger(client.tracking_uri, experiment, parents, ablation.axes,
                            (*cfg.family.result_files, "history.json"))
-    context = replace(context, storage=str(storage / "runs" / ablation.mode))
     if ablation.mode == "held":
         from ray import tune
 
