@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ablation-base", default="defaults",
                         help="defaults, sweep:NAME or KEY=VALUE,...: the configuration each axis varies from")
     parser.add_argument("--ablations-dir", default=str(HERE / "ablations"))
-    parser.add_argument("--name", default="study", help="prefix of the sweeps' names (and the ablations' tag)")
+    parser.add_argument("--name", default="study", help="prefix of the sweeps' and the ablations' names")
     parser.add_argument("--tracking-uri", default=f"sqlite:///{HERE / 'study.db'}")
     parser.add_argument("--sweeps-dir", default=str(HERE / "sweeps"))
     parser.add_argument("--cache-dir", default=None)
