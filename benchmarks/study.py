@@ -9,11 +9,12 @@ What it runs, all logged to one MLflow store (`--tracking-uri`, default `benchma
 - per forget split, one `ofmu-ray sweep` over `--models` of the six TOFU methods with the same
   trials and steps each, and `--seeds` re-runs of every front configuration (experiment
   `synth-tofu/<split>`, sweep `<name>-<split>`); an interrupted study resumes its sweeps;
-- OFMU's ablations on the first model and the last split, one axis at a time (decorrelation,
-  Hessian option, T, beta) from `--ablation-base` over `--ablation-steps` forget batches,
-  `--ablation-seeds` runs each (experiments `study-ablation/<axis>`); runs already in the store are
-  not run again. The base is a point where OFMU unlearns: from its defaults over 20 batches on
-  `small` forget10 every variant stayed at the forget-quality floor, so none could differ;
+- OFMU's ablations on the first model and the last split, one `ofmu-ray ablate` per axis
+  (decorrelation, Hessian option, T, beta) from `--ablation-base`, over `--ablation-steps` forget
+  batches: by default `--ablation-mode tuned`, each variant its own search of `--ablation-trials`
+  trials, because a variant held at one base is measured at that base's step sizes, not at its own
+  (held: `--ablation-seeds` runs each at the base). Experiments `ablate/<name>-<axis>`; an
+  started ablation is resumed (a finished one runs no trial again);
 - `benchmarks/method_cost.py`: each method's time per update relative to gradient ascent.
 
 Every number in the report is read back from the store (the cost ratios from method_cost's JSON,
@@ -32,7 +33,7 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ABLATIONS = {"decorrelation": ("signed", "squared", "abs", "none"),
+ABLATIONS = {  # axis -> the values each ablation compares"decorrelation": ("signed", "squared", "abs", "none"),
              "hessian": ("exact", "no_third", "forget_only", "finite_diff", "finite_diff_forget"),
              "inner_steps": (1, 3, 5, 10), "beta": (0.0, 0.25, 1.0, 4.0)}
 SPLIT_KEYS = ("", "/paraphrase", "/multihop", "/crosslingual")
@@ -58,42 +59,24 @@ def run_sweeps(args: argparse.Namespace) -> None:
 
 
 def run_ablations(args: argparse.Namespace) -> None:
-    from mlflow.tracking import MlflowClient
+    """One `ofmu-ray ablate` per axis, on the first model and the last split; a started one is resumed."""
+    from ofmu_ray.cli import main
 
-    from ofmu_ray import runs
-    from ofmu_ray.families import FAMILIES
-    from ofmu_ray.families.base import PrepareRequest
-    from ofmu_ray.tracking.mlflow_log import experiment_id, find_runs, log_run
-
-    model, split = args.models[0], args.splits[-1]
-    logged = (*FAMILIES["synth-tofu"].result_files, "history.json")
-    prepared = runs.prepare(PrepareRequest(bench="synth-tofu", split=split, profile=args.profile, model=model,
-                                           cache_dir=args.cache_dir))
-    client = MlflowClient(args.tracking_uri)
     for axis in args.ablations:
-        experiment = f"study-ablation/{axis}"
-        known = experiment_id(client, experiment)  # looked up (or created) once per axis
-        for value in ABLATIONS[axis]:
-            for seed in range(args.ablation_seeds):
-                tags = _ablation_tags(args) | {"axis": axis, "value": str(value), "seed": str(seed), "model": model,
-                                               "split": split, "method": "ofmu"}
-                if any(r.info.status == "FINISHED" for r in find_runs(client, known, **tags)):
-                    continue
-                spec = runs.run_spec(prepared, split=split, method="ofmu", overrides=args.base | {axis: value},
-                                     steps=args.ablation_steps, seed=seed)
-                with tempfile.TemporaryDirectory() as tmp:
-                    metrics, folder = runs.run(prepared, spec, storage=tmp)  # the oracle's reference: cached once
-                    history = json.loads((folder / "history.json").read_text())
-                    log_run(experiment, f"ofmu {axis}={value} seed {seed}",
-                            args.base | {axis: value, "steps": args.ablation_steps},
-                            metrics, tags, args.tracking_uri, history, folder, logged)
-                print(f"ablation {axis}={value} seed {seed}: log10 FQ {metrics['log10_forget_quality']:.2f}, "
-                      f"MU {metrics['model_utility']:.3f}", file=sys.stderr)
-
-
-def _ablation_tags(args: argparse.Namespace) -> dict[str, str]:
-    """What tells one ablation from another in the store: the study, its base and its budget."""
-    return {"study": args.name, "base": args.ablation_base or "defaults", "steps": str(args.ablation_steps)}
+        name = f"{args.name}-{axis}"
+        folder = Path(args.ablations_dir) / name
+        budget = (["--trials", str(args.ablation_trials)] if args.ablation_mode == "tuned"
+                  else ["--seeds", str(args.ablation_seeds)])
+        argv = ["ablate", "--bench", "synth-tofu", "--profile", args.profile, "--model", args.models[0],
+                "--split", args.splits[-1], "--method", "ofmu", "--axis", axis,
+                "--values", ",".join(map(str, ABLATIONS[axis])), "--mode", args.ablation_mode, *budget,
+                "--base", *args.base, *(["--steps", str(args.ablation_steps)] if args.ablation_steps else
+                                        ["--epochs", str(args.epochs)]), "--tracking-uri", args.tracking_uri,
+                "--ablations-dir", args.ablations_dir, "--name", name,
+                *(["--cache-dir", args.cache_dir] if args.cache_dir else []),
+                *(["--resume"] if (folder / "ablation.json").is_file() else [])]
+        if main(argv) != 0:  # resuming a finished ablation runs no trial again
+            raise SystemExit(f"the ablation of {axis} failed: ofmu-ray {' '.join(argv)}")
 
 
 def measure_cost(results: Path) -> dict:
@@ -191,42 +174,32 @@ def _sweep_section(client, split: str, sweep: str, lines: list[str], results: Pa
 
 
 def _ablation_section(client, args: argparse.Namespace, lines: list[str]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Each axis's ablation as its comparison run holds it: the summary's tables (computed from the
+    ablation's trial runs when it ended) and its main plot, copied beside the report."""
+    import shutil
 
     from ofmu_ray.tracking.mlflow_log import find_runs
+    from ofmu_ray.tune.ablate import markdown
 
-    base = f"OFMU's defaults with {args.ablation_base}" if args.ablation_base else "OFMU's defaults"
-    lines += ["## OFMU ablations", "", f"One axis at a time from {base}, {args.ablation_steps} forget batches, on "
-              f"{args.models[0]} {args.splits[-1]}; mean ± std over seeds. The last norm of grad Phi is the size of "
-              "the inner ascent direction at the last step (with no similarity term, the forget gradient alone).", ""]
-    for axis, values in ABLATIONS.items():
-        experiment = client.get_experiment_by_name(f"study-ablation/{axis}")
-        if experiment is None:
-            continue
-        runs = [r for r in find_runs(client, experiment.experiment_id, **_ablation_tags(args))
-                if r.info.status == "FINISHED"]
-        rows = {str(v): [r for r in runs if r.data.tags["value"] == str(v)] for v in values}
-        lines += [f"### {axis}", "", f"![{axis}](results/ablation_{axis}.png)", "",
-                  f"| {axis} | runs | log10 FQ | MU | FQ variance | last norm of grad Phi | s/run |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
-        figure, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-        for name, ax in zip(("log10_forget_quality", "model_utility"), axes, strict=True):
-            means = [statistics.fmean(_metric(rs, name)) if rs else math.nan for rs in rows.values()]
-            ax.bar(list(rows), means, color="tab:red")
-            ax.set_title(name)
-            ax.tick_params(axis="x", labelrotation=20)
-        figure.suptitle(f"OFMU: {axis}")
-        figure.tight_layout()
-        figure.savefig(args.results / f"ablation_{axis}.png", dpi=110)
-        plt.close(figure)
-        for value, rs in rows.items():
-            lines.append(f"| {value} | {len(rs)} | " + " | ".join(
-                _mean_std(_metric(rs, name)) for name in ("log10_forget_quality", "model_utility", "fq_variance",
-                                                          "final/grad_phi_norm", "unlearn_seconds")) + " |")
-        lines.append("")
+    found = []
+    for axis in ABLATIONS:
+        experiment = client.get_experiment_by_name(f"ablate/{args.name}-{axis}")
+        runs = find_runs(client, experiment.experiment_id, ofmu__kind="comparison") if experiment else []
+        if runs and runs[0].info.status == "FINISHED":
+            found.append((axis, runs[0]))
+    if not found:
+        return
+    lines += ["## OFMU ablations", "", f"One `ofmu-ray ablate` per axis on {args.models[0]} {args.splits[-1]} "
+              "(experiments `ablate/<name>`; each comparison run's page holds these tables and the plots).", ""]
+    with tempfile.TemporaryDirectory() as tmp:
+        for axis, run in found:
+            summary = json.loads(Path(client.download_artifacts(run.info.run_id, "ablation/summary.json",
+                                                                tmp)).read_text())
+            plot = "effects.png" if summary["mode"] == "held" else "hypervolume.png"
+            shutil.copyfile(client.download_artifacts(run.info.run_id, f"ablation/{plot}", tmp),
+                            args.results / f"ablation_{axis}.png")
+            lines += ["#" + line if line.startswith("#") else line for line in markdown(summary).splitlines()]
+            lines += [f"![{axis}](results/ablation_{axis}.png)", ""]
 
 
 def _verdict_section(verdicts: dict, lines: list[str]) -> None:
@@ -282,11 +255,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="or forget batches per run (instead of --epochs)")
     parser.add_argument("--seeds", type=int, default=3, help="new seeds for each front configuration")
     parser.add_argument("--ablations", default=",".join(ABLATIONS), help=f"OFMU's axes, of {', '.join(ABLATIONS)}")
-    parser.add_argument("--ablation-seeds", type=int, default=3)
-    parser.add_argument("--ablation-steps", type=int, default=80, help="forget batches of every ablation run")
-    parser.add_argument("--ablation-base", default="eta_in=0.1",
-                        help="KEY=VALUE,... over OFMU's defaults: the point each axis varies from ('' = defaults)")
-    parser.add_argument("--name", default="study", help="prefix of the sweeps' names (and the ablations' tag)")
+    parser.add_argument("--ablation-mode", default="tuned", choices=["held", "tuned"],
+                        help="tuned: each variant its own search (the fair comparison); held: all at the base")
+    parser.add_argument("--ablation-trials", type=int, default=None, help="tuned: per variant (default: --trials)")
+    parser.add_argument("--ablation-seeds", type=int, default=3, help="held: runs per variant")
+    parser.add_argument("--ablation-steps", type=int, default=None,
+                        help="forget batches of every ablation run (default: the sweeps' budget, --steps or --epochs)")
+    parser.add_argument("--ablation-base", default="defaults",
+                        help="defaults, sweep:NAME or KEY=VALUE,...: the configuration each axis varies from")
+    parser.add_argument("--ablations-dir", default=str(HERE / "ablations"))
+    parser.add_argument("--name", default="study", help="prefix of the sweeps' and the ablations' names")
     parser.add_argument("--tracking-uri", default=f"sqlite:///{HERE / 'study.db'}")
     parser.add_argument("--sweeps-dir", default=str(HERE / "sweeps"))
     parser.add_argument("--cache-dir", default=None)
@@ -297,12 +275,14 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(args.ablations) - set(ABLATIONS)
     if unknown:
         parser.error(f"--ablations: unknown {', '.join(sorted(unknown))}; choose from {', '.join(ABLATIONS)}")
+    args.base = [item for item in args.ablation_base.split(",") if item]
+    args.ablation_trials = args.ablation_trials or args.trials
+    args.ablation_steps = args.ablation_steps or args.steps
     try:
-        from ofmu_ray.config import parse_sets
         from ofmu_ray.methods import build_config
+        from ofmu_ray.tune.ablate import parse_base
 
-        args.base = parse_sets([pair for pair in args.ablation_base.split(",") if pair])
-        build_config("ofmu", args.base)
+        build_config("ofmu", parse_base(args.base)[0])
     except ValueError as e:  # UsageError (a malformed pair) is one too
         parser.error(f"--ablation-base: {e}")
     command = "python benchmarks/study.py " + " ".join(argv if argv is not None else sys.argv[1:])

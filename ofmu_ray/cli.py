@@ -460,6 +460,125 @@ def _print_fronts(result: dict, as_json: bool) -> None:
           + f"\nthen open http://127.0.0.1:5000/#/experiments/{where['experiment_id']}/runs?searchFilter={runs}")
 
 
+def _add_ablate(sub: argparse._SubParsersAction) -> None:
+    from ofmu_ray.methods import METHODS
+    from ofmu_ray.tune.config import ABLATION_MODES, SAMPLERS
+
+    p = sub.add_parser("ablate", allow_abbrev=False,
+                       help="vary one or two of a method's settings, each variant held at a base or tuned on its "
+                            "own; effect plots in MLflow")
+    _add_bench_args(p)
+    p.add_argument("--method", default="ofmu", choices=list(METHODS))
+    p.add_argument("--axis", action="append", default=[], metavar="FIELD",
+                   help="a field of the method's config (see `ofmu-ray methods`); twice for a grid")
+    p.add_argument("--values", action="append", default=[], metavar="A,B,...",
+                   help="the axis's values, once per --axis in order (default: every choice of a categorical axis)")
+    p.add_argument("--base", nargs="+", default=["defaults"], metavar="defaults|sweep:NAME|KEY=VALUE",
+                   help="the configuration the variants start from: the method's defaults, the best front "
+                        "configuration of an earlier sweep (of the same bench and split), or settings (over a sweep's)")
+    p.add_argument("--mode", default="held", choices=ABLATION_MODES,
+                   help="held: every variant at the base, --seeds runs each; tuned: each variant its own "
+                        "equal-budget search over the method's other dimensions (the fair comparison)")
+    p.add_argument("--seeds", type=int, default=None, help="held: runs per variant (default 3)")
+    p.add_argument("--trials", type=int, default=None, help="tuned: trials per variant, its base first (default 8)")
+    p.add_argument("--objectives", default=None, metavar="X,Y", help="the two maximised metrics (as in sweep)")
+    _add_run_args(p)
+    p.add_argument("--concurrency", type=int, default=0, help="trials at once (0: as many as the CPUs hold)")
+    p.add_argument("--sampler", default="tpe", choices=SAMPLERS, help="tuned: Optuna's multi-objective sampler")
+    p.add_argument("--sampler-seed", type=int, default=0)
+    p.add_argument("--space", default=None, metavar="FILE", help="tuned: search this YAML space instead of "
+                   "tune_spaces/<method>.yaml (the axes are left out of it)")
+    p.add_argument("--ablations-dir", default="ablations", help="where ablations keep their configuration")
+    p.add_argument("--storage-path", default="", help="as in sweep: where trials keep their state, seen by every node")
+    p.add_argument("--name", default=None, help="the ablation's name (default: method-axes-mode-bench-...-time)")
+    p.add_argument("--resume", action="store_true",
+                   help="finish an interrupted ablation (--name, or the latest in --ablations-dir)")
+    p.add_argument("--address", default=None, help="a Ray cluster to join (default: start Ray here)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+
+
+def _run_ablate(args: argparse.Namespace) -> int:
+    import re
+    from dataclasses import replace
+    from pathlib import Path
+
+    from ofmu_ray.train.launch import check_address
+    from ofmu_ray.tune import ablate
+    from ofmu_ray.tune.config import SweepConfig, load_config
+    from ofmu_ray.tune.spaces import load_spaces
+    from ofmu_ray.tune.sweep import prepare_models
+    from ofmu_ray.tune.tuner import SweepInterrupted
+
+    root = Path(args.ablations_dir)
+    if args.name and not re.fullmatch(r"[\w.-]+", args.name):  # it becomes a folder, an experiment and a tag
+        raise UsageError(f"--name {args.name!r}: use letters, digits, '.', '_' and '-' only")
+    if args.resume:
+        names = [args.name] if args.name else sorted(
+            p.name for p in root.glob("*") if (p / ablate.ABLATION_FILE).is_file())
+        if not names:
+            raise UsageError(f"--resume: no ablation in {root.resolve()}")
+        folder = root / names[-1]
+        ablation, cfg = ablate.load(folder), load_config(folder)
+        args.cache_dir = args.cache_dir or ablation.cache_dir
+        print(f"resuming ablation {folder.name} ({ablation.mode})", file=sys.stderr)
+    else:
+        held = args.mode == "held"
+        if (args.trials is not None and held) or (args.seeds is not None and not held):
+            raise UsageError("--seeds is for --mode held, --trials for --mode tuned")
+        _check_options(args, args.model)
+        cfg = SweepConfig(
+            bench=args.bench, profile=args.profile, split=args.split, methods=(args.method,),
+            trials=1 if held else (8 if args.trials is None else args.trials), steps=args.steps, epochs=args.epochs,
+            batch_size=args.batch_size, workers=args.workers, cpus_per_worker=_cpus(args),
+            gpus_per_worker=args.gpus_per_worker, concurrency=args.concurrency, sampler=args.sampler,
+            seed=args.sampler_seed, spaces={args.method: args.space} if args.space else {}, lora=_lora(args),
+            lora_save=args.lora_save, models=_names(args.model), data=args.data, oracles=_names(args.oracle),
+            retain_logs=_names(args.retain_logs), prompt=args.prompt, dtype=args.dtype,
+            objectives=_names(args.objectives), storage_path=args.storage_path,
+            checkpoint_every=args.checkpoint_every, max_failures=args.max_failures)
+        values = ablate.parse_axes(args.method, args.axis, args.values)
+        settings, sweep = ablate.parse_base(args.base)
+        seeds = 3 if args.seeds is None else args.seeds
+        # checked before anything is prepared; a sweep's base is checked again once it is read
+        checked = ablate.make_ablation(cfg, tuple(args.axis), values, settings, " ".join(args.base), args.mode, seeds)
+        folder = root / (args.name or ablate.new_name(cfg, checked))
+        if folder.exists():
+            raise UsageError(f"ablation {folder} exists; --resume it or choose another --name")
+    load_spaces(cfg.methods, cfg.spaces)
+    _check_uri(args)
+    if args.address:
+        check_address(args.address)
+    (prepared,) = prepare_models(cfg, args.cache_dir).values()  # a damaged cache stops here
+    args.tracking_uri = _store(args)
+    if not args.resume:
+        if sweep:
+            from ofmu_ray.tracking.mlflow_log import connect
+
+            found, where = ablate.sweep_base(connect(args.tracking_uri), cfg.bench, cfg.split, sweep, args.method,
+                                             prepared.model)
+            settings, text = found | settings, " ".join([where, *(b for b in args.base if "=" in b)])
+        else:
+            text = " ".join(args.base)
+        ablation = replace(ablate.make_ablation(cfg, tuple(args.axis), values, settings, text, args.mode, seeds),
+                           cache_dir=args.cache_dir and str(Path(args.cache_dir).resolve()))
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # Tune's progress table: stdout keeps the results alone
+            summary = ablate.run_ablation(cfg, ablation, prepared, folder, args.tracking_uri, args.resume,
+                                          args.address)
+    except SweepInterrupted:
+        print(f"ofmu-ray: ablation interrupted; continue with ofmu-ray ablate --resume --name {folder.name} "
+              f"--ablations-dir {root}", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(summary, indent=1, default=str))
+        return 0
+    print(ablate.markdown(summary))
+    where = summary["mlflow"]
+    print(f"MLflow: experiment {where['experiment']} (id {where['experiment_id']}) in {where['tracking_uri']}; "
+          "the comparison run holds the plots")
+    return 0
+
+
 def _add_pareto(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pareto", allow_abbrev=False, help="rebuild a sweep's fronts and hypervolumes from MLflow")
     _add_tracking_uri(p)
@@ -505,7 +624,8 @@ def _run_ui(args: argparse.Namespace) -> int:
 
 COMMANDS = {"prepare": (_add_prepare, _run_prepare), "methods": (_add_methods, _run_methods),
             "eval": (_add_eval, _run_eval), "unlearn": (_add_unlearn, _run_unlearn),
-            "sweep": (_add_sweep, _run_sweep), "pareto": (_add_pareto, _run_pareto), "ui": (_add_ui, _run_ui),
+            "sweep": (_add_sweep, _run_sweep), "ablate": (_add_ablate, _run_ablate),
+            "pareto": (_add_pareto, _run_pareto), "ui": (_add_ui, _run_ui),
             "demo": (_add_demo, _run_demo)}
 
 

@@ -96,3 +96,82 @@ def plot_hypervolumes(by_method: dict[str, dict[str, float]], title: str, path: 
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_effects(panels: dict[str, dict[str, list[tuple[str, float, float]]]], xlabel: str, title: str,
+                 path: Path) -> Path:
+    """An ablation's effect: per panel (an objective), its mean against the axis's values, with one
+    standard deviation as error bars; one line per value of a second axis (a grid).
+
+    Args:
+        panels: per objective, per line ("" without a second axis), the points (axis value, mean, std)
+            in the axis's order.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.8), squeeze=False)
+    for ax, (objective, lines) in zip(axes[0], panels.items(), strict=True):
+        ticks = list(dict.fromkeys(x for points in lines.values() for x, _, _ in points))
+        for i, (line, points) in enumerate(lines.items()):
+            shift = (i - (len(lines) - 1) / 2) * 0.08  # lines of a grid side by side, not on top of each other
+            ax.errorbar([ticks.index(x) + shift for x, _, _ in points], [m for _, m, _ in points],
+                        yerr=[s for _, _, s in points], fmt="o-", capsize=4, color=COLORS[i % len(COLORS)],
+                        label=line or None)
+        ax.set_xticks(range(len(ticks)), ticks, rotation=15)
+        ax.set(xlabel=xlabel, ylabel=objective.replace("_", " ") + ", higher is better")
+        ax.ticklabel_format(axis="y", useOffset=False)  # the values themselves, not offsets from one
+        ax.grid(alpha=0.3)
+        if any(lines):
+            ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_bars(groups: dict[str, dict[str, float]], ylabel: str, title: str, path: Path) -> Path:
+    """Grouped bars: per group along x (a split), one bar per series (a variant)."""
+    plt = _pyplot()
+    series = list(dict.fromkeys(s for values in groups.values() for s in values))
+    width = 0.8 / max(1, len(series))
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(groups) * max(1, len(series)) / 2), 4.2))
+    for i, name in enumerate(series):
+        xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
+        ax.bar(xs, [values.get(name, 0.0) for values in groups.values()], width, color=COLORS[i % len(COLORS)],
+               label=name)
+    ax.set_xticks(range(len(groups)), list(groups))
+    ax.set(ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_curves(panels: dict[str, dict[str, list[tuple[int, float]]]], xlabel: str, title: str, path: Path) -> Path:
+    """Per panel (a logged quantity), one line per series against the step; a log scale when every value
+    is positive (term ratios span orders of magnitude)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.8), squeeze=False)
+    for ax, (quantity, lines) in zip(axes[0], panels.items(), strict=True):
+        for i, (name, points) in enumerate(lines.items()):
+            ax.plot([s for s, _ in points], [v for _, v in points], ".-", color=COLORS[i % len(COLORS)], label=name)
+        if all(v > 0 for points in lines.values() for _, v in points):
+            ax.set_yscale("log")
+        ax.set(xlabel=xlabel, title=quantity)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path

@@ -15,6 +15,7 @@ from ofmu_ray.families.base import Family
 
 SAMPLERS = ("tpe", "nsga2", "gp")  # Optuna's multi-objective samplers
 MIN_TRIALS = 4  # the fewest trials `--trials-per-dim` gives a method: its defaults and three more
+ABLATION_MODES = ("held", "tuned")  # `ofmu-ray ablate --mode`: see tune/ablate.py
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,19 @@ def prepare_models(cfg: SweepConfig, cache_dir: str | None) -> dict[str, Prepare
     return out
 
 
+def trial_context(cfg: SweepConfig, method: str, prepared: Prepared, storage: Path) -> TrialContext:
+    """What every trial of `method` on `prepared` shares: its run with the sweep's budget, and where
+    the runs keep their checkpoints. The one place a sweep's budget (steps, or epochs of the forget
+    split) becomes a run, so that ablations get the same."""
+    steps = runs.budget_steps(prepared, cfg.split, cfg.batch_size, cfg.steps, cfg.epochs)
+    spec = runs.run_spec(prepared, split=cfg.split, method=method, steps=steps, batch_size=cfg.batch_size,
+                         checkpoint_every=cfg.checkpoint_every, lora=cfg.lora, lora_save=cfg.lora_save,
+                         dtype=cfg.dtype, attacks=cfg.attacks)
+    return TrialContext(spec=spec, make_task=cfg.family.make_task, workers=cfg.workers,
+                        cpus_per_worker=cfg.cpus_per_worker, gpus_per_worker=cfg.gpus_per_worker,
+                        max_failures=cfg.max_failures, objectives=cfg.goal.names(), storage=str(storage))
+
+
 def _sweep_model(cfg: SweepConfig, model: str, prepared: Prepared, spaces: dict, client, experiment: str, name: str,
                  tags: dict, floors: dict, storage: Path, resume: bool) -> dict:
     """Every method of the sweep on one model: a Tune experiment each, then the model's comparison run.
@@ -96,23 +109,17 @@ def _sweep_model(cfg: SweepConfig, model: str, prepared: Prepared, spaces: dict,
     logged = (*cfg.family.result_files, "history.json")
     for method in cfg.methods:
         space, method_tags = spaces[method], tags | {"method": method}
+        tune_name = f"{slug(model)}.{method}"
+        context = trial_context(cfg, method, prepared, storage / "runs" / tune_name)
         params = {f"space.{k}": f"{d.kind}{list(d.values)}" for k, d in space.items()}
-        steps = runs.budget_steps(prepared, cfg.split, cfg.batch_size, cfg.steps, cfg.epochs)
         params |= {k: getattr(cfg, k) for k in ("trials", "epochs", "batch_size", "workers", "sampler", "seed")}
         params["attacks"] = ",".join(cfg.attacks) or "none"
-        params |= {"steps": steps, "trials": cfg.trials_for(len(space)), "search_effort": cfg.search_effort}
+        params |= {"steps": context.spec.steps, "trials": cfg.trials_for(len(space)),
+                   "search_effort": cfg.search_effort}
         parent, finished = mlflow_log.parent_run(client, experiment, name, method, method_tags, params)
         if finished:
             continue  # a resumed sweep: this method is done
         mlflow_log.log_values(client, parent, metrics=floors)
-        tune_name = f"{slug(model)}.{method}"
-        spec = runs.run_spec(prepared, split=cfg.split, method=method, steps=steps, batch_size=cfg.batch_size,
-                             checkpoint_every=cfg.checkpoint_every, lora=cfg.lora, lora_save=cfg.lora_save,
-                             dtype=cfg.dtype, attacks=cfg.attacks)
-        context = TrialContext(spec=spec, make_task=cfg.family.make_task, workers=cfg.workers,
-                               cpus_per_worker=cfg.cpus_per_worker, gpus_per_worker=cfg.gpus_per_worker,
-                               max_failures=cfg.max_failures, objectives=cfg.goal.names(),
-                               storage=str(storage / "runs" / tune_name))
         logger = TrialLogger(client.tracking_uri, experiment, parent, method_tags, "trial", logged)
         trials = cfg.trials_for(len(space))
         fit(cfg, tune_name, searcher(cfg, method, space, f"{name}-{tune_name}"), trials,

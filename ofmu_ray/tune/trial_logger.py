@@ -32,18 +32,24 @@ class TrialLogger(Callback):
         result = trial.last_result or {}
         folder = Path(result["checkpoint_dir"]) if "checkpoint_dir" in result else None
         point = trial.config.get("point", trial.config)  # seed re-runs pass a whole configuration
+        parent, own = self.target(point)
         params = {f"method.{k}": v for k, v in point.items() if k not in NOT_HYPER_PARAMETERS}
-        tags = self.tags | {"ofmu.kind": self.kind, "trial_index": str(index), "ray.node_id": result.get("node_id", "")}
+        tags = own | {"ofmu.kind": self.kind, "trial_index": str(index), "ray.node_id": result.get("node_id", "")}
         if result.get("diverged"):
             tags["ofmu.diverged"] = "true"
         if result.get("forget_batches", 0) < result.get("budget", 0):  # it stopped early: not an equal-budget point
             tags["ofmu.short_budget"] = "true"
         if "source" in point:
             tags["ofmu.source_trial"] = point["source"]
-        mlflow_log.log_trial(mlflow_log.connect(self.uri), self.experiment, self.parent, trial.trial_id,
-                             f"{self.tags['method']}-{self.kind}-{index}", tags,
+        mlflow_log.log_trial(mlflow_log.connect(self.uri), self.experiment, parent, trial.trial_id,
+                             f"{own['method']}-{self.kind}-{index}", tags,
                              params | {"seed": point.get("seed", 0)}, _read(folder, "metrics.json", {}),
                              _read(folder, "history.json", []), folder, self.result_files, failed)
+
+    def target(self, point: dict) -> tuple[str, dict[str, str]]:
+        """The parent run and tags of the trial that ran `point`: here one parent for every trial; an
+        ablation's logger picks its variant's."""
+        return self.parent, self.tags
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._log(trial, trials.index(trial))
