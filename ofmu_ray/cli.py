@@ -189,6 +189,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--attacks", default="", metavar="relearn,benign,quant8,quant4",
                    help="also attack the unlearned model (TOFU-style): relearning on half the forget split, "
                         "fine-tuning on retain rows, int8/NF4 quantization; each scored on the other half")
+    p.add_argument("--attack-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="how hard the attacks push: epochs=5, lrs=1e-4+3e-4+1e-3 (the attacker's grid), "
+                        "batch_size=8, share=0.5 (of each author's questions trained on); repeatable")
     p.add_argument("--epochs", type=float, default=None,
                    help="or the budget in passes over the forget split: ceil(E * rows / batch size) forget batches")
     p.add_argument("--batch-size", type=int, default=16, help="global batch, split across workers")
@@ -253,7 +256,7 @@ def _run_unlearn(args: argparse.Namespace) -> int:
     overrides, lora = parse_sets(args.set), _lora(args)
     runs.check_settings(args.bench, args.method, overrides, args.keep_best)  # before anything starts
     check_budget(args.steps, args.epochs)
-    FAMILIES[args.bench].check_attacks(_names(args.attacks))
+    FAMILIES[args.bench].check_attacks(_names(args.attacks), parse_sets(args.attack_set))
     if args.workers < 1 or args.batch_size % args.workers or min(args.checkpoint_every, args.max_failures) < 0:
         raise UsageError(f"need workers >= 1, batch size ({args.batch_size}) divisible by "
                          f"workers ({args.workers}), checkpoint-every and max-failures >= 0")
@@ -266,7 +269,8 @@ def _run_unlearn(args: argparse.Namespace) -> int:
     spec = runs.run_spec(prepared, split=args.split, method=args.method, overrides=overrides, steps=steps,
                          batch_size=args.batch_size, seed=args.seed, eval_every=args.eval_every,
                          checkpoint_every=args.checkpoint_every, keep_best=args.keep_best, lora=lora,
-                         lora_save=args.lora_save, dtype=args.dtype, attacks=_names(args.attacks))
+                         lora_save=args.lora_save, dtype=args.dtype, attacks=_names(args.attacks),
+                         attack_settings=parse_sets(args.attack_set))
     out = Path(args.out or Path("runs") / f"{args.method}-{args.split}-{time.strftime('%Y%m%d-%H%M%S')}")
     metrics, model_dir = runs.run(prepared, spec, workers=args.workers, cpus_per_worker=args.cpus_per_worker,
                                   gpus_per_worker=args.gpus_per_worker, max_failures=args.max_failures, storage=out)
@@ -334,6 +338,7 @@ def _sweep_config(args: argparse.Namespace):
         bench=args.bench, profile=args.profile, split=args.split,
         methods=_names(args.methods) or FAMILIES[args.bench].default_methods, trials=args.trials, steps=args.steps,
         epochs=args.epochs, trials_per_dim=args.trials_per_dim, attacks=_names(args.attacks),
+        attack_settings=parse_sets(args.attack_set),
         batch_size=args.batch_size, workers=args.workers, cpus_per_worker=_cpus(args),
         gpus_per_worker=args.gpus_per_worker, concurrency=args.concurrency, seeds=args.seeds, sampler=args.sampler,
         seed=args.sampler_seed, spaces=parse_sets(args.space), lora=_lora(args), lora_save=args.lora_save,
@@ -387,7 +392,10 @@ def _store(args: argparse.Namespace) -> str:
         raise UsageError(str(e)) from e
 
 
-def _sweep(cfg, sweep_dir, args: argparse.Namespace) -> int:
+def _sweep(cfg, sweep_dir, args: argparse.Namespace, timed: bool = False) -> int:
+    """Runs the sweep `cfg` and prints its fronts; `timed`: also each stage's seconds, on stderr."""
+    import time
+
     from ofmu_ray.train.launch import check_address
     from ofmu_ray.tune.spaces import load_spaces
     from ofmu_ray.tune.sweep import prepare_models, run_sweep
@@ -397,7 +405,9 @@ def _sweep(cfg, sweep_dir, args: argparse.Namespace) -> int:
     _check_uri(args)
     if args.address:  # before anything is prepared or written
         check_address(args.address)
+    start = time.perf_counter()
     prepared = prepare_models(cfg, args.cache_dir)  # a damaged cache stops here, before the store is created
+    swept = time.perf_counter()
     args.tracking_uri = _store(args)
     try:
         with contextlib.redirect_stdout(sys.stderr):  # Tune's progress table: stdout keeps the results alone
@@ -405,7 +415,11 @@ def _sweep(cfg, sweep_dir, args: argparse.Namespace) -> int:
     except SweepInterrupted as e:
         print(f"ofmu-ray: sweep interrupted: {e}", file=sys.stderr)
         return 130
+    reported = time.perf_counter()
     _print_fronts(result, args.json)
+    if timed:
+        print(f"elapsed: prepare {swept - start:.0f} s, sweep {reported - swept:.0f} s, "
+              f"report {time.perf_counter() - reported:.0f} s", file=sys.stderr)
     return 0
 
 
@@ -429,7 +443,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     cfg = SweepConfig(DEFAULT_BENCH, "small", family.default_splits[DEFAULT_BENCH], family.default_methods,
                       trials=args.trials, steps=args.steps, epochs=args.epochs)
     args.resume, args.address = False, None
-    return _sweep(cfg, Path("sweeps") / ("demo-" + new_name(cfg)), args)
+    return _sweep(cfg, Path("sweeps") / ("demo-" + new_name(cfg)), args, timed=True)
 
 
 def _print_fronts(result: dict, as_json: bool) -> None:
@@ -509,6 +523,8 @@ def _run_ablate(args: argparse.Namespace) -> int:
     from ofmu_ray.tune.sweep import prepare_models
     from ofmu_ray.tune.tuner import SweepInterrupted
 
+    if args.attacks:
+        raise UsageError("ablate does not run --attacks yet: sweep the variants with `ofmu-ray sweep --attacks`")
     root = Path(args.ablations_dir)
     if args.name and not re.fullmatch(r"[\w.-]+", args.name):  # it becomes a folder, an experiment and a tag
         raise UsageError(f"--name {args.name!r}: use letters, digits, '.', '_' and '-' only")

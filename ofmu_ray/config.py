@@ -158,7 +158,7 @@ def check_budget(steps: int | None, epochs: float | None) -> None:
     if steps is not None and epochs is not None:
         raise UsageError("--steps or --epochs, not both: one budget, in forget batches or in passes over the "
                          "forget split")
-    if (steps is not None and steps < 1) or (epochs is not None and not epochs > 0):
+    if (steps is not None and steps < 1) or (epochs is not None and not 0 < epochs < float("inf")):
         raise UsageError(f"the budget must be positive: got steps {steps}, epochs {epochs}")
 
 

@@ -71,7 +71,7 @@ def budget_steps(prepared: Prepared, split: str, batch_size: int, steps: int | N
 def run_spec(prepared: Prepared, *, split: str, method: str, overrides: dict | None = None, steps: int,
              batch_size: int = 16, seed: int = 0, evaluate: bool = True, eval_every: int = 0,
              checkpoint_every: int = 0, keep_best: str = "", lora: dict | None = None, lora_save: str = "merged",
-             dtype: str = "fp32", attacks: tuple[str, ...] = ()) -> RunSpec:
+             dtype: str = "fp32", attacks: tuple[str, ...] = (), attack_settings: dict | None = None) -> RunSpec:
     """The one place a `RunSpec` is made: a run of `method` on `split` of a prepared benchmark.
 
     Raises:
@@ -81,12 +81,13 @@ def run_spec(prepared: Prepared, *, split: str, method: str, overrides: dict | N
         run_spec(prepared, split="forget10", method="npo", overrides={"beta": "0.2"}, steps=20)
     """
     check_settings(prepared.bench, method, overrides, keep_best)
-    family_of(prepared.bench).check_attacks(attacks)
+    family_of(prepared.bench).check_attacks(attacks, attack_settings)
     try:
         return RunSpec(prepared_root=str(prepared.root), split=split, method=method, overrides=dict(overrides or {}),
                        steps=steps, batch_size=batch_size, seed=seed, evaluate=evaluate, eval_every=eval_every,
                        checkpoint_every=checkpoint_every, keep_best=keep_best, lora=dict(lora or {}),
-                       lora_save=lora_save, dtype=dtype, attacks=",".join(attacks))
+                       lora_save=lora_save, dtype=dtype, attacks=",".join(attacks),
+                       attack_settings=dict(attack_settings or {}))
     except ValueError as e:
         raise UsageError(str(e)) from e
 
@@ -106,7 +107,8 @@ def run(prepared: Prepared, spec: RunSpec, *, workers: int = 1, cpus_per_worker:
     """
     family = family_of(prepared.bench)
     if spec.evaluate:  # checks the split, and caches what every evaluation compares with
-        family.references(prepared, spec.split, spec.dtype, tuple(filter(None, spec.attacks.split(","))))
+        family.references(prepared, spec.split, spec.dtype, tuple(filter(None, spec.attacks.split(","))),
+                          spec.attack_settings)
     if launch.on_ray_train(workers, max_failures):
         launch.start_ray()
     cpus = cpus_per_worker or (1.0 if workers == 1 else 0.99)

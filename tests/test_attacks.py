@@ -66,3 +66,31 @@ def test_a_model_that_only_suppresses_is_caught_by_relearning(tiny):
     assert out["relearn/forget_acc"] >= out["none/forget_acc"] + 0.3  # and comes back
     assert out["robust/log10_forget_quality"] == min(out["none/log10_forget_quality"],
                                                      out["relearn/log10_forget_quality"])
+
+
+def test_a_sweep_with_attacks_draws_robust_fronts(tiny, cache_dir, mlflow_uri, tmp_path, monkeypatch, capsys):
+    """Every trial is attacked after its evaluation; the fronts on (robust FQ, MU) are logged beside
+    the others, with their own reference point (half B's floor)."""
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["sweep", "--profile", "tiny", "--cache-dir", cache_dir, "--methods", "gradascent", "--trials", "1",
+            "--steps", "2", "--batch-size", "4", "--attacks", "relearn,quant4", "--attack-set", "epochs=3",
+            "--attack-set", "lrs=1e-3", "--tracking-uri", mlflow_uri, "--json"]
+    assert main(argv) == 0
+    fronts = json.loads(capsys.readouterr().out)["models"]["tiny-llama-4l"]["fronts"]
+    assert fronts["/robust"]["objectives"] == ["robust/log10_forget_quality", "model_utility"]
+    client = MlflowClient(mlflow_uri)
+    (trial,) = client.search_runs([client.get_experiment_by_name("synth-tofu/forget10").experiment_id],
+                                  "tags.`ofmu.kind` = 'trial'")
+    metrics = trial.data.metrics
+    assert metrics["robust/log10_forget_quality"] == min(metrics[f"{a}/log10_forget_quality"]
+                                                         for a in ("none", "relearn", "quant4"))
+    assert metrics["attack_seconds"] > 0 and "benign/log10_forget_quality" not in metrics
+    (parent,) = client.search_runs([trial.info.experiment_id], "tags.`ofmu.kind` = 'method'")
+    assert "hypervolume/robust" in parent.data.metrics
+    assert main(["unlearn", "--profile", "tiny", "--method", "npo", "--attacks", "relearn",
+                 "--attack-set", "share=2"]) == 2
+    assert "0 < share < 1" in capsys.readouterr().err

@@ -53,6 +53,6 @@ def test_the_study_report_is_read_back_from_the_store(swept, tmp_path, capsys):
     assert (tmp_path / "results" / "front_forget10_tiny-llama-4l.png").read_bytes()[:4] == b"\x89PNG"
     assert "![fronts](results/front_forget10_tiny-llama-4l.png)" in report
     assert ("every method had 2 trials (its defaults first) of 2 forget batches of 4. Dimensions each searched: "
-            "graddiff 3 (lr, gamma, alpha), ofmu 8 (") in report  # the fixture's sweep settings and tune_spaces/
+            "graddiff 3 (lr, gamma, alpha), ofmu 6 (") in report  # the fixture's sweep settings and tune_spaces/
 
     assert _report(swept, tmp_path / "RESULTS.md") == report

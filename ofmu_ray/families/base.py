@@ -69,12 +69,15 @@ class Family:
         """Whether `bench` takes `option` (one of `OPTIONS`) in `command`."""
         return option in self.benches[bench]
 
-    def check_attacks(self, attacks: tuple[str, ...]) -> None:
-        """`--attacks` names only attacks this family has (checked before anything starts).
+    def check_attacks(self, attacks: tuple[str, ...], settings: dict | None = None) -> None:
+        """`--attacks` names only attacks this family has, and `--attack-set` is what they take
+        (checked before anything starts).
 
         Raises:
-            UsageError: an unknown attack.
+            UsageError: an unknown attack, or settings without attacks.
         """
+        if settings and not attacks:
+            raise UsageError("--attack-set without --attacks: which attacks should it set?")
         unknown = [a for a in attacks if a not in self.attacks]
         if unknown:
             have = (f"choose from {', '.join(self.attacks)}" if self.attacks
@@ -95,12 +98,13 @@ class Family:
         """What `prepare` reports when the request names data but nothing to prepare yet (None: prepare it)."""
         return None
 
-    def references(self, prepared: Prepared, split: str, dtype: str, attacks: tuple[str, ...] = ()) -> None:
+    def references(self, prepared: Prepared, split: str, dtype: str, attacks: tuple[str, ...] = (),
+                   attack_settings: dict | None = None) -> None:
         """Checks the split and computes what every run is measured against, once, before any run (and
         not in a worker); nothing by default."""
 
     def floors(self, prepared: Prepared, split: str, attacks: tuple[str, ...] = ()) -> dict[str, float]:
-        """Per split key ("", "/<hard split>", and "robust/" with attacks), the x of the hypervolume's
+        """Per split key ("", "/<hard split>", and "/robust" with attacks), the x of the hypervolume's
         reference point; 0 for objectives that are shares or percentages."""
         return {"": 0.0}
 

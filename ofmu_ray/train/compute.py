@@ -31,9 +31,15 @@ def counted(fn: Callable[[], T]) -> tuple[T, int]:
 
 def gradient_flops(model: torch.nn.Module, batch: Batch) -> int:
     """FLOPs of one forward and backward pass of `model` on `batch`: the unit of `grad_evals`.
-    The gradients are returned to nobody (`autograd.grad`), so no `.grad` is touched."""
+    The gradients are returned to nobody (`autograd.grad`), so no `.grad` is touched, and the pass
+    runs in eval mode, so no BatchNorm statistics move (the FLOPs are the same)."""
     params = [p for p in model.parameters() if p.requires_grad]
-    return counted(lambda: torch.autograd.grad(nll(model, batch), params))[1]
+    training = model.training
+    model.eval()
+    try:
+        return counted(lambda: torch.autograd.grad(nll(model, batch), params))[1]
+    finally:
+        model.train(training)
 
 
 def run_compute(history: list[dict]) -> dict[str, float]:

@@ -58,12 +58,13 @@ def finetune(model: torch.nn.Module, tokenizer, rows: list[dict], cfg: FinetuneC
     # At least two warm-up steps: OneCycleLR divides by the warm-up's length minus one
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total,
                                                 pct_start=max(cfg.warmup, 2 / total))
+    device = next(model.parameters()).device  # a GPU worker's model (the attacks fine-tune one)
     model.train()
     epoch_losses = []
     for _ in range(cfg.epochs):
         losses = []
         for idx in _batches(len(examples), lengths, cfg.batch_size, rng):
-            batch = collate([examples[i] for i in idx], tokenizer.pad_token_id)
+            batch = {k: v.to(device) for k, v in collate([examples[i] for i in idx], tokenizer.pad_token_id).items()}
             loss = model(**batch).loss
             opt.zero_grad(set_to_none=True)
             loss.backward()

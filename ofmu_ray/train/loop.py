@@ -137,6 +137,9 @@ def run_worker(spec: RunSpec, make_task: TaskFactory, rank: int, world: int, rep
                 evaluating = time.perf_counter()
                 summary, result = _evaluate(task, bare, spec, best_dir, best, len(history))
                 metrics |= summary | {"eval_seconds": time.perf_counter() - evaluating}
+                if task.attack:  # the final model only; fine-tuning copies must not move this rank's RNG
+                    with torch.random.fork_rng():
+                        metrics |= task.attack(bare)
                 for name, content in zip(task.result_files, (result, summary), strict=True):
                     (out / name).write_text(json.dumps(content))
             if best_dir is not None:

@@ -27,6 +27,7 @@ class RunSpec:
     lora_save: str = "merged"  # or "adapter": save the adapter alone, beside the base model it names
     dtype: str = "fp32"  # or "bf16" (the weights' type), or "bf16-mixed" (fp32 weights, bf16 autocast)
     attacks: str = ""  # comma-separated attacks on the final model (its family's `attacks`), evaluated too
+    attack_settings: dict = field(default_factory=dict)  # how hard they push (`--attack-set`; TOFU: `AttackConfig`)
 
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 1 or self.eval_every < 0 or self.checkpoint_every < 0:

@@ -34,6 +34,7 @@ class Task:
     evaluate: Callable[[Any], Evaluation]  # on rank 0
     save: Callable[[Any, Path], None]  # safetensors, with what the model needs to load again
     result_files: tuple[str, str]  # where the per-item results and the summary are written
+    attack: Callable[[Any], dict] | None = None  # attacks on the final model, after its evaluation (rank 0)
 
 
 def batches(tokenizer, rows: list[dict], batch_size: int, seed: int = 0) -> Iterator[Batch]:
@@ -56,9 +57,10 @@ def batches(tokenizer, rows: list[dict], batch_size: int, seed: int = 0) -> Iter
 
 
 def causal_lm_task(spec: RunSpec, model_dir: str, prompt: str, forget: list[dict], retain: list[dict], device,
-                   evaluate: Callable[[Any, Any], Evaluation], result_files: tuple[str, str]) -> Task:
+                   evaluate: Callable[[Any, Any], Evaluation], result_files: tuple[str, str],
+                   attack: Callable[[Any, Any], dict] | None = None) -> Task:
     """A causal LM (a folder or a hub id) unlearning `forget` rows while keeping `retain` rows;
-    `evaluate(model, tokenizer)` scores it on rank 0."""
+    `evaluate(model, tokenizer)` scores it on rank 0, `attack(model, tokenizer)` attacks the final one."""
     from ofmu_ray.models.factory import load_causal_lm, load_tokenizer
     from ofmu_ray.models.lora import save_model
 
@@ -72,7 +74,8 @@ def causal_lm_task(spec: RunSpec, model_dir: str, prompt: str, forget: list[dict
                 lambda: load_causal_lm(model_dir, spec.dtype).to(device),
                 batches(tokenizer, forget, spec.batch_size, spec.seed),
                 batches(tokenizer, retain, spec.batch_size, spec.seed + 1),
-                lambda model: evaluate(model, tokenizer), save, result_files)
+                lambda model: evaluate(model, tokenizer), save, result_files,
+                (lambda model: attack(model, tokenizer)) if attack else None)
 
 
 def classifier_task(spec: RunSpec, model_dir: str, x: np.ndarray, y: np.ndarray, forget: np.ndarray,

@@ -26,10 +26,10 @@ class Objectives:
     y: str
 
     def names(self, split_key: str = "") -> tuple[str, str]:
-        """The metric names for the forget split (""), a hard split ("/multihop"), or a prefix
-        ("robust/": the worst case over the attacks, beside the unattacked utility)."""
-        if split_key.endswith("/"):
-            return f"{split_key}{self.x}", self.y
+        """The metric names for the forget split (""), a hard split ("/multihop"), or the attacks'
+        worst case ("/robust": `robust/<x>` beside the unattacked utility)."""
+        if split_key == "/robust":
+            return f"robust/{self.x}", self.y
         return f"{self.x}{split_key}", f"{self.y}{split_key}"
 
 
@@ -67,6 +67,7 @@ class SweepConfig:
     checkpoint_every: int = 0  # trials checkpoint every N steps, what a restarted trial resumes from
     max_failures: int = 0  # Ray Train restarts a trial's workers this often when one dies
     attacks: tuple[str, ...] = ()  # attacks on every trial's final model (its family's `attacks`)
+    attack_settings: dict = field(default_factory=dict)  # how hard they push (`--attack-set`)
 
     def __post_init__(self):
         from ofmu_ray.methods import METHODS, check_applies
@@ -82,7 +83,9 @@ class SweepConfig:
         if self.objectives and (len(self.objectives) != 2 or not set(self.objectives) <= set(allowed)):
             raise UsageError(f"--objectives {','.join(self.objectives)}: two of {', '.join(allowed)}")
         check_budget(self.steps, self.epochs)
-        self.family.check_attacks(self.attacks)
+        self.family.check_attacks(self.attacks, self.attack_settings)
+        if any(o.startswith("robust/") for o in self.objectives) and not self.attacks:
+            raise UsageError("--objectives robust/...: the worst case over --attacks, which this sweep does not run")
         if self.trials < 1 or self.workers < 1 or min(
                 self.trials_per_dim, self.seeds, self.concurrency, self.checkpoint_every, self.max_failures) < 0:
             raise UsageError("need trials and workers >= 1; seeds, concurrency, checkpoint-every and "

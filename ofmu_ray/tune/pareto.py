@@ -59,7 +59,7 @@ def equal_compute(trials: dict[str, list[dict]]) -> tuple[float, dict[str, int]]
     trials' `flops`) of any method, so each method's fronts can be compared within the same
     compute. Trials are taken in the order they ran, as a search with that budget would have run
     them; C is NaN when some trial has no `flops` (a sweep from before they were counted)."""
-    flops = {m: [r.get("flops", math.nan) for r in rows] for m, rows in trials.items()}
+    flops = {m: [r.get("flops", math.nan) for r in rows] for m, rows in trials.items() if rows}
     if not flops or any(math.isnan(f) for fs in flops.values() for f in fs):
         return math.nan, {}
     budget = min(sum(fs) for fs in flops.values())

@@ -45,7 +45,7 @@ def run_sweep(cfg: SweepConfig, prepared: dict[str, Prepared], sweep_dir: Path, 
     spaces = load_spaces(cfg.methods, cfg.spaces)
     floors = {"": 0.0}
     for benchmark in prepared.values():  # checks the split; each reference computed once, before any trial
-        cfg.family.references(benchmark, cfg.split, cfg.dtype, cfg.attacks)
+        cfg.family.references(benchmark, cfg.split, cfg.dtype, cfg.attacks, cfg.attack_settings)
         floors = cfg.family.floors(benchmark, cfg.split, cfg.attacks)  # every model is prepared on the same data
     sweep_dir = sweep_dir.resolve()
     name = sweep_dir.name
@@ -94,7 +94,7 @@ def trial_context(cfg: SweepConfig, method: str, prepared: Prepared, storage: Pa
     steps = runs.budget_steps(prepared, cfg.split, cfg.batch_size, cfg.steps, cfg.epochs)
     spec = runs.run_spec(prepared, split=cfg.split, method=method, steps=steps, batch_size=cfg.batch_size,
                          checkpoint_every=cfg.checkpoint_every, lora=cfg.lora, lora_save=cfg.lora_save,
-                         dtype=cfg.dtype, attacks=cfg.attacks)
+                         dtype=cfg.dtype, attacks=cfg.attacks, attack_settings=cfg.attack_settings)
     return TrialContext(spec=spec, make_task=cfg.family.make_task, workers=cfg.workers,
                         cpus_per_worker=cfg.cpus_per_worker, gpus_per_worker=cfg.gpus_per_worker,
                         max_failures=cfg.max_failures, objectives=cfg.goal.names(), storage=str(storage))

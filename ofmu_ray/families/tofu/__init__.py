@@ -82,7 +82,14 @@ class TofuFamily(Family):
         data = load_tofu(request.data)
         return {"bench": "tofu", "data": request.data, "splits": {name: len(data[name]) for name in data}}
 
-    def references(self, prepared: Prepared, split: str, dtype: str, attacks: tuple[str, ...] = ()) -> None:
+    def check_attacks(self, attacks: tuple[str, ...], settings: dict | None = None) -> None:
+        from ofmu_ray.families.tofu.attacks import AttackConfig
+
+        super().check_attacks(attacks, settings)
+        AttackConfig.parse(settings or {})
+
+    def references(self, prepared: Prepared, split: str, dtype: str, attacks: tuple[str, ...] = (),
+                   attack_settings: dict | None = None) -> None:
         """The oracle's and the target's evaluations of `split`, and with `attacks` the attacked
         target's and oracle's (`attacks.reference`), cached in the prepared folder."""
         from ofmu_ray.families.tofu.oracle import references
@@ -90,9 +97,12 @@ class TofuFamily(Family):
         data = prepared.data()
         references(prepared, split, data, None, dtype)
         if attacks:
-            from ofmu_ray.families.tofu.attacks import reference
+            from ofmu_ray.families.tofu.attacks import AttackConfig, reference
 
-            reference(prepared, split, attacks, data)
+            if prepared.retain_logs(split):
+                raise UsageError("--attacks needs the retain oracle as a model (--oracle), not its retain log: "
+                                 "the relearning reference fine-tunes it")
+            reference(prepared, split, attacks, data, AttackConfig.parse(attack_settings or {}))
 
     def floors(self, prepared: Prepared, split: str, attacks: tuple[str, ...] = ()) -> dict[str, float]:
         """The log10 forget-quality floor of the forget split and of each hard split (the smallest KS
@@ -104,9 +114,9 @@ class TofuFamily(Family):
         out = {"": log10_fq_floor(len(data[split]))}
         out |= {f"/{h}": log10_fq_floor(len(data[f"{split}_{h}"])) for h in HARD_SPLITS if f"{split}_{h}" in data}
         if attacks:
-            from ofmu_ray.families.tofu.attacks import ROBUST, half_floor
+            from ofmu_ray.families.tofu.attacks import ROBUST_KEY, half_floor
 
-            out[ROBUST] = half_floor(data[split])
+            out[ROBUST_KEY] = half_floor(data[split])
         return out
 
     def forget_rows(self, prepared: Prepared, split: str) -> int:
@@ -120,18 +130,18 @@ class TofuFamily(Family):
         prepared = Prepared(Path(spec.prepared_root))
         data = prepared.data()
 
-        def evaluate(model, tok) -> tuple[dict, dict]:
-            summary, result = evaluate_loaded(prepared, spec.split, model, tok, data, spec.dtype)
-            if spec.attacks:  # on the model as it ends, after the standard evaluation
-                from ofmu_ray.families.tofu.attacks import attack
-                from ofmu_ray.families.tofu.oracle import references
+        def attack(model, tok) -> dict:
+            from ofmu_ray.families.tofu.attacks import AttackConfig, attack
+            from ofmu_ray.families.tofu.oracle import references
 
-                oracle = references(prepared, spec.split, data, None, spec.dtype)[0]
-                summary |= attack(model, tok, data, spec.split, oracle, tuple(spec.attacks.split(",")))
-            return summary, result
+            oracle = references(prepared, spec.split, data, None, spec.dtype)[0]
+            return attack(model, tok, data, spec.split, oracle, tuple(spec.attacks.split(",")),
+                          AttackConfig.parse(spec.attack_settings))
 
-        return causal_lm_task(spec, prepared.model_dir("target"), prepared.prompt, data[spec.split],
-                              data[retain_split(spec.split)], device, evaluate, self.result_files)
+        return causal_lm_task(
+            spec, prepared.model_dir("target"), prepared.prompt, data[spec.split], data[retain_split(spec.split)],
+            device, lambda model, tok: evaluate_loaded(prepared, spec.split, model, tok, data, spec.dtype),
+            self.result_files, attack if spec.attacks else None)
 
     def evaluate(self, prepared: Prepared, which: str, *, split: str, retain_logs: str | None = None,
                  dtype: str = "fp32") -> tuple[dict, dict | None]:

@@ -43,7 +43,8 @@ if TYPE_CHECKING:
     from ofmu_ray.splits import Splits
 
 ATTACKS = ("relearn", "benign", "quant8", "quant4")
-ROBUST = "robust/"  # the prefix of the worst case over the attacks; its fronts' split key
+ROBUST = "robust/"  # the prefix of the worst case over the attacks
+ROBUST_KEY = "/robust"  # the split key of its fronts (`Objectives.names`)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,30 @@ class AttackConfig:
     lrs: tuple[float, ...] = (1e-4, 3e-4, 1e-3)  # the attacker's grid, for the embedded tiny models
     batch_size: int = 8
     share: float = 0.5  # the part of each author's forget questions the attacker trains on
+
+    @classmethod
+    def parse(cls, settings: dict[str, str]) -> AttackConfig:
+        """From `--attack-set` pairs (`lrs` joined by '+'), checked.
+
+        Raises:
+            UsageError: an unknown key or a value out of range.
+        """
+        from ofmu_ray.errors import UsageError
+
+        unknown = set(settings) - {"epochs", "lrs", "batch_size", "share"}
+        if unknown:
+            raise UsageError(f"--attack-set: unknown key(s) {', '.join(sorted(unknown))}; "
+                             "keys: epochs, lrs, batch_size, share")
+        try:
+            values = {k: float(v) if k == "share" else int(v) for k, v in settings.items() if k != "lrs"}
+            if "lrs" in settings:
+                values["lrs"] = tuple(float(x) for x in settings["lrs"].split("+"))
+        except ValueError as e:
+            raise UsageError(f"--attack-set: {e}") from e
+        cfg = cls(**values)
+        if cfg.epochs < 1 or cfg.batch_size < 1 or not 0 < cfg.share < 1 or not cfg.lrs or min(cfg.lrs) <= 0:
+            raise UsageError(f"--attack-set: need epochs, batch_size >= 1, 0 < share < 1 and lrs > 0; got {cfg}")
+        return cfg
 
 
 def halves(rows: list[dict], share: float = 0.5) -> tuple[list[int], list[int]]:
