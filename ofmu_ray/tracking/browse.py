@@ -48,12 +48,12 @@ def share_sweep_view(client: MlflowClient, experiment: str, sweep: str, objectiv
     """Writes the sweep's runs view: its runs only, the method runs first, best hypervolume first (the
     UI lists runs flat when sorted on a metric, so the trials follow), with the columns a person
     compares them by (both objectives, the hypervolume, the method) in place of MLflow's defaults
-    (source, models, dataset: all "-" here), wide enough to read."""
+    (source, models, dataset: all "-" here)."""
     shown = [column("metrics", objectives[0]), column("metrics", objectives[1]), column("metrics", "hypervolume"),
              column("tags", "method"), column("attributes", "Duration")]
     state = {"searchFilter": f"tags.`ofmu.sweep` = '{sweep}'",
              "orderByKey": column("metrics", "hypervolume"), "orderByAsc": False,
-             "selectedColumns": shown, "columnWidths": dict.fromkeys(shown[:3], 190)}
+             "selectedColumns": shown}
     client.set_experiment_tag(experiment, SHARED_VIEW + sweep, json.dumps(state))
 
 

@@ -8,6 +8,7 @@ serves a cluster as well; a server URL is for browsing the studies from elsewher
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from ofmu_ray.cache import slug
@@ -61,7 +62,9 @@ def finish(storage, name: str, objectives: tuple[str, str]) -> None:
     import optuna
 
     study = optuna.load_study(study_name=name, storage=storage)
-    study.set_metric_names(list(objectives))
+    with warnings.catch_warnings():  # "experimental" since Optuna 3.2, and what the dashboard reads
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(list(objectives))
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         storage.set_trial_system_attr(t._trial_id, "ofmu.unrun", "proposed before the driver stopped; never run")
         storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
