@@ -149,13 +149,20 @@ def find_runs(client: MlflowClient, experiment: str, **tags: str) -> list:
 
 def find_sweep(uri: str, sweep: str | None = None) -> tuple[str, str] | None:
     """(experiment id, name) of the sweep named `sweep` (its names are letters, digits, `.`, `_` and
-    `-`), or of the store's latest; None if the store holds no such sweep."""
+    `-`), or of the store's latest; None if the store holds no such sweep. A sweep made before sweeps
+    wrote their runs view gets it here, so that its address opens."""
     client = connect(uri)
-    experiments = [e.experiment_id for e in client.search_experiments(max_results=50000)]
+    experiments = {e.experiment_id: e for e in client.search_experiments(max_results=50000)}
     query = "tags.`ofmu.kind` = 'method'" + (f" and tags.`ofmu.sweep` = '{sweep}'" if sweep else "")
-    found = client.search_runs(experiments, query, max_results=1, order_by=["attributes.start_time DESC"]) \
+    found = client.search_runs(list(experiments), query, max_results=1, order_by=["attributes.start_time DESC"]) \
         if experiments else []
-    return (found[0].info.experiment_id, found[0].data.tags["ofmu.sweep"]) if found else None
+    if not found:
+        return None
+    run = found[0]
+    name, experiment = run.data.tags["ofmu.sweep"], run.info.experiment_id
+    if browse.SHARED_VIEW + name not in experiments[experiment].tags and "objectives" in run.data.tags:
+        browse.share_sweep_view(client, experiment, name, tuple(run.data.tags["objectives"].split(",")))
+    return experiment, name
 
 
 def log_run(experiment: str, run_name: str, params: dict, metrics: dict[str, float], tags: dict[str, str],
