@@ -13,6 +13,7 @@ when the address also holds a filter or a sort of its own, so the view holds tho
 from __future__ import annotations
 
 import json
+import math
 from urllib.parse import quote
 
 from mlflow.tracking import MlflowClient
@@ -65,8 +66,9 @@ def describe(client: MlflowClient, run_id: str, markdown: str) -> None:
 def fronts_markdown(fronts: dict, title: str, experiment_id: str, run_id: str, plots: dict[str, str],
                     links: dict[str, str]) -> str:
     """The fronts as a run's description: each method's hypervolume per split; then per split its
-    reference point, each method's trials, front size, hypervolume and front points, and the split's
-    plot drawn under its table.
+    reference point, each method's trials, front size, hypervolume (also at equal compute: the
+    trials, in the order they ran, within the least compute any method spent) and front points, and
+    the split's plot drawn under its table.
 
     Args:
         fronts: `summarize_fronts`' result (split key -> its summary).
@@ -90,15 +92,18 @@ def fronts_markdown(fronts: dict, title: str, experiment_id: str, run_id: str, p
         (ref, _), (x, y) = summary["reference"], summary["objectives"]
         lines += [f"### {key.lstrip('/') or 'forget split'}", "",
                   f"reference point (`{x}` {ref:.2f}, `{y}` 0); higher is better on both", "",
-                  f"| method | trials | front | hypervolume | front (`{x}`, `{y}`) |", "|---|---:|---:|---:|---|"]
+                  f"| method | trials | front | hypervolume | at equal compute | front (`{x}`, `{y}`) |",
+                  "|---|---:|---:|---:|---:|---|"]
         methods = {m: e for m, e in summary["methods"].items() if m != "all"}
         ranked = sorted(methods.items(), key=lambda kv: -kv[1]["hypervolume"])  # best first
         if len(methods) > 1:  # the combined front, last
             ranked.append(("all methods", summary["methods"]["all"]))
         for method, entry in ranked:
             points = ", ".join(f"({a:.2f}, {b:.3f})" for a, b in entry["points"])
+            equal = entry.get("hypervolume_equal_compute", math.nan)  # the combined front has none
+            at_equal = "-" if math.isnan(equal) else f"{equal:.4f} ({entry['trials_equal_compute']} trials)"
             lines.append(f"| {method} | {entry['trials']} | {len(entry['points'])} | {entry['hypervolume']:.4f} "
-                         f"| {points} |")
+                         f"| {at_equal} | {points} |")
         if key in plots:
             lines += ["", f"[![{key.lstrip('/') or 'forget split'}]({image}{quote(plots[key])})]({page}{plots[key]})"]
         lines.append("")
