@@ -61,8 +61,10 @@ def _serve(command: list[str], health: str, cwd: Path):
         server.wait(30)
 
 
+@contextlib.contextmanager
 def _chromium():
-    """Headless Chromium through Debian's chromedriver (scripts/setup installs both)."""
+    """Headless Chromium through Debian's chromedriver (scripts/setup installs both), quit at the end:
+    closing its window alone leaves chromedriver running."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -72,7 +74,11 @@ def _chromium():
     options.binary_location = browser
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1600,1000"):
         options.add_argument(argument)
-    return webdriver.Chrome(service=Service(driver_path), options=options)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
 
 
 def _png_width(path: Path) -> int:
@@ -115,7 +121,7 @@ def test_a_person_finds_each_methods_front_in_the_ui_and_the_optuna_dashboard(re
     fq, mu = parents[0].data.tags["objectives"].split(",")
 
     with _serve(["ui", "--tracking-uri", uri, "--sweep", sweep], "/health", tmp_path) as (port, printed), \
-            contextlib.closing(_chromium()) as browser:
+            _chromium() as browser:
         assert _listening_on(port) == {"127.0.0.1"}  # reachable from this machine only
         wait, base = WebDriverWait(browser, 90), f"http://127.0.0.1:{port}"
 
