@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import sys
 from collections.abc import Sequence
 
@@ -20,6 +21,7 @@ from ofmu_ray.families import DEFAULT_BENCH, FAMILIES
 from ofmu_ray.families.base import OPTIONS, Family, PrepareRequest
 
 DEMO_TRIALS = 6  # sized so that `ofmu-ray demo` ends in minutes on 2 CPU cores
+SWEEP_NAME = re.compile(r"[\w.-]+")  # a sweep's name becomes a folder name and an MLflow tag
 
 
 def _families() -> list[Family]:
@@ -317,6 +319,9 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sweeps-dir", default="sweeps", help="where sweeps keep their configuration (sweep.json)")
     p.add_argument("--storage-path", default="", help="where trials keep their state and checkpoints: on a "
                    "cluster a folder every node sees (NFS, EFS); default: the sweep's folder in --sweeps-dir")
+    p.add_argument("--optuna-storage", default="", metavar="URL",
+                   help="where each method's Optuna study is kept (an SQLAlchemy URL, e.g. the MLflow server's "
+                        "database); default: optuna.db in the sweep's folder. `ofmu-ray dashboard` shows them")
     p.add_argument("--name", default=None, help="the sweep's name (default: bench-profile-split-time)")
     p.add_argument("--resume", action="store_true",
                    help="finish an interrupted sweep (--name, or the latest in --sweeps-dir) as it was started")
@@ -345,17 +350,16 @@ def _sweep_config(args: argparse.Namespace):
         models=_names(args.models or args.model), data=args.data, oracles=_names(args.oracle),
         retain_logs=_names(args.retain_logs), prompt=args.prompt, dtype=args.dtype,
         objectives=_names(args.objectives), storage_path=args.storage_path, checkpoint_every=args.checkpoint_every,
-        max_failures=args.max_failures)
+        max_failures=args.max_failures, optuna_storage=args.optuna_storage)
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
-    import re
     from pathlib import Path
 
     from ofmu_ray.tune.config import load_config, new_name
 
     root = Path(args.sweeps_dir)
-    if args.name and not re.fullmatch(r"[\w.-]+", args.name):  # it becomes a folder name and an MLflow tag
+    if args.name and not SWEEP_NAME.fullmatch(args.name):  # it becomes a folder name and an MLflow tag
         raise UsageError(f"--name {args.name!r}: use letters, digits, '.', '_' and '-' only")
     if args.resume:
         names = [args.name] if args.name else sorted(p.name for p in root.glob("*") if (p / "sweep.json").is_file())
@@ -398,11 +402,14 @@ def _sweep(cfg, sweep_dir, args: argparse.Namespace, timed: bool = False) -> int
 
     from ofmu_ray.train.launch import check_address
     from ofmu_ray.tune.spaces import load_spaces
+    from ofmu_ray.tune.studies import open_storage
     from ofmu_ray.tune.sweep import prepare_models, run_sweep
     from ofmu_ray.tune.tuner import SweepInterrupted
 
     load_spaces(cfg.methods, cfg.spaces)  # a bad space file: before anything is prepared or written
     _check_uri(args)
+    if cfg.optuna_storage:  # a bad URL: before anything is prepared (the default file comes with the sweep)
+        open_storage(cfg.optuna_storage)
     if args.address:  # before anything is prepared or written
         check_address(args.address)
     start = time.perf_counter()
@@ -447,8 +454,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 def _print_fronts(result: dict, as_json: bool) -> None:
-    from urllib.parse import quote
-
+    from ofmu_ray.tracking.browse import sweep_address
     from ofmu_ray.tune.results import format_hypervolumes, format_seeds, format_table
 
     if as_json:
@@ -467,11 +473,10 @@ def _print_fronts(result: dict, as_json: bool) -> None:
         print(format_hypervolumes(result["hypervolumes"]) + "\n")
     where = result["mlflow"]
     print(f"MLflow: experiment {where['experiment']}, sweep {where['sweep']} in {where['tracking_uri']}")
-    # MLflow 3 opens on a GenAI overview: point at this sweep's runs instead
-    runs = quote(f"tags.`ofmu.sweep` = '{where['sweep']}'")
+    # MLflow 3 opens on a GenAI overview: point at this sweep's runs, in the training layout
     print("browse it: ofmu-ray ui" + ("" if where["tracking_uri"].endswith("/mlruns.db") else
                                        f" --tracking-uri {where['tracking_uri']}")
-          + f"\nthen open http://127.0.0.1:5000/#/experiments/{where['experiment_id']}/runs?searchFilter={runs}")
+          + f"\nthen open {sweep_address(where['experiment_id'], where['sweep'])}")
 
 
 def _add_ablate(sub: argparse._SubParsersAction) -> None:
@@ -616,33 +621,85 @@ def _add_ui(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=5000)
     p.add_argument("--host", default="127.0.0.1", help="the address to listen on; anything but 127.0.0.1 "
                    "exposes your runs to the network")
+    p.add_argument("--sweep", default=None, help="print the address of this sweep's runs (default: the latest "
+                   "sweep in the store)")
 
 
 def _run_ui(args: argparse.Namespace) -> int:
     import subprocess
     from pathlib import Path
 
-    from ofmu_ray.tracking.mlflow_log import ARTIFACT_DIR, resolve_uri
+    from ofmu_ray.tracking.browse import sweep_address
+    from ofmu_ray.tracking.mlflow_log import ARTIFACT_DIR, find_sweep
 
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", resolve_uri(args.tracking_uri),
+    if args.sweep and not SWEEP_NAME.fullmatch(args.sweep):
+        raise UsageError(f"--sweep {args.sweep!r}: a sweep's name has letters, digits, '.', '_' and '-' only")
+    uri = _store(args)
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
                "--default-artifact-root", Path(ARTIFACT_DIR).resolve().as_uri(),
                "--host", args.host, "--port", str(args.port)]
+    found = find_sweep(uri, args.sweep)  # (experiment id, sweep), or None in a store without sweeps
+    if args.sweep and found is None:
+        raise UsageError(f"--sweep {args.sweep}: no run of {uri} is tagged ofmu.sweep={args.sweep}")
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"ofmu-ray ui: warning: --host {args.host} serves every run, metric and artifact to the network, "
               "without authentication; use an SSH tunnel to 127.0.0.1 instead unless you mean it",
               file=sys.stderr)
-    print(f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr, flush=True)
+    base = f"http://{args.host}:{args.port}"
+    print(f"MLflow UI on {base} (Ctrl-C stops it)" + (f"; sweep {found[1]}: {sweep_address(*found, base=base)}"
+                                                       if found else ""), file=sys.stderr, flush=True)
     try:
         return subprocess.call(command)
     except KeyboardInterrupt:
         return 0
 
 
+def _add_dashboard(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("dashboard", allow_abbrev=False,
+                       help="serve optuna-dashboard on a sweep's Optuna studies (on 127.0.0.1): each method's "
+                            "Pareto front, parallel coordinates, hyper-parameter importance and history")
+    p.add_argument("--sweep", default=None, help="which sweep (default: the latest started in --sweeps-dir)")
+    p.add_argument("--sweeps-dir", default="sweeps", help="where sweeps keep their configuration (as for sweep)")
+    p.add_argument("--port", type=int, default=8080)
+
+
+def _run_dashboard(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ofmu_ray.tune.config import load_config
+    from ofmu_ray.tune.studies import STORAGE_FILE, storage_url, sweep_studies
+
+    root = Path(args.sweeps_dir)
+    if args.sweep and not SWEEP_NAME.fullmatch(args.sweep):
+        raise UsageError(f"--sweep {args.sweep!r}: a sweep's name has letters, digits, '.', '_' and '-' only")
+    started = sorted((p for p in root.glob("*") if (p / "sweep.json").is_file()),
+                     key=lambda p: (p / "sweep.json").stat().st_mtime)
+    if not args.sweep and not started:
+        raise UsageError(f"no sweep in {root.resolve()} (--sweeps-dir)")
+    sweep_dir = root / args.sweep if args.sweep else started[-1]
+    cfg = load_config(sweep_dir)
+    if not cfg.optuna_storage and not (sweep_dir / STORAGE_FILE).is_file():
+        raise UsageError(f"sweep {sweep_dir.name} has no {STORAGE_FILE}: it ran before sweeps kept their "
+                         "Optuna studies")
+    url = storage_url(cfg.optuna_storage, sweep_dir)
+    found = sweep_studies(url, sweep_dir.name)
+    if not found:
+        raise UsageError(f"sweep {sweep_dir.name}: no study of it in {url} yet")
+    base = f"http://127.0.0.1:{args.port}"
+    print(f"optuna-dashboard on {base} (Ctrl-C stops it); sweep {sweep_dir.name}:", file=sys.stderr)
+    for study_id, name, done in found:
+        print(f"  {name}: {done} trials  {base}/dashboard/studies/{study_id}", file=sys.stderr, flush=True)
+    from optuna_dashboard import run_server
+
+    run_server(url, host="127.0.0.1", port=args.port)  # loopback only: the dashboard has no authentication
+    return 0
+
+
 COMMANDS = {"prepare": (_add_prepare, _run_prepare), "methods": (_add_methods, _run_methods),
             "eval": (_add_eval, _run_eval), "unlearn": (_add_unlearn, _run_unlearn),
             "sweep": (_add_sweep, _run_sweep), "ablate": (_add_ablate, _run_ablate),
             "pareto": (_add_pareto, _run_pareto), "ui": (_add_ui, _run_ui),
-            "demo": (_add_demo, _run_demo)}
+            "demo": (_add_demo, _run_demo), "dashboard": (_add_dashboard, _run_dashboard)}
 
 
 def build_parser() -> argparse.ArgumentParser:

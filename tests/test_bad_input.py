@@ -61,6 +61,8 @@ CASES = [  # (case, arguments after the command, the message)
     ("retries", ["unlearn", "--method", "npo", "--max-failures", "-1"], "checkpoint-every and max-failures >= 0"),
     ("sweep-retries", ["sweep", "--methods", "npo", "--checkpoint-every", "-2"],
      "checkpoint-every and max-failures >= 0"),
+    ("optuna-storage", ["sweep", "--methods", "npo", "--optuna-storage", "nosuchdb://x"],
+     "--optuna-storage nosuchdb://x: cannot open it as an Optuna RDB storage"),
 ]
 
 

@@ -9,7 +9,9 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -37,7 +39,7 @@ def _runs(uri: str, kind: str, experiment: str = "synth-tofu/forget10") -> list:
     return client.search_runs([experiment.experiment_id], filter_string=f"tags.`ofmu.kind` = '{kind}'")
 
 
-def test_sweep_records_parents_children_and_plots(swept):
+def test_sweep_records_parents_children_and_plots(swept, tmp_path):
     client = MlflowClient(swept)
     parents = _runs(swept, "method")
     assert sorted(r.data.tags["method"] for r in parents) == ["graddiff", "ofmu"]
@@ -62,12 +64,24 @@ def test_sweep_records_parents_children_and_plots(swept):
     ofmu_children = [c for c in children if c.data.tags["method"] == "ofmu"]
     first = min(ofmu_children, key=lambda c: int(c.data.tags["trial_index"]))
     assert float(first.data.params["method.beta"]) == OFMUConfig().beta  # the default configuration first
-    assert first.data.params["method.decorrelation"] == "signed"
+    assert "method.decorrelation" not in first.data.params  # not searched (tune_spaces/ofmu.yaml): stays signed
     (comparison,) = _runs(swept, "comparison")
     files = {a.path for a in client.list_artifacts(comparison.info.run_id, "pareto")}
     assert {"pareto/front.png", "pareto/front_multihop.png", "pareto/fronts.html", "pareto/fronts.csv"} <= files
     assert "hypervolume/all" in comparison.data.metrics and "hypervolume/multihop/ofmu" in comparison.data.metrics
     assert "hypervolume_equal_compute/ofmu" in comparison.data.metrics
+    # what the UI shows of it: the training layout's experiment kind, the sweep's runs view, the fronts
+    # as the comparison run's description, every trial as a table
+    experiment = client.get_experiment(comparison.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    view = json.loads(experiment.tags["mlflow.sharedViewState.study-forget10"])
+    assert view["searchFilter"] == "tags.`ofmu.sweep` = 'study-forget10'"
+    assert {"metrics.`log10_forget_quality`", "metrics.`model_utility`"} <= set(view["selectedColumns"])
+    description = comparison.data.tags["mlflow.note.content"]
+    assert all(f"| {m} |" in description for m in ("graddiff", "ofmu")) and "pareto/front.png" in description
+    table = json.loads(Path(client.download_artifacts(comparison.info.run_id, "pareto/trials.json", str(tmp_path)))
+                       .read_text())
+    assert len(table["data"]) == 4 and {"method", "on_front", "log10_forget_quality"} <= set(table["columns"])
 
 
 def test_pareto_command_equals_a_recomputation_from_the_runs(swept, capsys):
@@ -140,6 +154,14 @@ def test_resume_after_the_driver_is_killed(tiny, cache_dir, mlflow_uri, tmp_path
     assert len({c.data.tags["ray_trial_id"] for c in children}) == 3
     printed = json.loads(resumed.stdout)["models"]["tiny-llama-4l"]
     assert printed["fronts"][""]["methods"]["gradascent"]["trials"] == 3
+    # the method's Optuna study went on in its storage: each trial told once, none left running
+    study = optuna.load_study(study_name="interrupted-tiny-llama-4l.gradascent",
+                              storage=f"sqlite:///{tmp_path / 'sweeps' / 'interrupted' / 'optuna.db'}")
+    states = [t.state for t in study.trials]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 3 and optuna.trial.TrialState.RUNNING not in states
+    told = sorted(tuple(t.values) for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
+    assert told == sorted((c.data.metrics["log10_forget_quality"], c.data.metrics["model_utility"]) for c in children)
+    assert study.metric_names == ["log10_forget_quality", "model_utility"]
     # --seeds 1 (kept in the sweep's settings): every front configuration re-run with a new seed
     ordered = sorted(children, key=lambda c: int(c.data.tags["trial_index"]))
     front = {ordered[i].data.tags["ray_trial_id"] for i in printed["fronts"][""]["methods"]["gradascent"]["front"]}

@@ -26,6 +26,8 @@ from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from ofmu_ray.tracking import browse
+
 DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
 ARTIFACT_DIR = "mlartifacts"
 METRICS_PER_BATCH, PARAMS_PER_BATCH = 1000, 100  # what one MLflow log_batch call accepts
@@ -88,17 +90,21 @@ def open_store(uri: str | None) -> str:
 
 
 def experiment_id(client: MlflowClient, name: str) -> str:
-    """The experiment's id, created (artifacts under ./mlartifacts) if it does not exist."""
+    """The experiment's id, created (artifacts under ./mlartifacts) if it does not exist, and tagged as
+    a training experiment (`mlflow.experimentKind`) as MLflow's UI tags those it is told about."""
+    kind, training = browse.EXPERIMENT_KIND
     found = client.get_experiment_by_name(name)
-    if found is not None:
-        return found.experiment_id
-    try:
-        return client.create_experiment(name, artifact_location=Path(ARTIFACT_DIR).resolve().as_uri())
-    except MlflowException:  # another sweep on the same store created it since we looked
-        found = client.get_experiment_by_name(name)
-        if found is None:
-            raise
-        return found.experiment_id
+    if found is None:
+        try:
+            return client.create_experiment(name, artifact_location=Path(ARTIFACT_DIR).resolve().as_uri(),
+                                            tags={kind: training})
+        except MlflowException:  # another sweep on the same store created it since we looked
+            found = client.get_experiment_by_name(name)
+            if found is None:
+                raise
+    if kind not in found.tags:  # made before the tag was set here
+        client.set_experiment_tag(found.experiment_id, kind, training)
+    return found.experiment_id
 
 
 def _finite(metrics: dict) -> dict[str, float]:
@@ -141,6 +147,24 @@ def find_runs(client: MlflowClient, experiment: str, **tags: str) -> list:
     return client.search_runs([experiment], filter_string=query, max_results=50000)
 
 
+def find_sweep(uri: str, sweep: str | None = None) -> tuple[str, str] | None:
+    """(experiment id, name) of the sweep named `sweep` (its names are letters, digits, `.`, `_` and
+    `-`), or of the store's latest; None if the store holds no such sweep. A sweep made before sweeps
+    wrote their runs view gets it here, so that its address opens."""
+    client = connect(uri)
+    experiments = {e.experiment_id: e for e in client.search_experiments(max_results=50000)}
+    query = "tags.`ofmu.kind` = 'method'" + (f" and tags.`ofmu.sweep` = '{sweep}'" if sweep else "")
+    found = client.search_runs(list(experiments), query, max_results=1, order_by=["attributes.start_time DESC"]) \
+        if experiments else []
+    if not found:
+        return None
+    run = found[0]
+    name, experiment = run.data.tags["ofmu.sweep"], run.info.experiment_id
+    if browse.SHARED_VIEW + name not in experiments[experiment].tags and "objectives" in run.data.tags:
+        browse.share_sweep_view(client, experiment, name, tuple(run.data.tags["objectives"].split(",")))
+    return experiment, name
+
+
 def log_run(experiment: str, run_name: str, params: dict, metrics: dict[str, float], tags: dict[str, str],
             tracking_uri: str | None = None, history: list[dict] | None = None,
             results: Path | None = None, result_files: Sequence[str] = ()) -> str:
@@ -156,13 +180,15 @@ def log_run(experiment: str, run_name: str, params: dict, metrics: dict[str, flo
 def parent_run(client: MlflowClient, experiment: str, sweep: str, method: str, tags: dict[str, str],
                params: dict) -> tuple[str, bool]:
     """The method's parent run in this sweep, for the model `tags` name: (its id, whether it is
-    finished). A resumed sweep finds the one it made before; a first run makes it."""
+    finished). A resumed sweep finds the one it made before; a first run makes it (and the sweep's
+    runs view, `browse.share_sweep_view`)."""
     found = find_runs(client, experiment, ofmu__sweep=sweep, ofmu__kind="method", method=method, model=tags["model"])
     if found:
         return found[0].info.run_id, found[0].info.status == "FINISHED"
     run = client.create_run(experiment, run_name=f"{method} ({Path(tags['model']).name})",
                             tags=tags | {"ofmu.sweep": sweep, "ofmu.kind": "method", "method": method})
     log_values(client, run.info.run_id, params)
+    browse.share_sweep_view(client, experiment, sweep, tuple(tags["objectives"].split(",")))
     return run.info.run_id, False
 
 
@@ -207,6 +233,16 @@ def log_files(client: MlflowClient, run_id: str, files: dict[str, Path | list[di
             if not isinstance(content, Path):
                 write_csv(path, content)
             client.log_artifact(run_id, str(path), where or None)
+
+
+def log_table(client: MlflowClient, run_id: str, rows: list[dict], path: str) -> None:
+    """`rows` as an MLflow table artifact (`path` ends in .json): the UI shows it as a table that
+    sorts and filters, where a CSV shows as text."""
+    folder = path.rpartition("/")[0] or None
+    if any(a.path == path for a in client.list_artifacts(run_id, folder)):
+        return  # logged before a resumed sweep stopped: log_table would append the rows a second time
+    header = list(dict.fromkeys(k for row in rows for k in row))
+    client.log_table(run_id, data={k: [row.get(k) for row in rows] for k in header}, artifact_file=path)
 
 
 def finish(client: MlflowClient, run_id: str, metrics: dict, tags: dict[str, str] | None = None) -> None:

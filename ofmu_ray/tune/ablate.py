@@ -341,7 +341,7 @@ def run_ablation(cfg: SweepConfig, ablation: Ablation, prepared: Prepared, folde
         fit(cfg, "held", None, 1, {"point": tune.grid_search(points)}, context, logger, storage, resume, len(points))
     else:
         start = {k: ablation.base.get(k, v) for k, v in defaults_in(method, searched).items()}  # the base first
-        searches = {label(v): searcher(cfg, method, searched, f"{name}-{metric_key(v)}", start)
+        searches = {label(v): searcher(cfg, method, searched, f"{name}-{metric_key(v)}", start=start)
                     for v in ablation.variants()}
         fixed = {label(v): {k: x for k, x in _full(method, ablation.base | v).items() if k not in searched}
                  for v in ablation.variants()}

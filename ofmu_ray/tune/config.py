@@ -64,6 +64,7 @@ class SweepConfig:
     dtype: str = "fp32"
     objectives: tuple[str, ...] = ()  # the two maximised metrics; () = the family's `objectives`
     storage_path: str = ""  # where trials keep checkpoints and results, seen by every node; "" = the sweep folder
+    optuna_storage: str = ""  # the methods' Optuna studies: an SQLAlchemy URL; "" = optuna.db in the sweep folder
     checkpoint_every: int = 0  # trials checkpoint every N steps, what a restarted trial resumes from
     max_failures: int = 0  # Ray Train restarts a trial's workers this often when one dies
     attacks: tuple[str, ...] = ()  # attacks on every trial's final model (its family's `attacks`)

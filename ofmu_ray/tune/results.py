@@ -16,7 +16,8 @@ from ofmu_ray.cache import slug
 from ofmu_ray.errors import UsageError
 from ofmu_ray.families import family_of
 from ofmu_ray.families.base import Family
-from ofmu_ray.tracking.mlflow_log import connect, find_runs, finish, log_files
+from ofmu_ray.tracking import browse
+from ofmu_ray.tracking.mlflow_log import connect, find_runs, finish, log_files, log_table
 from ofmu_ray.tune.config import Objectives
 from ofmu_ray.tune.pareto import summarize_fronts
 
@@ -94,10 +95,27 @@ def _front_rows(runs: dict[str, list], fronts: dict) -> list[dict]:
     return rows
 
 
+def _trial_rows(runs: dict[str, list], fronts: dict) -> list[dict]:
+    """One row per trial: its method, run, objectives, whether it is on its method's front of the
+    forget split, and its hyper-parameters."""
+    x, y = fronts[""]["objectives"]
+    rows = []
+    for method, method_runs in runs.items():
+        on_front = set(fronts[""]["methods"][method]["front"])
+        for i, run in enumerate(method_runs):
+            rows.append({"method": method, "trial": run.info.run_name, "on_front": i in on_front,
+                         x: run.data.metrics.get(x), y: run.data.metrics.get(y),
+                         "ray_trial_id": run.data.tags.get("ray_trial_id"),
+                         **{k: v for k, v in run.data.params.items() if k.startswith("method.")}})
+    return rows
+
+
 def log_fronts(client, experiment: str, sweep: str, run_id: str, methods: list[str], title: str,
                html: bool, model: str | None = None) -> dict:
     """Logs the fronts of `methods` on `model` to `run_id` (hypervolume metrics; PNG, optional HTML,
-    CSV and JSON artifacts under `pareto/`), marks it finished, and returns `summarize_fronts`' result."""
+    CSV and JSON artifacts under `pareto/`, every trial as the table `pareto/trials.json`), writes them
+    as the run's description (the tables with their plots, on its overview page), marks it finished,
+    and returns `summarize_fronts`' result."""
     from ofmu_ray.tracking.plots import plot_html, plot_png
 
     runs, fronts = fronts_of(client, experiment, sweep, methods, model)
@@ -123,6 +141,11 @@ def log_fronts(client, experiment: str, sweep: str, run_id: str, methods: list[s
         (Path(tmp) / "fronts.json").write_text(json.dumps(fronts, indent=1))
         files["fronts.json"] = Path(tmp) / "fronts.json"
         log_files(client, run_id, files, "pareto")
+    log_table(client, run_id, _trial_rows(runs, fronts), "pareto/trials.json")
+    links = {"interactive plot": "pareto/fronts.html"} if html else {}
+    links |= {"every trial": "pareto/trials.json", "front members (CSV)": "pareto/fronts.csv"}
+    plots = {key: f"pareto/front{key.replace('/', '_')}.png" for key in fronts}
+    browse.describe(client, run_id, browse.fronts_markdown(fronts, title, experiment, run_id, plots, links))
     finish(client, run_id, metrics)
     return fronts
 

@@ -9,8 +9,10 @@ to start), through Ray Train for more. The MLflow writing happens in this (the d
 from a Tune callback, so SQLite sees one writer.
 
 A sweep lives in `<sweeps dir>/<name>/`: `sweep.json` (its settings) and one Tune experiment per
-method. `run_sweep(..., resume=True)` restores each unfinished experiment with its Optuna state; the
-MLflow writing is idempotent by trial id, so no trial is lost or recorded twice.
+method. Each method's Optuna study is kept in an RDB storage (`studies`: `optuna.db` there by
+default), which `ofmu-ray dashboard` shows. `run_sweep(..., resume=True)` restores each unfinished
+experiment with its searcher, which goes on with that study; the MLflow writing is idempotent by trial
+id, so no trial is lost or recorded twice.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from ofmu_ray.cache import Prepared, slug
 from ofmu_ray.families.base import PrepareRequest
 from ofmu_ray.tracking import mlflow_log
 from ofmu_ray.train.launch import start_ray
-from ofmu_ray.tune import results
+from ofmu_ray.tune import results, studies
 from ofmu_ray.tune.config import SweepConfig
 from ofmu_ray.tune.spaces import load_spaces
 from ofmu_ray.tune.tuner import TrialContext, fit, searcher, tune_domain
@@ -59,12 +61,15 @@ def run_sweep(cfg: SweepConfig, prepared: dict[str, Prepared], sweep_dir: Path, 
             "ofmu.sweep": name, "lora": ",".join(f"{k}={v}" for k, v in cfg.lora.items()) or "none",
             "dtype": cfg.dtype, "objectives": ",".join(cfg.goal.names())}
     floors = {results.REFERENCE + cfg.goal.x + k: v for k, v in floors.items()}
+    optuna = studies.open_storage(studies.storage_url(cfg.optuna_storage, sweep_dir))
+    if not resume:
+        studies.check_new(optuna, [studies.study_name(name, m, method) for m in prepared for method in cfg.methods])
     start_ray(address)
     storage = Path(cfg.storage_path).resolve() / name if cfg.storage_path else sweep_dir
     out = {}
     for model, benchmark in prepared.items():
         out[model] = _sweep_model(cfg, model, benchmark, spaces, client, experiment, name, tags | {"model": model},
-                                  floors, storage, resume)
+                                  floors, storage, resume, optuna)
     summary = {"models": out, "search_effort": cfg.search_effort,
                "mlflow": {"tracking_uri": uri, "experiment": f"{cfg.bench}/{cfg.split}", "experiment_id": experiment,
                           "sweep": name}}
@@ -101,9 +106,9 @@ def trial_context(cfg: SweepConfig, method: str, prepared: Prepared, storage: Pa
 
 
 def _sweep_model(cfg: SweepConfig, model: str, prepared: Prepared, spaces: dict, client, experiment: str, name: str,
-                 tags: dict, floors: dict, storage: Path, resume: bool) -> dict:
+                 tags: dict, floors: dict, storage: Path, resume: bool, optuna) -> dict:
     """Every method of the sweep on one model: a Tune experiment each, then the model's comparison run.
-    Trials keep their state and checkpoints under `storage`."""
+    Trials keep their state and checkpoints under `storage`; each method's Optuna study is in `optuna`."""
     from ofmu_ray.tune.trial_logger import TrialLogger
 
     logged = (*cfg.family.result_files, "history.json")
@@ -122,8 +127,10 @@ def _sweep_model(cfg: SweepConfig, model: str, prepared: Prepared, spaces: dict,
         mlflow_log.log_values(client, parent, metrics=floors)
         logger = TrialLogger(client.tracking_uri, experiment, parent, method_tags, "trial", logged)
         trials = cfg.trials_for(len(space))
-        fit(cfg, tune_name, searcher(cfg, method, space, f"{name}-{tune_name}"), trials,
+        study = studies.study_name(name, model, method)
+        fit(cfg, tune_name, searcher(cfg, method, space, study, optuna), trials,
             {k: tune_domain(d) for k, d in space.items()}, context, logger, storage, resume, trials)
+        studies.finish(optuna, study, cfg.goal.names())
         if cfg.seeds:
             _rerun_seeds(cfg, method, model, client, experiment, name, parent, method_tags, context, storage, resume)
         results.log_fronts(client, experiment, name, parent, [method], f"{method}, {model}, {cfg.bench} {cfg.split}",

@@ -94,14 +94,18 @@ def fit(cfg: SweepConfig, name: str, searcher, num_samples: int, param_space: di
                                f"ofmu-ray sweep --resume --name {root.name} (and the same --sweeps-dir)")
 
 
-def searcher(cfg: SweepConfig, method: str, space: dict[str, Dimension], study_name: str, start: dict | None = None):
+def searcher(cfg: SweepConfig, method: str, space: dict[str, Dimension], study_name: str, storage=None,
+             start: dict | None = None):
     """Optuna's multi-objective sampler over `space`, maximising both objectives, its first trial
-    `start` (default: the method's default configuration)."""
+    `start` (default: the method's default configuration); its study `study_name` lives in
+    `storage` (an Optuna RDB storage; None: in memory), created when Tune starts the experiment (a
+    restored experiment brings back its own searcher)."""
     from ray.tune.search.optuna import OptunaSearch
 
     return OptunaSearch(metric=list(cfg.goal.names()), mode=["max", "max"],
                         sampler=_sampler(cfg.sampler, cfg.seed, cfg.trials_for(len(space))),
-                        points_to_evaluate=[start or defaults_in(method, space)], study_name=study_name)
+                        points_to_evaluate=[start or defaults_in(method, space)], study_name=study_name,
+                        storage=storage)
 
 
 def tune_domain(dim: Dimension):
