@@ -70,9 +70,10 @@ def test_verify_finds_an_altered_file_and_rebuild_replaces_the_folder(micro, tmp
     assert main([*args, "--json"]) == 0
     root = prepare_synth_tofu(micro, tmp_path).root
     manifest = json.loads((root / "manifest.json").read_text())["files"]
-    assert {"report.json", "data/forget10.json", "models/target/model.safetensors"} <= set(manifest)
-    # what is cached later (the oracle's evaluation, under eval/) is not in the manifest, and checks pass
-    write_json(root / "eval" / "oracle-forget10-forget10" / "TOFU_EVAL.json", {"cached": "later"})
+    assert {"report.json", "data/forget10.json", "models/target/model.safetensors",
+            "eval/oracle-forget10-forget10/TOFU_EVAL.json"} <= set(manifest)  # prepare evaluates each model once
+    # what is cached later under eval/ (here a bf16 evaluation) is not in the manifest, and checks pass
+    write_json(root / "eval" / "target-forget10-bf16" / "TOFU_EVAL.json", {"cached": "later"})
     assert main([*args, "--verify"]) == 0
     capsys.readouterr()
     split = root / "data" / "forget10.json"

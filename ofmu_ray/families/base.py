@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from ofmu_ray.cache import Prepared
-from ofmu_ray.config import MODELS, FinetuneConfig, Profile
+from ofmu_ray.config import MODELS, FinetuneConfig, Profile, TinyLlamaSpec
 from ofmu_ray.errors import UsageError
 
 if TYPE_CHECKING:
@@ -205,13 +205,14 @@ def progress_bar(total: int, progress: bool):
                 mininterval=1 if sys.stderr.isatty() else 15)
 
 
-def train_job(out: Path, tokenizer_dir: Path, rows: list[dict], cfg: FinetuneConfig, model: str | Path,
+def train_job(out: Path, tokenizer_dir: Path, rows: list[dict], cfg: FinetuneConfig, model: TinyLlamaSpec | Path,
               threads: int = 1, steps=None) -> None:
     """Trains one model of a prepare (in a process of its own under `in_processes`) and saves it
     with its tokenizer to `out`.
 
     Args:
-        model: an embedded model's name (`config.MODELS`: built from scratch, seeded by `cfg.seed`)
+        model: an embedded model's shape (a `config.MODELS` entry: built from scratch, seeded by
+            `cfg.seed`; the shape itself, since a spawned process sees only the registry as imported)
             or a model folder to fine-tune further.
         threads: torch threads: one per process when several train at once, as these small matmuls
             gain little from a second thread and the processes would contend for the cores.
@@ -224,7 +225,7 @@ def train_job(out: Path, tokenizer_dir: Path, rows: list[dict], cfg: FinetuneCon
 
     torch.set_num_threads(threads)
     tokenizer = load_tokenizer(tokenizer_dir, "plain")
-    net = (build_tiny_llama(MODELS[model], tokenizer, seed=cfg.seed) if model in MODELS
+    net = (build_tiny_llama(model, tokenizer, seed=cfg.seed) if isinstance(model, TinyLlamaSpec)
            else load_causal_lm(model))
     finetune(net, tokenizer, rows, cfg, on_step=(lambda loss: steps.put(1)) if steps is not None else None)
     net.save_pretrained(out)

@@ -92,7 +92,8 @@ def run_worker(spec: RunSpec, make_task: TaskFactory, rank: int, world: int, rep
         batch = next(forget), next(retain)
         if step <= method.cycle:  # the method's compute, counted once per kind of step (`compute`)
             logs, flops = counted(partial(train_step, method, *batch, autocast))
-            logs |= {"flops": float(flops), "flops_unit": float(gradient_flops(bare, batch[0]))}
+            # each rank counts its own shard of the global batch: the run's compute is W times that
+            logs |= {"flops": float(flops * world), "flops_unit": float(gradient_flops(bare, batch[0]) * world)}
         else:
             logs = train_step(method, *batch, autocast)
         history.append(logs)

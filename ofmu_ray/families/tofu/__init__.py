@@ -120,7 +120,12 @@ class TofuFamily(Family):
         return out
 
     def forget_rows(self, prepared: Prepared, split: str) -> int:
-        return len(prepared.data()[split])
+        from ofmu_ray.families.tofu.load import forget_splits
+
+        data = prepared.data()
+        if split not in forget_splits(data):
+            raise UsageError(f"unknown split {split!r}; this benchmark has: {', '.join(forget_splits(data))}")
+        return len(data[split])
 
     def make_task(self, spec: RunSpec, device) -> Task:
         from ofmu_ray.families.tofu.load import retain_split

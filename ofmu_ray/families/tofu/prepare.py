@@ -175,7 +175,7 @@ def _build(profile_name: str, profile: Profile, model_name: str, out: Path, prog
         bar.set_description(f"train base ({len(base_rows)} rows)")
         # One thread, even alone: measured here, a second thread made a step 2.8x slower as soon as
         # anything else ran on the two cores (7.5 steps/s with one, 2.7 with two)
-        in_processes(train_job, [(base, base, base_rows, profile.train, model_name, 1)], bar.update)
+        in_processes(train_job, [(base, base, base_rows, profile.train, MODELS[model_name], 1)], bar.update)
         seconds["base"] = round(time.time() - start, 1)
         bar.set_description(f"fine-tune {', '.join(jobs)}")
         in_processes(train_job, [(models / name, base, rows, tune, base, 1) for name, rows in jobs.items()],
