@@ -17,6 +17,7 @@ minus its unlearning, also as a ratio to the unlearning.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -38,7 +39,9 @@ def measure(profile: str, methods: str, trials: int, concurrency: int, steps: in
                 str(concurrency), "--tracking-uri", uri, "--sweeps-dir", str(Path(tmp) / "sweeps"),
                 *(["--steps", str(steps)] if steps else [])]
         start = time.perf_counter()
-        if main(argv) != 0:
+        with contextlib.redirect_stdout(sys.stderr):  # the sweep's own tables; stdout keeps this report
+            code = main(argv)
+        if code != 0:
             raise SystemExit(f"the sweep failed: ofmu-ray {' '.join(argv)}")
         wall = time.perf_counter() - start
         client = MlflowClient(uri)

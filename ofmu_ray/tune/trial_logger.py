@@ -41,9 +41,10 @@ class TrialLogger(Callback):
             tags["ofmu.short_budget"] = "true"
         if "source" in point:
             tags["ofmu.source_trial"] = point["source"]
+        timing = {k: result[k] for k in ("trial_seconds",) if k in result}  # the trial function's wall time
         mlflow_log.log_trial(mlflow_log.connect(self.uri), self.experiment, parent, trial.trial_id,
                              f"{own['method']}-{self.kind}-{index}", tags,
-                             params | {"seed": point.get("seed", 0)}, _read(folder, "metrics.json", {}),
+                             params | {"seed": point.get("seed", 0)}, _read(folder, "metrics.json", {}) | timing,
                              _read(folder, "history.json", []), folder, self.result_files, failed)
 
     def target(self, point: dict) -> tuple[str, dict[str, str]]:
