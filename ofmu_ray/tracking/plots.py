@@ -37,9 +37,7 @@ def plot_png(trials: dict[str, list], fronts: dict, title: str, path: Path) -> P
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_html(points: dict[str, dict[str, list]], fronts: dict, title: str, path: Path) -> Path:
@@ -93,8 +91,13 @@ def plot_hypervolumes(by_method: dict[str, dict[str, float]], title: str, path: 
     ax.set(xlabel="model", ylabel="hypervolume of the two objectives, higher is better", title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
+    """Writes `fig` as `path` (PNG at 120 dpi, trimmed) and frees it."""
     fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    _pyplot().close(fig)
     return path
 
 
@@ -133,9 +136,7 @@ def plot_effects(panels: dict[str, dict[str, list[tuple[str, float, float]]]], x
             ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_bars(groups: dict[str, dict[str, float]], ylabel: str, title: str, path: Path) -> Path:
@@ -152,9 +153,7 @@ def plot_bars(groups: dict[str, dict[str, float]], ylabel: str, title: str, path
     ax.set(ylabel=ylabel, title=title)
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_curves(panels: dict[str, dict[str, list[tuple[int, float]]]], xlabel: str, title: str, path: Path) -> Path:
@@ -172,6 +171,4 @@ def plot_curves(panels: dict[str, dict[str, list[tuple[int, float]]]], xlabel: s
         ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return _save(fig, path)
