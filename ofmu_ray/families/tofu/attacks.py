@@ -99,14 +99,13 @@ def halves(rows: list[dict], share: float = 0.5) -> tuple[list[int], list[int]]:
 
 def score_half(model, tokenizer, rows: list[dict], oracle_ratios: np.ndarray) -> dict[str, float]:
     """The forget metrics of `model` on half B (`rows`), against the oracle's ratios there."""
-    import numpy as np
 
-    from ofmu_ray.families.tofu.evaluate import qa_scores
+    from ofmu_ray.families.tofu.evaluate import log10_p_value, qa_scores
     from ofmu_ray.metrics import formulas as M
     from ofmu_ray.metrics.accuracy import answer_accuracy
 
     _, ratios, _ = qa_scores(model, tokenizer, rows, "paraphrased_answer")
-    out = {"log10_forget_quality": math.log10(max(M.ks_forget_quality(ratios, oracle_ratios), np.finfo(float).tiny)),
+    out = {"log10_forget_quality": log10_p_value(M.ks_forget_quality(ratios, oracle_ratios)),
            "forget_truth_ratio": M.forget_truth_ratio(ratios)}
     if all("value" in r for r in rows):
         out["forget_acc"] = answer_accuracy(model, tokenizer, rows)

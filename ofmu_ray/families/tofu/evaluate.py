@@ -129,7 +129,7 @@ def evaluate_model(model, tokenizer, data: Splits, split: str, hard: bool = True
     return out
 
 
-def _log10(p_value: float) -> float:
+def log10_p_value(p_value: float) -> float:
     """log10 that stays finite: a p-value that underflows to 0 counts as the smallest double."""
     return math.log10(max(p_value, np.finfo(float).tiny))
 
@@ -155,7 +155,7 @@ def summarize(result: dict, reference: dict, target: dict | None = None) -> dict
     """
     fq = M.ks_forget_quality(_ratios(result, "forget_truth_ratio"), _ratios(reference, "forget_truth_ratio"))
     mu = result["model_utility"]["agg_value"]
-    out = {"forget_quality": fq, "log10_forget_quality": _log10(fq), "model_utility": mu,
+    out = {"forget_quality": fq, "log10_forget_quality": log10_p_value(fq), "model_utility": mu,
            "forget_truth_ratio": result["forget_truth_ratio"]["agg_value"],
            "forget_rouge": result["forget_Q_A_ROUGE"]["agg_value"],
            "forget_prob": result["forget_Q_A_Prob"]["agg_value"]}
@@ -169,8 +169,8 @@ def summarize(result: dict, reference: dict, target: dict | None = None) -> dict
             continue
         hard_fq = M.ks_forget_quality(_ratios(result, key), _ratios(reference, key))
         out[f"forget_quality/{name}"] = hard_fq
-        out[f"log10_forget_quality/{name}"] = _log10(hard_fq)
-        log10s.append(_log10(hard_fq))
+        out[f"log10_forget_quality/{name}"] = log10_p_value(hard_fq)
+        log10s.append(log10_p_value(hard_fq))
         mine = np.array(list(result[f"embedding/{name}"]["value_by_index"].values()))
         theirs = np.array(list(reference[f"embedding/{name}"]["value_by_index"].values()))
         cos = (mine * theirs).sum(1) / (np.linalg.norm(mine, axis=1) * np.linalg.norm(theirs, axis=1))
