@@ -68,7 +68,8 @@ def test_a_model_that_only_suppresses_is_caught_by_relearning(tiny):
                                                      out["relearn/log10_forget_quality"])
 
 
-def test_a_sweep_with_attacks_draws_robust_fronts(tiny, cache_dir, mlflow_uri, tmp_path, monkeypatch, capsys):
+def test_a_sweep_with_attacks_draws_robust_fronts(ray_session, tiny, cache_dir, mlflow_uri, tmp_path, monkeypatch,
+                                                  capsys):
     """Every trial is attacked after its evaluation; the fronts on (robust FQ, MU) are logged beside
     the others, with their own reference point (half B's floor)."""
     import json
