@@ -107,19 +107,70 @@ def test_cli_eval_writes_openunlearning_files_and_takes_retain_logs(tiny, cache_
     assert main([*argv, "--split", "forget99"]) == 2
 
 
-def test_batched_scoring_gives_the_numbers_of_one_pair_at_a_time(tiny, monkeypatch):
-    """Scoring sorts pairs by length into batches (less padding); each answer's numbers are those
-    it gets alone, to float tolerance, and in the order asked."""
+def _whole_sequences(model, tokenizer, questions, answers, tokens=False):
+    """The scores as a plain loop writes them: every pair's whole sequence through the model alone."""
+    import torch
+
+    from ofmu_ray.metrics.scoring import AnswerScores
+    from ofmu_ray.models.prompt import IGNORE, encode_example
+
+    losses, logprobs, means, variances = [], [], [], []
+    with torch.no_grad():
+        for q, a in zip(questions, answers, strict=True):
+            ids, labels = encode_example(tokenizer, q, a)
+            logp = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0, :-1], -1)
+            target = torch.tensor(labels[1:])
+            keep = (target != IGNORE).nonzero().squeeze(-1)
+            token_lp = logp[keep, target[keep]]
+            losses.append(float(-token_lp.mean()))
+            p, lp = logp[keep[:-1]].exp(), logp[keep[:-1]]
+            mu = (p * lp).sum(-1)
+            logprobs.append(token_lp[:-1].numpy())
+            means.append(mu.numpy())
+            variances.append(((p * lp * lp).sum(-1) - mu * mu).numpy())
+    return AnswerScores(np.array(losses), logprobs, means, variances) if tokens else AnswerScores(np.array(losses))
+
+
+def _assert_close(mine, theirs, where=""):
+    if isinstance(theirs, dict):
+        assert mine.keys() == theirs.keys(), where
+        for key in theirs:
+            _assert_close(mine[key], theirs[key], f"{where}/{key}")
+    elif isinstance(theirs, list):
+        assert len(mine) == len(theirs), where
+        for i, (m, t) in enumerate(zip(mine, theirs, strict=True)):
+            _assert_close(m, t, f"{where}[{i}]")
+    elif isinstance(theirs, float):
+        assert mine == pytest.approx(theirs, rel=1e-4, abs=1e-5), where
+    else:
+        assert mine == theirs, where
+
+
+def test_shared_prompt_scoring_gives_the_tofu_eval_of_whole_sequences(tiny, monkeypatch):
+    """Scoring batches pairs and runs each prompt once for all its answers (issue 21's speed-up).
+    The whole TOFU_EVAL.json it gives equals, to float tolerance, the one from scoring every pair's
+    whole sequence alone, and so does each answer's token-level output, in the order asked."""
+    from ofmu_ray.families.tofu import evaluate as E
     from ofmu_ray.metrics import scoring
     from ofmu_ray.models.factory import load_causal_lm, load_tokenizer
+    from ofmu_ray.splits import Splits
 
     model, tok = load_causal_lm(tiny.model_dir("target")), load_tokenizer(tiny.model_dir("target"), "plain")
-    rows = tiny.data()["retain_perturbed"][:24] + tiny.data()["forget10"][:8]
+    data = tiny.data()
+    # Every split the evaluation reads, cut short: the reference runs one sequence at a time.
+    small = Splits({name: data[name][:12] for name in data})
+    shared = E.evaluate_model(model, tok, small, "forget10")
+    monkeypatch.setattr(scoring, "score_answers", _whole_sequences)
+    monkeypatch.setattr(E, "score_answers", _whole_sequences)
+    _assert_close(shared, E.evaluate_model(model, tok, small, "forget10"))
+    monkeypatch.undo()
+
+    rows = data["retain_perturbed"][:24] + data["forget10"][:8]
     questions = [r["question"] for r in rows] * 2
     answers = [r["answer"] for r in rows] + [r["perturbed_answer"][0] for r in rows]
     batched = scoring.score_answers(model, tok, questions, answers, tokens=True)
-    monkeypatch.setattr(scoring, "BATCH", 1)
-    alone = scoring.score_answers(model, tok, questions, answers, tokens=True)
+    alone = _whole_sequences(model, tok, questions, answers, tokens=True)
     assert np.allclose(batched.avg_loss, alone.avg_loss, rtol=1e-5, atol=1e-6)
-    for mine, theirs in zip(batched.token_logprobs, alone.token_logprobs, strict=True):
-        assert np.allclose(mine, theirs, rtol=1e-5, atol=1e-6)
+    for field in ("token_logprobs", "means", "variances"):
+        for mine, theirs in zip(getattr(batched, field), getattr(alone, field), strict=True):
+            assert np.allclose(mine, theirs, rtol=1e-4, atol=1e-5), field

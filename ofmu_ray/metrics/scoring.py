@@ -32,35 +32,67 @@ class AnswerScores:
 
 @torch.no_grad()
 def score_answers(model, tokenizer, questions: list[str], answers: list[str], tokens: bool = False) -> AnswerScores:
-    """Scores each (question, answer) pair under the model, answer tokens only."""
+    """Scores each (question, answer) pair under the model, answer tokens only.
+
+    Pairs that share a prompt share its forward pass: the prompt runs once and each of its answers
+    continues from a copy of its key/value cache. A question is asked with its answer, paraphrase and
+    perturbed answers, so most of the tokens an evaluation would run are prompts run again.
+    """
     model.eval()
-    losses, logprobs, means, variances = [], [], [], []
     pairs = [encode_example(tokenizer, q, a) for q, a in zip(questions, answers, strict=True)]
-    # Batches of similar lengths: padding is most of the work otherwise. Results go back in order.
-    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]))
-    for start in range(0, len(pairs), BATCH):
-        batch = collate([pairs[i] for i in order[start : start + BATCH]], tokenizer.pad_token_id)
-        batch = {k: v.to(model.device) for k, v in batch.items()}
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    # The prompt's last token predicts the answer's first, so it begins the answer's pass.
+    starts = [labels.index(next(t for t in labels if t != IGNORE)) - 1 for _, labels in pairs]
+    if min(starts, default=1) < 1:
+        raise ValueError("an answer needs a prompt of at least two tokens before it to be scored")
+    by_prompt: dict[tuple[int, ...], list[int]] = {}
+    for i, ((ids, _), start) in enumerate(zip(pairs, starts, strict=True)):
+        by_prompt.setdefault(tuple(ids[:start]), []).append(i)
+    losses = np.zeros(len(pairs))
+    logprobs, means, variances = [None] * len(pairs), [None] * len(pairs), [None] * len(pairs)
+    for prompts in _prompt_batches(by_prompt):
+        members = [i for p in prompts for i in by_prompt[p]]
+        cache = _prompt_cache(model, prompts, [len(by_prompt[p]) for p in prompts])
+        rest = collate([(pairs[i][0][starts[i]:], pairs[i][0][starts[i]:]) for i in members], tokenizer.pad_token_id)
+        # Answers are right-padded and attention is causal: no real token sees a pad, so no mask.
+        logits = model(input_ids=rest["input_ids"].to(model.device), cache=cache).logits
         logp = torch.log_softmax(logits[:, :-1].to(at_least_fp32(logits.dtype)), -1)  # (B, T-1, V)
-        labels = batch["labels"][:, 1:]
-        mask = labels != IGNORE
+        labels = rest["labels"][:, 1:].to(model.device)
+        mask = rest["attention_mask"][:, 1:].to(model.device).bool()
         token_lp = logp.gather(-1, labels.clamp_min(0).unsqueeze(-1)).squeeze(-1) * mask
-        losses.append((-token_lp.sum(1) / mask.sum(1)).cpu().numpy())
+        losses[members] = (-token_lp.sum(1) / mask.sum(1)).cpu().numpy()
         if tokens:
             p = logp.exp()
             mu = (p * logp).sum(-1)
             var = (p * logp * logp).sum(-1) - mu * mu
-            for i in range(len(labels)):
-                where = mask[i].nonzero().squeeze(-1)[:-1]  # drop the EOS prediction
-                logprobs.append(token_lp[i, where].cpu().numpy())
-                means.append(mu[i, where].cpu().numpy())
-                variances.append(var[i, where].cpu().numpy())
-    back = np.argsort(order)  # position of item i in the sorted order
-    avg = np.concatenate(losses)[back] if losses else np.zeros(0)
-    if not tokens:
-        return AnswerScores(avg)
-    return AnswerScores(avg, *([values[i] for i in back] for values in (logprobs, means, variances)))
+            for row, i in enumerate(members):
+                where = mask[row].nonzero().squeeze(-1)[:-1]  # drop the EOS prediction
+                logprobs[i] = token_lp[row, where].cpu().numpy()
+                means[i] = mu[row, where].cpu().numpy()
+                variances[i] = var[row, where].cpu().numpy()
+    return AnswerScores(losses, logprobs, means, variances) if tokens else AnswerScores(losses)
+
+
+def _prompt_batches(by_prompt: dict[tuple[int, ...], list[int]]):
+    """Prompts of one length (no padding, so positions need no care), about BATCH answers a batch."""
+    batch: list[tuple[int, ...]] = []
+    answers = 0
+    for prompt in sorted(by_prompt, key=len):
+        if batch and (len(prompt) != len(batch[0]) or answers + len(by_prompt[prompt]) > BATCH):
+            yield batch
+            batch, answers = [], 0
+        batch.append(prompt)
+        answers += len(by_prompt[prompt])
+    if batch:
+        yield batch
+
+
+def _prompt_cache(model, prompts: list[tuple[int, ...]], repeats: list[int]):
+    """The prompts' key/value cache, each prompt's row repeated once per answer it has."""
+    ids = torch.tensor(prompts, dtype=torch.long, device=model.device)
+    cache = model(input_ids=ids, use_cache=True, logits_to_keep=1).cache
+    cache.reorder_cache(torch.repeat_interleave(torch.arange(len(prompts), device=model.device),
+                                                torch.tensor(repeats, device=model.device)))
+    return cache
 
 
 def score_options(model, tokenizer, questions: list[str], options: list[list[str]]) -> list[np.ndarray]:

@@ -39,11 +39,13 @@ def _rouge(model, tokenizer, rows: list[dict]) -> tuple[np.ndarray, list[str]]:
 
 def qa_scores(model, tokenizer, rows: list[dict], true_key: str) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """Answer losses, truth ratios (`true_key` answer against the perturbed ones), perturbed losses."""
-    questions = [r["question"] for r in rows]
-    answer = score_answers(model, tokenizer, questions, [r["answer"] for r in rows]).avg_loss
-    true = answer if true_key == "answer" else score_answers(
-        model, tokenizer, questions, [r[true_key] for r in rows]).avg_loss
-    perturbed = score_options(model, tokenizer, questions, [r["perturbed_answer"] for r in rows])
+    # One call for all of a question's answers, so they share its prompt's forward pass.
+    keys = ("answer",) if true_key == "answer" else ("answer", true_key)
+    scored = score_options(model, tokenizer, [r["question"] for r in rows],
+                           [[r[k] for k in keys] + r["perturbed_answer"] for r in rows])
+    answer = np.array([s[0] for s in scored])
+    true = np.array([s[len(keys) - 1] for s in scored])
+    perturbed = [s[len(keys):] for s in scored]
     return answer, M.truth_ratios(true, perturbed), perturbed
 
 
