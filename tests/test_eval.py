@@ -23,6 +23,34 @@ def test_truth_ratio_and_its_two_aggregations():
     assert M.retain_truth_ratio(ratios) == pytest.approx((1 - math.exp(-1.0) + 0.0) / 2)
 
 
+def _openunlearning_truth_ratio(true_loss: float, perturbed_losses: list[float]) -> float:
+    """The truth ratio as OpenUnlearning's memorization.py writes it (written out here, not imported)."""
+    p_true = math.exp(-true_loss)
+    p_pert = math.exp(-sum(perturbed_losses) / len(perturbed_losses))
+    return p_pert / (p_true + 1e-10)
+
+
+def test_truth_ratios_match_openunlearning_on_a_collapsed_model():
+    """Parity (issue 23): a collapsed model (p_true < 1e-10) gets OpenUnlearning's guarded ratios,
+    and its forget quality falls to the floor, where the unguarded p_pert / p_true would not."""
+    rng = np.random.default_rng(0)
+    n = 400  # TOFU's forget10
+    oracle_true, oracle_pert = rng.uniform(0.5, 1.5, n), rng.uniform(0.5, 1.5, (n, 5))
+    collapsed_true, collapsed_pert = rng.uniform(35, 45, n), rng.uniform(35, 45, (n, 5))  # p_true < 1e-15
+    oracle = M.truth_ratios(oracle_true, list(oracle_pert))
+    collapsed = M.truth_ratios(collapsed_true, list(collapsed_pert))
+    for mine, true, pert in ((oracle, oracle_true, oracle_pert), (collapsed, collapsed_true, collapsed_pert)):
+        expected = [_openunlearning_truth_ratio(t, list(p)) for t, p in zip(true, pert, strict=True)]
+        np.testing.assert_allclose(mine, expected, rtol=1e-12)
+    expected_forget = np.mean([min(r, 1 / (r + 1e-10)) for r in collapsed])
+    assert M.forget_truth_ratio(collapsed) == pytest.approx(expected_forget, rel=1e-12)
+    assert M.forget_truth_ratio(collapsed) < 1e-4  # the unguarded ratios average about 0.3 here
+    fq = M.ks_forget_quality(collapsed, oracle)
+    assert math.log10(fq) == pytest.approx(M.log10_fq_floor(n), rel=1e-6)
+    unguarded = np.exp(collapsed_true - collapsed_pert.mean(1))
+    assert math.log10(M.ks_forget_quality(unguarded, oracle)) > M.log10_fq_floor(n) / 2
+
+
 def test_probability_and_its_normalisation_over_options():
     np.testing.assert_allclose(M.probability(np.array([0.0, math.log(2)])), [1.0, 0.5])
     p = M.normalised_probability(np.array([math.log(2)]), [np.array([math.log(4), math.log(4)])])
@@ -77,6 +105,27 @@ def test_tiny_oracle_is_its_own_reference_and_the_target_is_far_from_it(tiny):
     for hard in ("paraphrase", "multihop", "crosslingual"):  # retained knowledge, asked in each form
         assert 0.3 < oracle[f"model_utility/{hard}"] <= 1 and 0.3 < target[f"model_utility/{hard}"] <= 1
     assert target["mia_min_k"] > oracle["mia_min_k"] and target["privleak"] < 0
+
+
+def test_tofu_eval_holds_openunlearnings_precomputes_and_they_give_its_ratios(tiny):
+    """Each answer's prob and avg_loss are in TOFU_EVAL.json under OpenUnlearning's names (lists for
+    the perturbed answers), and its truth ratios recomputed from them are the file's."""
+    from ofmu_ray.families.tofu.evaluate import evaluate_model
+    from ofmu_ray.models.factory import load_causal_lm, load_tokenizer
+    from ofmu_ray.splits import Splits
+
+    data = tiny.data()
+    small = Splits({name: data[name][:6] for name in data})
+    model, tok = load_causal_lm(tiny.model_dir("target")), load_tokenizer(tiny.model_dir("target"), "plain")
+    result = json.loads(json.dumps(evaluate_model(model, tok, small, "forget10", hard=False)))
+    para, pert = result["forget_Q_A_PARA_Prob"]["value_by_index"], result["forget_Q_A_PERT_Prob"]["value_by_index"]
+    assert len(pert["0"]["avg_loss"]) == len(small["forget10"][0]["perturbed_answer"])
+    for i, score in result["forget_truth_ratio"]["value_by_index"].items():
+        assert pert[i]["prob"] == pytest.approx([math.exp(-x) for x in pert[i]["avg_loss"]])
+        assert score["score"] == pytest.approx(_openunlearning_truth_ratio(para[i]["avg_loss"], pert[i]["avg_loss"]))
+    for prefix in ("retain", "ra", "wf"):
+        assert {f"{prefix}_Q_A_Prob", f"{prefix}_Q_A_PERT_Prob"} <= set(result)
+    assert "retain_Q_A_PARA_Prob" in result and "ra_Q_A_PARA_Prob" not in result  # ra/wf: original answers
 
 
 def test_oracle_reference_is_cached_and_never_recomputed(tiny):

@@ -19,6 +19,10 @@ import numpy as np
 from scipy import stats
 
 OPTION_EPS = 1e-10  # OpenUnlearning's guard in probability_w_options
+# OpenUnlearning's guard in the truth ratio, p_pert / (p_true + 1e-10), and in its forget aggregation
+# 1 / (R + 1e-10). It decides a collapsed model's score: with p_true below 1e-10 the ratio falls to
+# about 0 and forget quality to its floor, where the unguarded p_pert / p_true can land anywhere.
+TRUTH_RATIO_EPS = 1e-10
 SIGMA2_FLOOR = 1e-6  # Min-K%++: variance clamp (OpenUnlearning)
 MIN_K = 0.4  # share of lowest-probability tokens Min-K% and Min-K%++ average (OpenUnlearning configs)
 
@@ -36,16 +40,16 @@ def normalised_probability(true_loss: np.ndarray, option_losses: list[np.ndarray
 
 
 def truth_ratios(true_loss: np.ndarray, perturbed_losses: list[np.ndarray]) -> np.ndarray:
-    """R_i = p_pert / p_true, p_pert the geometric mean over question i's perturbed answers
+    """R_i = p_pert / (p_true + 1e-10), p_pert the geometric mean over question i's perturbed answers
     (their losses averaged before exp, as OpenUnlearning's `aggregate_to_1D`)."""
     mean_pert = np.array([np.mean(o) for o in perturbed_losses])
-    return np.exp(np.asarray(true_loss, dtype=float) - mean_pert)
+    return probability(mean_pert) / (probability(true_loss) + TRUTH_RATIO_EPS)
 
 
 def forget_truth_ratio(ratios: np.ndarray) -> float:
-    """Forget aggregation, `closer_to_1_better`: mean min(R, 1/R), in (0, 1]."""
+    """Forget aggregation, `closer_to_1_better`: mean min(R, 1/(R + 1e-10)), in [0, 1]."""
     ratios = np.asarray(ratios, dtype=float)
-    return float(np.minimum(ratios, 1 / ratios).mean())
+    return float(np.minimum(ratios, 1 / (ratios + TRUTH_RATIO_EPS)).mean())
 
 
 def retain_truth_ratio(ratios: np.ndarray) -> float:

@@ -104,7 +104,7 @@ def score_half(model, tokenizer, rows: list[dict], oracle_ratios: np.ndarray) ->
     from ofmu_ray.metrics import formulas as M
     from ofmu_ray.metrics.accuracy import answer_accuracy
 
-    _, ratios, _ = qa_scores(model, tokenizer, rows, "paraphrased_answer")
+    ratios = qa_scores(model, tokenizer, rows, "paraphrased_answer").ratios
     out = {"log10_forget_quality": log10_p_value(M.ks_forget_quality(ratios, oracle_ratios)),
            "forget_truth_ratio": M.forget_truth_ratio(ratios)}
     if all("value" in r for r in rows):

@@ -9,6 +9,7 @@ the metrics the platform logs (named as the README's `ofmu-ray eval` table names
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -37,35 +38,70 @@ def _rouge(model, tokenizer, rows: list[dict]) -> tuple[np.ndarray, list[str]]:
     return M.rouge_l_recall([r["answer"] for r in rows], generations), generations
 
 
-def qa_scores(model, tokenizer, rows: list[dict], true_key: str) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """Answer losses, truth ratios (`true_key` answer against the perturbed ones), perturbed losses."""
+@dataclass
+class QAScores:
+    """Average losses of each question's answer, its `true_key` answer (the truth ratio's true side:
+    the paraphrase, or the answer itself) and its perturbed answers."""
+
+    answer: np.ndarray
+    true: np.ndarray
+    perturbed: list[np.ndarray]
+
+    @property
+    def ratios(self) -> np.ndarray:
+        return M.truth_ratios(self.true, self.perturbed)
+
+
+def qa_scores(model, tokenizer, rows: list[dict], true_key: str) -> QAScores:
+    """Scores the rows' answers, `true_key` answers and perturbed answers under the model."""
     # One call for all of a question's answers, so they share its prompt's forward pass.
     keys = ("answer",) if true_key == "answer" else ("answer", true_key)
     scored = score_options(model, tokenizer, [r["question"] for r in rows],
                            [[r[k] for k in keys] + r["perturbed_answer"] for r in rows])
-    answer = np.array([s[0] for s in scored])
-    true = np.array([s[len(keys) - 1] for s in scored])
-    perturbed = [s[len(keys):] for s in scored]
-    return answer, M.truth_ratios(true, perturbed), perturbed
+    return QAScores(np.array([s[0] for s in scored]), np.array([s[len(keys) - 1] for s in scored]),
+                    [s[len(keys):] for s in scored])
+
+
+def _probabilities(losses) -> dict:
+    """A pre-compute as OpenUnlearning writes it: each answer's (or answer list's) prob and avg_loss."""
+    def entry(loss):
+        loss = np.asarray(loss, dtype=float)
+        return {"prob": M.probability(loss).tolist(), "avg_loss": loss.tolist()}
+    by_index = {str(i): entry(loss) for i, loss in enumerate(losses)}
+    return {"agg_value": float(np.mean([np.mean(e["prob"]) for e in by_index.values()])),
+            "value_by_index": by_index}
+
+
+def _precomputes(prefix: str, scores: QAScores, paraphrased: bool) -> dict[str, dict]:
+    """The per-answer losses behind `prefix`'s probabilities and truth ratios, under OpenUnlearning's
+    names, so that its code (or anyone's) can recompute the metrics from the file."""
+    out = {f"{prefix}_Q_A_PERT_Prob": _probabilities(scores.perturbed)}
+    if paraphrased:
+        out[f"{prefix}_Q_A_PARA_Prob"] = _probabilities(scores.true)
+    return out
 
 
 def _retain(model, tokenizer, rows: list[dict], suffix: str = "") -> dict[str, dict]:
-    loss, ratios, _ = qa_scores(model, tokenizer, rows, "paraphrased_answer")
+    scores = qa_scores(model, tokenizer, rows, "paraphrased_answer")
     rouge, _ = _rouge(model, tokenizer, rows)
-    return {f"retain_Q_A_Prob{suffix}": {"agg_value": float(M.probability(loss).mean())},
-            f"retain_Q_A_ROUGE{suffix}": {"agg_value": float(rouge.mean())},
-            f"retain_Truth_Ratio{suffix}": {"agg_value": M.retain_truth_ratio(ratios)}}
+    out = {f"retain_Q_A_ROUGE{suffix}": {"agg_value": float(rouge.mean())},
+           f"retain_Truth_Ratio{suffix}": {"agg_value": M.retain_truth_ratio(scores.ratios)}}
+    if suffix:  # a hard form: its numbers only, OpenUnlearning has no such split
+        return out | {f"retain_Q_A_Prob{suffix}": {"agg_value": float(M.probability(scores.answer).mean())}}
+    return out | {"retain_Q_A_Prob": _probabilities(scores.answer)} | _precomputes("retain", scores, paraphrased=True)
 
 
 def _utility(model, tokenizer, data: Splits) -> dict[str, dict]:
     out = _retain(model, tokenizer, data["retain_perturbed"])
     for prefix, split in (("ra", "real_authors"), ("wf", "world_facts")):
         rows = data[split]
-        loss, ratios, perturbed = qa_scores(model, tokenizer, rows, "answer")  # TOFU: original answer here
+        scores = qa_scores(model, tokenizer, rows, "answer")  # TOFU: original answer here
         rouge, _ = _rouge(model, tokenizer, rows)
-        out[f"{prefix}_Q_A_Prob_normalised"] = {"agg_value": float(M.normalised_probability(loss, perturbed).mean())}
+        normalised = M.normalised_probability(scores.answer, scores.perturbed)
+        out[f"{prefix}_Q_A_Prob_normalised"] = {"agg_value": float(normalised.mean())}
         out[f"{prefix}_Q_A_ROUGE"] = {"agg_value": float(rouge.mean())}
-        out[f"{prefix}_Truth_Ratio"] = {"agg_value": M.retain_truth_ratio(ratios)}
+        out[f"{prefix}_Truth_Ratio"] = {"agg_value": M.retain_truth_ratio(scores.ratios)}
+        out |= {f"{prefix}_Q_A_Prob": _probabilities(scores.answer)} | _precomputes(prefix, scores, paraphrased=False)
     out["model_utility"] = {"agg_value": M.model_utility([out[k]["agg_value"] for k in UTILITY_KEYS])}
     # Per hard form, where the data has retain questions in that form: the retain numbers asked
     # that way, with the same real_authors / world_facts numbers.
@@ -103,7 +139,8 @@ def evaluate_model(model, tokenizer, data: Splits, split: str, hard: bool = True
         `TOFU_EVAL.json` content.
     """
     rows = data[split]
-    loss, ratios, _ = qa_scores(model, tokenizer, rows, "paraphrased_answer")
+    scores = qa_scores(model, tokenizer, rows, "paraphrased_answer")
+    loss, ratios = scores.answer, scores.ratios
     rouge, generations = _rouge(model, tokenizer, rows)
     prob = M.probability(loss)
     out = {
@@ -114,6 +151,7 @@ def evaluate_model(model, tokenizer, data: Splits, split: str, hard: bool = True
             str(i): {"rougeL_recall": float(x), "input": r["question"], "ground_truth": r["answer"], "generation": g}
             for i, (x, r, g) in enumerate(zip(rouge, rows, generations, strict=True))}},
         "forget_truth_ratio": {"agg_value": M.forget_truth_ratio(ratios), "value_by_index": _by_index(ratios, "score")},
+        **_precomputes("forget", scores, paraphrased=True),
     }
     out |= _utility(model, tokenizer, data)
     holdout = split.replace("forget", "holdout")
@@ -123,7 +161,7 @@ def evaluate_model(model, tokenizer, data: Splits, split: str, hard: bool = True
         if f"{split}_{name}" not in data:
             continue
         hard_rows = data[f"{split}_{name}"]
-        _, hard_ratios, _ = qa_scores(model, tokenizer, hard_rows, "paraphrased_answer")
+        hard_ratios = qa_scores(model, tokenizer, hard_rows, "paraphrased_answer").ratios
         out[f"forget_truth_ratio/{name}"] = {"agg_value": M.forget_truth_ratio(hard_ratios),
                                              "value_by_index": _by_index(hard_ratios, "score")}
         vectors = pooled_hidden(model, tokenizer, [r["question"] for r in hard_rows])
