@@ -232,18 +232,23 @@ def train_job(out: Path, tokenizer_dir: Path, rows: list[dict], cfg: FinetuneCon
     tokenizer.save_pretrained(out)
 
 
-def in_processes(fn, jobs: list[tuple], on_step=None) -> list:
-    """`fn(*job)` for every job, in spawned processes, as many at once as there are cores; with
-    `on_step`, each job gets a queue as its last argument and `on_step()` is called for every item
-    it puts there (progress). Returns the results in the jobs' order."""
+def in_processes(fn, jobs: list[tuple], on_step=None, at_once: int | None = None) -> list:
+    """`fn(*job)` for every job, in spawned processes, `at_once` at a time (default: as many as
+    there are cores); with `on_step`, each job gets a queue as its last argument and `on_step()` is
+    called for every item it puts there (progress). Returns the results in the jobs' order.
+
+    More jobs than cores at once pays when they are of a size: three one-thread jobs on two cores
+    share them and end together after 1.5 job-times, where two at a time take 2. Jobs of unequal
+    sizes, longest first, do better as many as the cores.
+    """
     import multiprocessing
     import os
     import queue
     from concurrent.futures import ProcessPoolExecutor, wait
 
     context = multiprocessing.get_context("spawn")  # fork would copy the parent's torch threads and locks
-    with context.Manager() as manager, ProcessPoolExecutor(min(len(jobs), os.cpu_count() or 1),
-                                                           mp_context=context) as pool:
+    workers = min(len(jobs), at_once or os.cpu_count() or 1)
+    with context.Manager() as manager, ProcessPoolExecutor(workers, mp_context=context) as pool:
         steps = manager.Queue()
         futures = [pool.submit(fn, *job, *((steps,) if on_step else ())) for job in jobs]
         while wait(futures, timeout=0.5).not_done or not steps.empty():
