@@ -150,12 +150,18 @@ def embedded_model(profiles: dict[str, Profile], profile: str, model: str | None
     return model
 
 
-def model_ref(option: str, ref: str) -> str:
-    """The user's model: a folder made absolute (checked to hold a model), or a hub id (checked to load).
+def model_ref(option: str, ref: str, cache_dir: str | Path | None = None) -> str:
+    """The user's model: a folder made absolute (checked to hold a model), a hub id (checked to
+    load), or a pretrained model's name (`models.pretrained.PRETRAINED`: its folder, converted into
+    `cache_dir` on first use).
 
     Raises:
         UsageError: naming `option`, when the folder holds no model or the hub id does not load.
     """
+    from ofmu_ray.models.pretrained import PRETRAINED, pretrained_folder
+
+    if ref in PRETRAINED:
+        ref = pretrained_folder(ref, cache_dir)
     path = Path(ref).expanduser()
     if not path.exists():
         if ref.startswith((".", "/", "~")) or ref.count("/") > 1:

@@ -47,7 +47,8 @@ class TofuFamily(Family):
         "--bench": "synth-tofu: generated, models trained here; tofu: your data and models (--data, --model)",
         "--profile": "synth-tofu: tiny ~20 authors (tests); small 60 (demo); full 200 (TOFU's size)",
         "--model": f"synth-tofu: an embedded model ({', '.join(MODELS)}; default: the profile's); tofu: the "
-                   "TOFU-finetuned target (a hub id or a folder)",
+                   "TOFU-finetuned target (a hub id, a folder, or smollm2-135m: a pretrained chat model installed "
+                   "offline)",
         "--split": "forget split: forget01, forget05 or forget10 (default)",
         "--data": "tofu: hf:locuslab/TOFU or a folder of TOFU-schema files",
         "--oracle": "tofu: the retain model of --split (hub id or folder)",

@@ -255,8 +255,8 @@ def prepare_tofu(data: str, split: str, model: str, oracle: str | None = None, r
         raise UsageError(f"unknown --prompt {prompt!r}; choose from auto, {', '.join(PROMPTS)}")
     command = prepare_command("tofu", split=split, data=data, model=model, oracle=oracle, retain_logs=retain_logs,
                               prompt=None if prompt == "auto" else prompt, cache_dir=str(cache_root(cache_dir)))
-    model = model_ref("--model", model)
-    oracle = model_ref("--oracle", oracle) if oracle else None
+    model = model_ref("--model", model, cache_dir)
+    oracle = model_ref("--oracle", oracle, cache_dir) if oracle else None
     if retain_logs:
         from ofmu_ray.families.tofu.oracle import read_retain_logs
 

@@ -89,7 +89,7 @@ def prepare_wmdp(split: str, data: str | None, model: str | None, cache_dir: str
         raise UsageError("--bench wmdp needs --data (hf:cais/wmdp or a folder) and --model (a hub id or a folder)")
     root = cache_root(cache_dir)
     command = prepare_command("wmdp", split=split, data=data, model=model, cache_dir=str(root))
-    model = model_ref("--model", model)
+    model = model_ref("--model", model, cache_dir)
     found = load_wmdp(data, split)
     key = cache_key({"bench": "wmdp", "recipe": RECIPE_VERSION, "data": [(n, found[n]) for n in SPLITS],
                      "model": [model, fingerprint(model)]})

