@@ -52,6 +52,7 @@ def run_sweeps(args: argparse.Namespace) -> None:
                 "--models", ",".join(args.models), "--methods", ",".join(methods), "--trials", str(args.trials),
                 *(["--steps", str(args.steps)] if args.steps else ["--epochs", str(args.epochs)]),
                 "--seeds", str(args.seeds), "--tracking-uri", args.tracking_uri,
+                *(["--attacks", args.attacks] if args.attacks != "none" else []),
                 "--sweeps-dir", args.sweeps_dir, "--name", name, *(["--cache-dir", args.cache_dir] if args.cache_dir
                                                                    else []), *(["--resume"] if resume else [])]
         if main(argv) != 0:
@@ -254,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=float, default=10, help="passes over the forget split per run, every method")
     parser.add_argument("--steps", type=int, default=None, help="or forget batches per run (instead of --epochs)")
     parser.add_argument("--seeds", type=int, default=3, help="new seeds for each front configuration")
+    parser.add_argument("--attacks", default="relearn,benign,quant4",
+                        help="as sweep's --attacks, on every trial: robust fronts beside the standard ones (none: off)")
     parser.add_argument("--ablations", default=",".join(ABLATIONS), help=f"OFMU's axes, of {', '.join(ABLATIONS)}")
     parser.add_argument("--ablation-mode", default="tuned", choices=["held", "tuned"],
                         help="tuned: each variant its own search (the fair comparison); held: all at the base")

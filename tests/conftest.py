@@ -86,7 +86,8 @@ def swept(ray_session, tiny, cache_dir, tmp_path_factory) -> str:
     os.chdir(where)  # the default artifact and sweeps folders land here
     try:
         argv = ["sweep", "--profile", "tiny", "--cache-dir", cache_dir, "--methods", "graddiff,ofmu",
-                "--trials", "2", "--steps", "2", "--batch-size", "4", "--workers", "2", "--tracking-uri", uri,
+                "--trials", "2", "--steps", "2", "--batch-size", "4", "--workers", "2", "--cpus-per-worker", "0.49",
+                "--tracking-uri", uri,
                 "--sampler", "tpe", "--name", "study-forget10"]  # as benchmarks/study.py names its sweeps
         assert main(argv) == 0
     finally:
