@@ -4,9 +4,9 @@ Runs one `ofmu-ray sweep` (in this process, a fresh local Ray, a throwaway MLflo
 prepared profile (prepared first, not timed), then reads every trial's own timings from its MLflow
 run: `load_seconds` (task and model), `unlearn_seconds`, `eval_seconds`, `attack_seconds` (with
 `--attacks`), and `trial_seconds` (the trial function's wall time, which also holds saving the model
-and results). What a trial costs
-beyond its function (process start-up, Tune's scheduling, the MLflow logging in the driver) is the
-sweep's wall time times the trials at a time, divided by the trials, minus the function's median.
+and results). What a trial costs beyond its function (process start-up, Tune's scheduling, the
+MLflow logging in the driver) is the sweep's wall time times the trials at a time, divided by the
+trials, minus the function's median.
 
 The figure to watch is the **fixed cost per trial**: wall time per trial (at the concurrency used)
 minus its unlearning, also as a ratio to the unlearning. With `--attacks`, the attacks' overhead is

@@ -76,4 +76,5 @@ def pretrained_folder(name: str, cache_dir: str | Path | None = None) -> str:
                 "parameters": sum(p.numel() for p in model.parameters())}
 
     root = cache_root(cache_dir) / "models" / f"{name}-{key}"
-    return str(publish(root, convert, command=f"ofmu-ray ... --model {name}").root)
+    # No prepare command rebuilds it: a damaged folder is removed, and the next use converts again.
+    return str(publish(root, convert, command=f"rm -r {root}").root)
