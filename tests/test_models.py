@@ -74,9 +74,19 @@ def test_contains_value_matches_whole_words():
 def test_prompt_formats_follow_openunlearning_and_the_chat_template(tmp_path):
     tok = train_word_tokenizer(TEXTS)
     assert PROMPTS["llama2"].text(tok, "Who?") == "[INST] Who? [/INST]"
-    assert PROMPTS["llama3"].text(tok, "Who?").endswith(
+    assert PROMPTS["llama3-tags"].text(tok, "Who?").endswith(
         "<|start_header_id|>user<|end_header_id|>\n\nWho?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
     assert resolve_prompt("auto", tok).name == "plain"
+    # llama3, as OpenUnlearning's Llama-3.2 config: the tokenizer's own template, given its system
+    # prompt and the date it pins (a Llama-3 template writes it as "Today Date: ...")
+    tok.chat_template = ("{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>"
+                         "\n\n{% if m['role'] == 'system' %}Today Date: {{ date_string }}\n\n{% endif %}"
+                         "{{ m['content'] }}<|eot_id|>{% endfor %}"
+                         "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}")
+    assert PROMPTS["llama3"].text(tok, "Who?") == (
+        f"{tok.bos_token}<|start_header_id|>system<|end_header_id|>\n\nToday Date: 10 Apr 2025\n\n"
+        "You are a helpful assistant.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nWho?<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n")
     tok.chat_template = ("{% for m in messages %}< {{ m['role'] }} > {{ m['content'] }} {% endfor %}"
                          "{% if add_generation_prompt %}< assistant > {% endif %}")
     tok.save_pretrained(tmp_path)

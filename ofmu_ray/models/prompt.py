@@ -2,7 +2,7 @@
 
 A model is asked questions the way it was trained to answer them. The embedded models use TOFU's
 plain `Question: ...\\nAnswer:` format; published TOFU models were fine-tuned by OpenUnlearning
-with their chat tags (`llama3`, `llama2` below, as its `template_args` write them), and any other
+in the formats its `template_args` write (`llama3`, `llama3-tags`, `llama2` below), and any other
 chat model has its tokenizer's chat template (`chat`). `load_tokenizer(..., prompt=...)` attaches
 the format to the tokenizer, so every encoder here reads it from there and training, scoring and
 generation cannot disagree. Token ids become tensors in `models.batch`; this module needs no torch, so
@@ -33,11 +33,17 @@ class PromptFormat:
     answer_prefix: str = ""  # between the prompt and the answer
     chat: bool = False
     system: str = ""
+    date_string: str = ""  # the date a Llama-3 chat template writes ("Today Date: ..."); empty: its own
 
     def text(self, tokenizer, question: str) -> str:
         if not self.chat:
             return self.template.format(question=question)
-        return tokenizer.apply_chat_template(self._messages(question), tokenize=False, add_generation_prompt=True)
+        return self._render(tokenizer, self._messages(question), add_generation_prompt=True)
+
+    def _render(self, tokenizer, messages: list[dict], add_generation_prompt: bool = False) -> str:
+        extra = {"date_string": self.date_string} if self.date_string else {}
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt,
+                                             **extra)
 
     def _messages(self, question: str, answer: str | None = None) -> list[dict]:
         messages = [{"role": "system", "content": self.system}] if self.system else []
@@ -59,7 +65,7 @@ class PromptFormat:
         """
         prompt = self.prompt_ids(tokenizer, question)
         if self.chat:
-            full = self._ids(tokenizer, tokenizer.apply_chat_template(self._messages(question, answer), tokenize=False))
+            full = self._ids(tokenizer, self._render(tokenizer, self._messages(question, answer)))
         else:
             full = self._ids(tokenizer, self.text(tokenizer, question) + self.answer_prefix + answer)
         if full[-1] != tokenizer.eos_token_id:
@@ -67,13 +73,16 @@ class PromptFormat:
         return full, [IGNORE] * len(prompt) + full[len(prompt):]
 
 
-LLAMA3_SYSTEM = ("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"
-                 "You are a helpful assistant.<|eot_id|>")
 PROMPTS = {
     "plain": PromptFormat("plain", "Question: {question}\nAnswer:", " "),
-    # OpenUnlearning's template_args for its TOFU models (configs/model/*.yaml)
-    "llama3": PromptFormat("llama3", LLAMA3_SYSTEM + "<|start_header_id|>user<|end_header_id|>\n\n{question}<|eot_id|>"
-                                     "<|start_header_id|>assistant<|end_header_id|>\n\n"),
+    # OpenUnlearning's model configs (configs/model/*.yaml). Llama-3.2 at d3d7cf9: its tokenizer's
+    # chat template with their system prompt and date, so the system block reads "Cutting Knowledge
+    # Date: December 2023 / Today Date: 10 Apr 2025". Its config at 9ee254d writes manual tags
+    # instead, kept as llama3-tags for models fine-tuned that way. Llama-2: manual tags.
+    "llama3": PromptFormat("llama3", chat=True, system="You are a helpful assistant.", date_string="10 Apr 2025"),
+    "llama3-tags": PromptFormat("llama3-tags", "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"
+                                "You are a helpful assistant.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n"
+                                "{question}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"),
     "llama2": PromptFormat("llama2", "[INST] {question} [/INST]"),
     "chat": PromptFormat("chat", chat=True, system="You are a helpful assistant."),
 }
