@@ -77,7 +77,7 @@ def ray_session():
 @pytest.fixture(scope="session")
 def swept(ray_session, tiny, cache_dir, tmp_path_factory) -> str:
     """A finished sweep's MLflow store (its URI): 2 methods x 2 trials on the tiny profile, 2 Ray Train
-    workers per trial."""
+    workers per trial (0.49 CPU each, so that a method's two trials run at once)."""
     from ofmu_ray.cli import main
 
     where = tmp_path_factory.mktemp("sweep")
