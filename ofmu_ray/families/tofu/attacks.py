@@ -161,7 +161,6 @@ def attack(model, tokenizer, data: Splits, split: str, oracle: dict, attacks: tu
             out |= {f"{name}/{k}": v
                     for k, v in score_half(_quantized(model, int(name[-1])), tokenizer, half_b, oracle_b).items()}
     out[ROBUST + "log10_forget_quality"] = min(out[f"{n}/log10_forget_quality"] for n in ("none", *attacks))
-    model.train(False)
     return out | {"attack_seconds": time.perf_counter() - start}
 
 
