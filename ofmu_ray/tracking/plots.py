@@ -20,11 +20,7 @@ def plot_png(trials: dict[str, list], fronts: dict, title: str, path: Path) -> P
         trials: per method, every trial's two objectives on this split.
         fronts: `summarize_fronts(...)[split_key]`.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display needed
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 5))
     for i, (method, points) in enumerate(trials.items()):
         color, entry = COLORS[i % len(COLORS)], fronts["methods"][method]
@@ -77,11 +73,7 @@ def plot_html(points: dict[str, dict[str, list]], fronts: dict, title: str, path
 
 def plot_hypervolumes(by_method: dict[str, dict[str, float]], title: str, path: Path) -> Path:
     """Each method's hypervolume on each model (models in sweep order along x): how fronts move with size."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     models = list(dict.fromkeys(m for by_model in by_method.values() for m in by_model))
     fig, ax = plt.subplots(figsize=(7, 5))
     for i, (method, by_model) in enumerate(by_method.items()):
@@ -104,7 +96,7 @@ def _save(fig, path: Path) -> Path:
 def _pyplot():
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 
     return plt
