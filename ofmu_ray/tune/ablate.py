@@ -45,7 +45,7 @@ from ofmu_ray.tracking import mlflow_log
 from ofmu_ray.train.launch import start_ray
 from ofmu_ray.tune import results
 from ofmu_ray.tune.config import ABLATION_MODES, Objectives, SweepConfig
-from ofmu_ray.tune.pareto import summarize_fronts
+from ofmu_ray.tune.pareto import hypervolume, summarize_fronts
 from ofmu_ray.tune.spaces import Dimension, load_spaces
 from ofmu_ray.tune.sweep import trial_context
 from ofmu_ray.tune.trial_logger import TrialLogger
@@ -175,7 +175,7 @@ def sweep_base(client, bench: str, split: str, sweep: str, method: str, model: s
 
 def _area(x: float, y: float, floor: float) -> float:
     """The hypervolume of one point above the reference (floor, 0)."""
-    return max(0.0, x - floor) * max(0.0, y)
+    return hypervolume([(x, y)], (floor, 0.0))
 
 
 def make_ablation(cfg: SweepConfig, axes: tuple[str, ...], values: tuple[tuple, ...], base: dict, base_from: str,
