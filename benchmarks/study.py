@@ -13,7 +13,7 @@ What it runs, all logged to one MLflow store (`--tracking-uri`, default `benchma
   (decorrelation, Hessian option, T, beta) from `--ablation-base`, over `--ablation-steps` forget
   batches: by default `--ablation-mode tuned`, each variant its own search of `--ablation-trials`
   trials, because a variant held at one base is measured at that base's step sizes, not at its own
-  (held: `--ablation-seeds` runs each at the base). Experiments `ablate/<name>-<axis>`; an
+  (held: `--ablation-seeds` runs each at the base). Experiments `ablate/<name>-<axis>`; a
   started ablation is resumed (a finished one runs no trial again);
 - `benchmarks/method_cost.py`: each method's time per update relative to gradient ascent.
 
@@ -33,7 +33,8 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ABLATIONS = {  # axis -> the values each ablation compares"decorrelation": ("signed", "squared", "abs", "none"),
+ABLATIONS = {  # axis -> the values each ablation compares
+             "decorrelation": ("signed", "squared", "abs", "none"),
              "hessian": ("exact", "no_third", "forget_only", "finite_diff", "finite_diff_forget"),
              "inner_steps": (1, 3, 5, 10), "beta": (0.0, 0.25, 1.0, 4.0)}
 SPLIT_KEYS = ("", "/paraphrase", "/multihop", "/crosslingual")
