@@ -63,6 +63,7 @@ def run_sweeps(args: argparse.Namespace) -> None:
 def run_ablations(args: argparse.Namespace) -> None:
     """One `ofmu-ray ablate` per axis, on the first model and the last split; a started one is resumed."""
     from ofmu_ray.cli import main
+    from ofmu_ray.tune.ablate import ABLATION_FILE
 
     for axis in args.ablations:
         name = f"{args.name}-{axis}"
@@ -76,7 +77,7 @@ def run_ablations(args: argparse.Namespace) -> None:
                                         ["--epochs", str(args.epochs)]), "--tracking-uri", args.tracking_uri,
                 "--ablations-dir", args.ablations_dir, "--name", name,
                 *(["--cache-dir", args.cache_dir] if args.cache_dir else []),
-                *(["--resume"] if (folder / "ablation.json").is_file() else [])]
+                *(["--resume"] if (folder / ABLATION_FILE).is_file() else [])]
         if main(argv) != 0:  # resuming a finished ablation runs no trial again
             raise SystemExit(f"the ablation of {axis} failed: ofmu-ray {' '.join(argv)}")
 
@@ -248,6 +249,8 @@ def write_report(args: argparse.Namespace, command: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ofmu_ray.tune.config import ABLATION_MODES
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--profile", default="small")
     parser.add_argument("--splits", default="forget01,forget05,forget10")
@@ -259,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--attacks", default="relearn,benign,quant4",
                         help="as sweep's --attacks, on every trial: robust fronts beside the standard ones (none: off)")
     parser.add_argument("--ablations", default=",".join(ABLATIONS), help=f"OFMU's axes, of {', '.join(ABLATIONS)}")
-    parser.add_argument("--ablation-mode", default="tuned", choices=["held", "tuned"],
+    parser.add_argument("--ablation-mode", default="tuned", choices=ABLATION_MODES,
                         help="tuned: each variant its own search (the fair comparison); held: all at the base")
     parser.add_argument("--ablation-trials", type=int, default=None, help="tuned: per variant (default: --trials)")
     parser.add_argument("--ablation-seeds", type=int, default=3, help="held: runs per variant")
