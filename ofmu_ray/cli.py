@@ -189,11 +189,14 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help=f"forget batches (one a step, for every method), the same budget for every method "
                         f"(default: {default})")
     p.add_argument("--attacks", default="", metavar="relearn,benign,quant8,quant4",
-                   help="also attack the unlearned model (TOFU-style): relearning on half the forget split, "
-                        "fine-tuning on retain rows, int8/NF4 quantization; each scored on the other half")
+                   help="also attack the unlearned model: relearning on half the forget split, fine-tuning on "
+                        "retain data, int8/NF4 quantization; each scored on the other half (robust/...: the worst)")
+    attack_defaults = "; ".join(f"{f.label}: epochs={a.epochs} lrs={'+'.join(f'{lr:g}' for lr in a.lrs)} "
+                                f"batch_size={a.batch_size} share={a.share:g}"
+                                for f in _families() if f.attacks for a in [f.attack_defaults])
     p.add_argument("--attack-set", action="append", default=[], metavar="KEY=VALUE",
-                   help="how hard the attacks push: epochs=5, lrs=1e-4+3e-4+1e-3 (the attacker's grid), "
-                        "batch_size=8, share=0.5 (of each author's questions trained on); repeatable")
+                   help="how hard the attacks push: epochs, lrs (the attacker's grid), batch_size, share (of each "
+                        f"author's, entity's or class's forget examples trained on); repeatable ({attack_defaults})")
     p.add_argument("--epochs", type=float, default=None,
                    help="or the budget in passes over the forget split: ceil(E * rows / batch size) forget batches")
     p.add_argument("--batch-size", type=int, default=16, help="global batch, split across workers")

@@ -1,10 +1,16 @@
 """Attacks on unlearned models: the halves they train and score on, quantization that leaves a model
-where it is, and a model that only suppresses, caught."""
+where it is, and models that only suppress, caught, in every family."""
 
 from __future__ import annotations
 
+import json
+
+from mlflow.tracking import MlflowClient
+
 from ofmu_ray.cli import main
-from ofmu_ray.families.tofu.attacks import ATTACKS, AttackConfig, attack, halves, reference
+from ofmu_ray.families import FAMILIES
+from ofmu_ray.families.tofu.attacks import attack, halves, reference
+from ofmu_ray.train.attacks import ATTACKS, AttackConfig
 
 LIGHT = AttackConfig(epochs=3, lrs=(1e-3,))  # the default grid's strongest rate, fewer epochs: a test's budget
 
@@ -40,8 +46,8 @@ def test_quantization_leaves_the_target_where_it_is_and_the_oracle_does_not_rele
 def test_unknown_attacks_are_refused_before_anything_runs(capsys):
     assert main(["unlearn", "--profile", "tiny", "--method", "npo", "--attacks", "relearn,jailbreak"]) == 2
     assert "unknown attack(s) jailbreak; choose from relearn, benign" in capsys.readouterr().err
-    assert main(["sweep", "--bench", "digits", "--methods", "ft", "--attacks", "quant4"]) == 2
-    assert "images benchmarks have none yet" in capsys.readouterr().err
+    assert main(["sweep", "--bench", "digits", "--methods", "ft", "--attacks", "quant2"]) == 2
+    assert "unknown attack(s) quant2; choose from relearn, benign, quant8, quant4" in capsys.readouterr().err
 
 
 def test_a_model_that_only_suppresses_is_caught_by_relearning(tiny):
@@ -72,10 +78,6 @@ def test_a_sweep_with_attacks_draws_robust_fronts(ray_session, tiny, cache_dir, 
                                                   capsys):
     """Every trial is attacked after its evaluation; the fronts on (robust FQ, MU) are logged beside
     the others, with their own reference point (half B's floor)."""
-    import json
-
-    from mlflow.tracking import MlflowClient
-
     monkeypatch.chdir(tmp_path)
     argv = ["sweep", "--profile", "tiny", "--cache-dir", cache_dir, "--methods", "gradascent", "--trials", "1",
             "--steps", "2", "--batch-size", "4", "--attacks", "relearn,quant4", "--attack-set", "epochs=3",
@@ -95,3 +97,53 @@ def test_a_sweep_with_attacks_draws_robust_fronts(ray_session, tiny, cache_dir, 
     assert main(["unlearn", "--profile", "tiny", "--method", "npo", "--attacks", "relearn",
                  "--attack-set", "share=2"]) == 2
     assert "0 < share < 1" in capsys.readouterr().err
+
+
+def test_relearning_brings_back_what_rmu_only_suppressed_on_wmdp(synth_wmdp, cache_dir, mlflow_uri, tmp_path,
+                                                                 monkeypatch, capsys):
+    """RMU leaves the topic's questions at chance, yet fine-tuning on half of them (with their
+    answers) brings the other half back (measured: forget_acc 0.25 -> 0.92, benign fine-tuning
+    0.67), while the oracle, which never saw the topic, stays where it was (0.17 -> 0.17) and
+    quantizing the target moves nothing. RMU trains three layers and freezes the rest: the attacker
+    trains them all."""
+    from ofmu_ray.families.wmdp.attacks import reference as wmdp_reference
+
+    ref = wmdp_reference(synth_wmdp, ATTACKS, FAMILIES["synth-wmdp"].attack_defaults)
+    target, oracle = ref["target"], ref["oracle"]
+    for bits in ("quant8", "quant4"):
+        assert abs(target[f"{bits}/forget_acc"] - target["none/forget_acc"]) <= 0.1, bits
+    assert oracle["relearn/forget_acc"] <= 0.4
+    monkeypatch.chdir(tmp_path)
+    assert main(["unlearn", "--bench", "synth-wmdp", "--profile", "tiny", "--cache-dir", cache_dir, "--method", "rmu",
+                 "--attacks", "relearn", "--tracking-uri", mlflow_uri, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["none/forget_acc"] <= 0.4  # it looks forgotten
+    assert out["relearn/forget_acc"] >= oracle["relearn/forget_acc"] + 0.4  # and comes back
+    assert out["robust/forget_closeness"] == min(out["none/forget_closeness"], out["relearn/forget_closeness"])
+    logged = MlflowClient(mlflow_uri).get_run(out["mlflow_run_id"]).data.metrics
+    assert logged["relearn/forget_acc"] == out["relearn/forget_acc"] and logged["attack_seconds"] > 0
+
+
+def test_relearning_brings_back_over_forgotten_images_and_not_the_oracles(digits, cache_dir, mlflow_uri, tmp_path,
+                                                                           monkeypatch, capsys):
+    """Gradient ascent over-forgets random digits (ua on half B 14.7 against the oracle's 1.5,
+    measured); one pass over half A brings them back (ua 0). The oracle keeps its ua, and
+    quantization (bitsandbytes' NF4 and int8 quantizers on every weight) leaves the target where it
+    is. (Their sweep's robust fronts: test_sweep.py.)"""
+    from ofmu_ray.families.vision.attacks import reference as vision_reference
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["unlearn", "--bench", "digits", "--cache-dir", cache_dir, "--method", "gradascent", "--steps", "40",
+                 "--attacks", "relearn,quant8,quant4", "--tracking-uri", mlflow_uri, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    ref = vision_reference(digits, ("relearn", "quant4"), FAMILIES["digits"].attack_defaults)
+    oracle, target = ref["oracle"], ref["target"]
+    assert out["none/ua"] >= oracle["none/ua"] + 5  # over-forgotten
+    assert out["relearn/ua"] <= out["none/ua"] - 5  # and relearnt
+    assert out["robust/ua"] == min(out[f"{a}/ua"] for a in ("none", "relearn", "quant8", "quant4"))
+    assert out["robust/oracle_closeness"] == min(out[f"{a}/oracle_closeness"]
+                                                 for a in ("none", "relearn", "quant8", "quant4"))
+    assert oracle["relearn/ua"] >= oracle["none/ua"] - 1
+    for bits in ("quant8", "quant4"):
+        assert abs(target[f"{bits}/ua"] - target["none/ua"]) <= 2, bits
+        assert abs(target[f"{bits}/oracle_closeness"] - target["none/oracle_closeness"]) <= 1, bits

@@ -23,7 +23,8 @@ from ofmu_ray.tune.pareto import summarize_fronts
 
 HARD = ("paraphrase", "multihop", "crosslingual")
 # bench -> (its prepared benchmark's fixture, the methods swept, what every trial run logs); synth-tofu's
-# is the session's shared sweep (`swept`), the others are run here with 2 trials of 5 batches a method
+# is the session's shared sweep (`swept`), the others are run here with 2 trials of 5 batches a method,
+# attacked (synth-tofu's attacked sweep: test_attacks.py)
 FAMILY_SWEEPS = {
     "synth-tofu": ("tiny", ("graddiff", "ofmu"), {"log10_forget_quality", "model_utility", "privleak"}),
     "synth-wmdp": ("synth_wmdp", ("rmu", "ofmu"), {"forget_acc", "utility_acc", "forget_error"}),
@@ -104,27 +105,34 @@ def test_pareto_command_equals_a_recomputation_from_the_runs(swept, capsys):
 def test_a_sweep_of_each_family_logs_fronts_on_its_own_objectives(bench, request, cache_dir, mlflow_uri, tmp_path,
                                                                   capsys, monkeypatch):
     """Per family: Optuna's objectives and the fronts' reference point are the family's, every trial logs
-    its metrics, the comparison run holds each method's hypervolume, and `pareto` rebuilds the fronts."""
+    its metrics, the comparison run holds each method's hypervolume, and `pareto` rebuilds the fronts,
+    the attacks' worst case among them."""
     fixture, methods, logged = FAMILY_SWEEPS[bench]
     prepared, family = request.getfixturevalue(fixture), FAMILIES[bench]
     split = family.default_splits[bench]
+    attacks: tuple[str, ...] = ()
     if bench == "synth-tofu":
         uri = request.getfixturevalue("swept")
     else:
         request.getfixturevalue("ray_session")
         monkeypatch.chdir(tmp_path)
-        uri = mlflow_uri
+        uri, attacks = mlflow_uri, ("relearn", "quant4")
         assert main(["sweep", "--bench", bench, "--cache-dir", cache_dir, "--methods", ",".join(methods),
-                     "--trials", "2", "--steps", "5", "--tracking-uri", uri]) == 0
+                     "--trials", "2", "--steps", "5", "--attacks", ",".join(attacks), "--tracking-uri", uri]) == 0
         capsys.readouterr()
     assert main(["pareto", "--tracking-uri", uri, "--experiment", f"{bench}/{split}", "--json"]) == 0
     (fronts,) = [found["fronts"] for found in json.loads(capsys.readouterr().out)["models"].values()]
-    floors = family.floors(prepared, split)
+    floors = family.floors(prepared, split, attacks)
     assert sorted(fronts) == sorted(floors) and fronts[""]["objectives"] == list(family.objectives)
     assert fronts[""]["reference"] == [floors[""], 0.0]
     trials = _runs(uri, "trial", f"{bench}/{split}")
     assert sorted(t.data.tags["method"] for t in trials) == sorted(methods * 2)
     assert all(logged <= set(t.data.metrics) for t in trials)
+    if attacks:
+        x, y = family.objectives
+        assert fronts["/robust"]["objectives"] == [f"robust/{x}", y]
+        for t in trials:
+            assert t.data.metrics[f"robust/{x}"] == min(t.data.metrics[f"{a}/{x}"] for a in ("none", *attacks))
     (comparison,) = _runs(uri, "comparison", f"{bench}/{split}")
     for method in methods:
         assert comparison.data.metrics[f"hypervolume/{method}"] == fronts[""]["methods"][method]["hypervolume"]

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, ClassVar
 from ofmu_ray.cache import Prepared
 from ofmu_ray.config import MODELS, FinetuneConfig, Profile, TinyLlamaSpec
 from ofmu_ray.errors import UsageError
+from ofmu_ray.train.attacks import ROBUST_KEY, AttackConfig
 
 if TYPE_CHECKING:
     from ofmu_ray.train.spec import RunSpec
@@ -57,7 +58,8 @@ class Family:
     default_methods: ClassVar[tuple[str, ...]]  # what a sweep runs when `--methods` is not given
     objectives: ClassVar[tuple[str, str]]  # what a sweep maximises by default
     allowed_objectives: ClassVar[tuple[str, ...]]  # what `--objectives` may name
-    attacks: ClassVar[tuple[str, ...]] = ()  # what `--attacks` may name (attacks on the unlearned model)
+    attacks: ClassVar[tuple[str, ...]] = ()  # what `--attacks` may name (`train.attacks.ATTACKS` it scores)
+    attack_defaults: ClassVar[AttackConfig] = AttackConfig()  # how hard they push unless `--attack-set` says
     keep_best: ClassVar[tuple[str, ...]]  # what `--keep-best` may maximise
     result_files: ClassVar[tuple[str, str]]  # (per-item results, summary): written by a run and by `eval`
     results_label: ClassVar[str] = "per-item results"  # how `eval` names the first of them
@@ -83,6 +85,15 @@ class Family:
             have = (f"choose from {', '.join(self.attacks)}" if self.attacks
                     else f"{self.label} benchmarks have none yet")
             raise UsageError(f"unknown attack(s) {', '.join(unknown)}; {have}")
+        self.attack_config(settings)
+
+    def attack_config(self, settings: dict | None) -> AttackConfig:
+        """This family's attack defaults with `--attack-set` pairs applied.
+
+        Raises:
+            UsageError: an unknown key or a value out of range.
+        """
+        return self.attack_defaults.parse(settings or {})
 
     def prepare(self, request: PrepareRequest, *, rebuild: bool = False, progress: bool = True) -> Prepared:
         """The prepared benchmark (generated and trained once, or the user's data and models checked and
@@ -106,7 +117,7 @@ class Family:
     def floors(self, prepared: Prepared, split: str, attacks: tuple[str, ...] = ()) -> dict[str, float]:
         """Per split key ("", "/<hard split>", and "/robust" with attacks), the x of the hypervolume's
         reference point; 0 for objectives that are shares or percentages."""
-        return {"": 0.0}
+        return {"": 0.0} | ({ROBUST_KEY: 0.0} if attacks else {})
 
     def forget_rows(self, prepared: Prepared, split: str) -> int:
         """How many examples the forget split holds: what an epoch (`--epochs`) passes over."""

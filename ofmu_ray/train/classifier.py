@@ -29,9 +29,10 @@ def train_classifier(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, epoch
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * steps_per_epoch)
     batches = image_batches(x, y, batch_size, seed)
+    device = next(model.parameters()).device  # a GPU worker's model (the attacks fine-tune one)
     model.train()
     for _ in range(epochs * steps_per_epoch):
-        batch = next(batches)
+        batch = {k: v.to(device) for k, v in next(batches).items()}
         loss = F.cross_entropy(model(batch["pixels"]), batch["labels"])
         opt.zero_grad(set_to_none=True)
         loss.backward()

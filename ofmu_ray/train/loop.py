@@ -140,7 +140,7 @@ def run_worker(spec: RunSpec, make_task: TaskFactory, rank: int, world: int, rep
                 metrics |= summary | {"eval_seconds": time.perf_counter() - evaluating}
                 if task.attack:  # the final model only; fine-tuning copies must not move this rank's RNG
                     with torch.random.fork_rng():
-                        metrics |= task.attack(bare)
+                        metrics |= task.attack(bare, summary)
                 for name, content in zip(task.result_files, (result, summary), strict=True):
                     (out / name).write_text(json.dumps(content))
             if best_dir is not None:

@@ -34,7 +34,7 @@ class Task:
     evaluate: Callable[[Any], Evaluation]  # on rank 0
     save: Callable[[Any, Path], None]  # safetensors, with what the model needs to load again
     result_files: tuple[str, str]  # where the per-item results and the summary are written
-    attack: Callable[[Any], dict] | None = None  # attacks on the final model, after its evaluation (rank 0)
+    attack: Callable[[Any, dict], dict] | None = None  # attacks on the final model, given its evaluation (rank 0)
 
 
 def batches(tokenizer, rows: list[dict], batch_size: int, seed: int = 0) -> Iterator[Batch]:
@@ -75,18 +75,18 @@ def causal_lm_task(spec: RunSpec, model_dir: str, prompt: str, forget: list[dict
                 batches(tokenizer, forget, spec.batch_size, spec.seed),
                 batches(tokenizer, retain, spec.batch_size, spec.seed + 1),
                 lambda model: evaluate(model, tokenizer), save, result_files,
-                (lambda model: attack(model, tokenizer)) if attack else None)
+                (lambda model, summary: attack(model, tokenizer)) if attack else None)
 
 
 def classifier_task(spec: RunSpec, model_dir: str, x: np.ndarray, y: np.ndarray, forget: np.ndarray,
                     retain: np.ndarray, device, evaluate: Callable[[Any], Evaluation],
-                    result_files: tuple[str, str]) -> Task:
+                    result_files: tuple[str, str], attack: Callable[[Any, dict], dict] | None = None) -> Task:
     """An image classifier (a `models.vision` folder) unlearning the `forget` images (indices into
-    `x`, `y`) while keeping the `retain` ones."""
+    `x`, `y`) while keeping the `retain` ones; `attack(model, summary)` attacks the final one."""
     from ofmu_ray.models.vision import load_classifier, save_classifier
     from ofmu_ray.train.classifier import image_batches
 
     return Task(load_classifier(model_dir).to(device), lambda: load_classifier(model_dir).to(device),
                 image_batches(x[forget], y[forget], spec.batch_size, spec.seed),
                 image_batches(x[retain], y[retain], spec.batch_size, spec.seed + 1),
-                evaluate, save_classifier, result_files)
+                evaluate, save_classifier, result_files, attack)

@@ -37,7 +37,7 @@ class TofuFamily(Family):
     default_methods = ("gradascent", "graddiff", "npo", "simnpo", "rmu", "ofmu")
     objectives = ("log10_forget_quality", "model_utility")  # FQ saturates at a floor: its log is what moves
     allowed_objectives = (*objectives, "robust/log10_forget_quality")  # the worst over `--attacks`
-    attacks = ("relearn", "benign", "quant8", "quant4")  # `attacks.ATTACKS`
+    attacks = ("relearn", "benign", "quant8", "quant4")  # all of `train.attacks.ATTACKS`
     keep_best = ("log10_forget_quality", "model_utility")
     result_files = ("TOFU_EVAL.json", "TOFU_SUMMARY.json")
     results_label = "per-question results"
@@ -83,12 +83,6 @@ class TofuFamily(Family):
         data = load_tofu(request.data)
         return {"bench": "tofu", "data": request.data, "splits": {name: len(data[name]) for name in data}}
 
-    def check_attacks(self, attacks: tuple[str, ...], settings: dict | None = None) -> None:
-        from ofmu_ray.families.tofu.attacks import AttackConfig
-
-        super().check_attacks(attacks, settings)
-        AttackConfig.parse(settings or {})
-
     def references(self, prepared: Prepared, split: str, dtype: str, attacks: tuple[str, ...] = (),
                    attack_settings: dict | None = None) -> None:
         """The oracle's and the target's evaluations of `split`, and with `attacks` the attacked
@@ -98,12 +92,12 @@ class TofuFamily(Family):
         data = prepared.data()
         references(prepared, split, data, None, dtype)
         if attacks:
-            from ofmu_ray.families.tofu.attacks import AttackConfig, reference
+            from ofmu_ray.families.tofu.attacks import reference
 
             if prepared.retain_logs(split):
                 raise UsageError("--attacks needs the retain oracle as a model (--oracle), not its retain log: "
                                  "the relearning reference fine-tunes it")
-            reference(prepared, split, attacks, data, AttackConfig.parse(attack_settings or {}))
+            reference(prepared, split, attacks, self.attack_config(attack_settings), data)
 
     def floors(self, prepared: Prepared, split: str, attacks: tuple[str, ...] = ()) -> dict[str, float]:
         """The log10 forget-quality floor of the forget split and of each hard split (the smallest KS
@@ -115,7 +109,8 @@ class TofuFamily(Family):
         out = {"": log10_fq_floor(len(data[split]))}
         out |= {f"/{h}": log10_fq_floor(len(data[f"{split}_{h}"])) for h in HARD_SPLITS if f"{split}_{h}" in data}
         if attacks:
-            from ofmu_ray.families.tofu.attacks import ROBUST_KEY, half_floor
+            from ofmu_ray.families.tofu.attacks import half_floor
+            from ofmu_ray.train.attacks import ROBUST_KEY
 
             out[ROBUST_KEY] = half_floor(data[split])
         return out
@@ -137,12 +132,12 @@ class TofuFamily(Family):
         data = prepared.data()
 
         def attack(model, tok) -> dict:
-            from ofmu_ray.families.tofu.attacks import AttackConfig, attack
+            from ofmu_ray.families.tofu.attacks import attack
             from ofmu_ray.families.tofu.oracle import references
 
             oracle = references(prepared, spec.split, data, None, spec.dtype)[0]
             return attack(model, tok, data, spec.split, oracle, tuple(spec.attacks.split(",")),
-                          AttackConfig.parse(spec.attack_settings))
+                          self.attack_config(spec.attack_settings))
 
         return causal_lm_task(
             spec, prepared.model_dir("target"), prepared.prompt, data[spec.split], data[retain_split(spec.split)],

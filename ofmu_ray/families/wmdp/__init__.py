@@ -37,7 +37,9 @@ class WmdpFamily(Family):
     default_methods = ("rmu", "npo", "simnpo", "graddiff", "ofmu")  # WMDP's own baseline and those that retain
     # closeness to chance, not raw forgetting: answering the topic worse than chance reveals the answer
     objectives = ("forget_closeness", "utility_acc")
-    allowed_objectives = ("forget_closeness", "forget_error", "utility_acc")
+    allowed_objectives = ("forget_closeness", "forget_error", "utility_acc", "robust/forget_closeness",
+                          "robust/forget_error")  # the worst over `--attacks`
+    attacks = ("relearn", "benign", "quant8", "quant4")  # all of `train.attacks.ATTACKS`
     keep_best = ("forget_closeness", "utility_acc")
     result_files = ("MCQ_EVAL.json", "MCQ_SUMMARY.json")
     results_label = "per-question picks"
@@ -63,6 +65,14 @@ class WmdpFamily(Family):
         return prepare_synth_wmdp(request.profile, request.cache_dir, request.model, rebuild=rebuild,
                                   progress=progress)
 
+    def references(self, prepared: Prepared, split: str, dtype: str, attacks: tuple[str, ...] = (),
+                   attack_settings: dict | None = None) -> None:
+        """With `attacks`, the attacked target's and oracle's metrics (`attacks.reference`), cached."""
+        if attacks:
+            from ofmu_ray.families.wmdp.attacks import reference
+
+            reference(prepared, attacks, self.attack_config(attack_settings))
+
     def forget_rows(self, prepared: Prepared, split: str) -> int:
         return len(prepared.data()["forget_corpus"])
 
@@ -72,9 +82,17 @@ class WmdpFamily(Family):
 
         prepared = Prepared(Path(spec.prepared_root))
         data = prepared.data()
+
+        def attack(model, tok) -> dict:
+            from ofmu_ray.families.wmdp.attacks import attack
+
+            return attack(model, tok, data, prepared.report["reference_forget_acc"], tuple(spec.attacks.split(",")),
+                          self.attack_config(spec.attack_settings))
+
         return causal_lm_task(spec, prepared.model_dir("target"), prepared.prompt, data["forget_corpus"],
                               data["retain_corpus"], device,
-                              lambda model, tok: evaluate_loaded_mcq(prepared, model, tok, data), self.result_files)
+                              lambda model, tok: evaluate_loaded_mcq(prepared, model, tok, data), self.result_files,
+                              attack if spec.attacks else None)
 
     def evaluate(self, prepared: Prepared, which: str, *, split: str, retain_logs: str | None = None,
                  dtype: str = "fp32") -> tuple[dict, dict | None]:
