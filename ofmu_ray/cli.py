@@ -48,6 +48,7 @@ def _add_bench_args(p: argparse.ArgumentParser, split: bool = True, run: bool = 
     p.add_argument("--oracle", default=None, help=_help("--oracle"))
     p.add_argument("--retain-logs", default=None, help=_help("--retain-logs"))
     p.add_argument("--prompt", default="auto", choices=["auto", *PROMPTS], help=_help("--prompt"))
+    p.add_argument("--max-new-tokens", default=None, metavar="N|answer", help=_help("--max-new-tokens"))
     if run:
         p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "bf16-mixed"],
                        help="the models' weights: fp32, bf16, or fp32 with the unlearning passes under bf16 "
@@ -60,7 +61,7 @@ def _add_bench_args(p: argparse.ArgumentParser, split: bool = True, run: bool = 
 def _check_options(args: argparse.Namespace, model: str | None) -> None:
     """An option the bench does not take is an error naming the benches that do."""
     given = {"model": model, "data": args.data, "oracle": args.oracle, "retain_logs": args.retain_logs,
-             "prompt": None if args.prompt == "auto" else args.prompt}
+             "prompt": None if args.prompt == "auto" else args.prompt, "max_new_tokens": args.max_new_tokens}
     for option in OPTIONS:
         if given[option] is not None and not FAMILIES[args.bench].accepts(args.bench, option, args.command):
             takers = [b for b, f in FAMILIES.items() if f.accepts(b, option, args.command)]
@@ -72,7 +73,7 @@ def _request(args: argparse.Namespace) -> PrepareRequest:
     _check_options(args, args.model)
     return PrepareRequest(bench=args.bench, split=args.split, profile=args.profile, model=args.model, data=args.data,
                           oracle=args.oracle, retain_logs=args.retain_logs, prompt=args.prompt,
-                          cache_dir=args.cache_dir)
+                          max_new_tokens=args.max_new_tokens, cache_dir=args.cache_dir)
 
 
 def _add_prepare(sub: argparse._SubParsersAction) -> None:
@@ -351,8 +352,9 @@ def _sweep_config(args: argparse.Namespace):
         gpus_per_worker=args.gpus_per_worker, concurrency=args.concurrency, seeds=args.seeds, sampler=args.sampler,
         seed=args.sampler_seed, spaces=parse_sets(args.space), lora=_lora(args), lora_save=args.lora_save,
         models=_names(args.models or args.model), data=args.data, oracles=_names(args.oracle),
-        retain_logs=_names(args.retain_logs), prompt=args.prompt, dtype=args.dtype,
-        objectives=_names(args.objectives), storage_path=args.storage_path, checkpoint_every=args.checkpoint_every,
+        retain_logs=_names(args.retain_logs), prompt=args.prompt, max_new_tokens=args.max_new_tokens,
+        dtype=args.dtype, objectives=_names(args.objectives), storage_path=args.storage_path,
+        checkpoint_every=args.checkpoint_every,
         max_failures=args.max_failures, optuna_storage=args.optuna_storage)
 
 
@@ -557,8 +559,8 @@ def _run_ablate(args: argparse.Namespace) -> int:
             gpus_per_worker=args.gpus_per_worker, concurrency=args.concurrency, sampler=args.sampler,
             seed=args.sampler_seed, spaces={args.method: args.space} if args.space else {}, lora=_lora(args),
             lora_save=args.lora_save, models=_names(args.model), data=args.data, oracles=_names(args.oracle),
-            retain_logs=_names(args.retain_logs), prompt=args.prompt, dtype=args.dtype,
-            objectives=_names(args.objectives), storage_path=args.storage_path,
+            retain_logs=_names(args.retain_logs), prompt=args.prompt, max_new_tokens=args.max_new_tokens,
+            dtype=args.dtype, objectives=_names(args.objectives), storage_path=args.storage_path,
             checkpoint_every=args.checkpoint_every, max_failures=args.max_failures)
         values = ablate.parse_axes(args.method, args.axis, args.values)
         settings, sweep = ablate.parse_base(args.base)

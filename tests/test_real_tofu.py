@@ -33,9 +33,12 @@ class TofuSet:
     oracle: Path
     cache: Path
 
-    def args(self, *, oracle: bool = True) -> list[str]:
+    def args(self, *, oracle: bool = True, budget: str | None = "answer") -> list[str]:
+        """The command line's benchmark options; `budget` the ROUGE generations' (`answer`, as synth-tofu's,
+        so that numbers can equal its; None: OpenUnlearning's 200 tokens, the default)."""
         return ["--bench", "tofu", "--data", str(self.data), "--model", str(self.model), "--cache-dir", str(self.cache),
-                *(["--oracle", str(self.oracle)] if oracle else [])]
+                *(["--oracle", str(self.oracle)] if oracle else []),
+                *(["--max-new-tokens", budget] if budget else [])]
 
 
 def _export(rows: list[dict], path: Path, columns=TOFU_COLUMNS) -> None:
@@ -98,8 +101,8 @@ def test_unlearn_equals_the_synth_tofu_path(tiny, cache_dir, tofu_set, mlflow_ur
 def test_sweep_runs_on_the_users_models_end_to_end(ray_session, tofu_set, mlflow_uri, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     uri = mlflow_uri
-    printed = _json_of(["sweep", *tofu_set.args(), "--methods", "gradascent", "--trials", "2", "--steps", "2",
-                        "--batch-size", "4", "--tracking-uri", uri, "--json"], capsys)
+    printed = _json_of(["sweep", *tofu_set.args(budget=None), "--methods", "gradascent", "--trials", "2",
+                        "--steps", "2", "--batch-size", "4", "--tracking-uri", uri, "--json"], capsys)
     assert list(printed["models"]) == [str(tofu_set.model)]
     assert printed["models"][str(tofu_set.model)]["fronts"][""]["methods"]["gradascent"]["trials"] == 2
     client = MlflowClient(uri)
@@ -107,6 +110,19 @@ def test_sweep_runs_on_the_users_models_end_to_end(ray_session, tofu_set, mlflow
     trials = client.search_runs([experiment], "tags.`ofmu.kind` = 'trial'")
     assert len(trials) == 2 and all(t.data.tags["model"] == str(tofu_set.model) for t in trials)
     assert all("log10_forget_quality/multihop" in t.data.metrics for t in trials)
+
+
+def test_rouge_generates_openunlearnings_200_tokens_unless_told_otherwise(tofu_set, capsys):
+    """`--bench tofu` generates up to 200 new tokens for ROUGE, as OpenUnlearning does; `answer` gives
+    the longest gold answer + 4 (synth-tofu's), a number cuts the generations there."""
+    assert _json_of(["prepare", *tofu_set.args(budget=None), "--json"], capsys)["max_new_tokens"] == 200
+    answer = _json_of(["eval", *tofu_set.args(), "--json"], capsys)
+    cut = _json_of(["eval", *tofu_set.args(budget="2"), "--json"], capsys)
+    assert cut["forget_rouge"] < answer["forget_rouge"] - 0.3  # two tokens hold a name, not a sentence
+    assert main(["eval", *tofu_set.args(budget="0")]) == 2
+    assert "--max-new-tokens 0: a number of tokens >= 1, or 'answer'" in capsys.readouterr().err
+    assert main(["eval", "--profile", "tiny", "--max-new-tokens", "200"]) == 2
+    assert "--max-new-tokens: for --bench tofu, not synth-tofu" in capsys.readouterr().err
 
 
 def _broken_set(tofu_set: TofuSet, tmp_path: Path, case: str) -> list[str]:

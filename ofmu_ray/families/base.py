@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ofmu_ray.train.spec import RunSpec
     from ofmu_ray.train.task import Task
 
-OPTIONS = ("model", "data", "oracle", "retain_logs", "prompt")  # what a bench may take besides --split, --profile
+OPTIONS = ("model", "data", "oracle", "retain_logs", "prompt", "max_new_tokens")  # besides --split, --profile
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,6 +41,7 @@ class PrepareRequest:
     oracle: str | None = None
     retain_logs: str | None = None
     prompt: str = "auto"
+    max_new_tokens: str | None = None  # None: the family's default
     cache_dir: str | None = None
 
 

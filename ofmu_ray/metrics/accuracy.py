@@ -47,10 +47,13 @@ def greedy_answers(model, tokenizer, questions: list[str], max_new_tokens: int,
     return out
 
 
-def greedy_for_rows(model, tokenizer, rows: list[dict]) -> list[str]:
-    """Greedy answers to the rows' questions, with room for the longest gold answer among them."""
-    budget = max(len(tokenizer(r["answer"], add_special_tokens=False)["input_ids"]) for r in rows)
-    return greedy_answers(model, tokenizer, [r["question"] for r in rows], budget + EXTRA_TOKENS)
+def greedy_for_rows(model, tokenizer, rows: list[dict], max_new_tokens: int | None = None) -> list[str]:
+    """Greedy answers to the rows' questions: `max_new_tokens` new tokens at most (OpenUnlearning's
+    ROUGE: 200), or None for room for the longest gold answer among them."""
+    if max_new_tokens is None:
+        max_new_tokens = EXTRA_TOKENS + max(len(tokenizer(r["answer"], add_special_tokens=False)["input_ids"])
+                                            for r in rows)
+    return greedy_answers(model, tokenizer, [r["question"] for r in rows], max_new_tokens)
 
 
 def answer_accuracy(model, tokenizer, rows: list[dict]) -> float:

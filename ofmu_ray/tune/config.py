@@ -61,6 +61,7 @@ class SweepConfig:
     oracles: tuple[str, ...] = ()  # tofu: the retain model of each model, in the same order
     retain_logs: tuple[str, ...] = ()  # tofu: or each model's OpenUnlearning retain log
     prompt: str = "auto"
+    max_new_tokens: str | None = None  # tofu: the ROUGE generations' budget (`--max-new-tokens`)
     dtype: str = "fp32"
     objectives: tuple[str, ...] = ()  # the two maximised metrics; () = the family's `objectives`
     storage_path: str = ""  # where trials keep checkpoints and results, seen by every node; "" = the sweep folder

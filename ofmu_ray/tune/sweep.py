@@ -87,7 +87,7 @@ def prepare_models(cfg: SweepConfig, cache_dir: str | None) -> dict[str, Prepare
         prepared = runs.prepare(PrepareRequest(
             bench=cfg.bench, split=cfg.split, profile=cfg.profile, model=model, data=cfg.data,
             oracle=cfg.oracles[i] if cfg.oracles else None, retain_logs=cfg.retain_logs[i] if cfg.retain_logs else None,
-            prompt=cfg.prompt, cache_dir=cache_dir))
+            prompt=cfg.prompt, max_new_tokens=cfg.max_new_tokens, cache_dir=cache_dir))
         out[prepared.model] = prepared
     return out
 

@@ -29,7 +29,7 @@ class TofuFamily(Family):
 
     name = "tofu"
     label = "TOFU-style"
-    benches = {"synth-tofu": ("model",), "tofu": ("data", "model", "oracle", "retain_logs", "prompt")}
+    benches = {"synth-tofu": ("model",), "tofu": ("data", "model", "oracle", "retain_logs", "prompt", "max_new_tokens")}
     default_splits = {"synth-tofu": "forget10", "tofu": "forget10"}
     modality = "text"
     default_steps = 20
@@ -56,6 +56,8 @@ class TofuFamily(Family):
         "--prompt": "tofu: the prompt format the models were fine-tuned with (auto: the tokenizer's chat template "
                     "if it has one, else plain 'Question: ... Answer:'; OpenUnlearning's TOFU models: llama3 or "
                     "llama2)",
+        "--max-new-tokens": "tofu: the ROUGE generations' budget (default 200, OpenUnlearning's; answer: the longest "
+                            "gold answer + 4, as synth-tofu)",
     }
 
     def accepts(self, bench: str, option: str, command: str) -> bool:
@@ -63,12 +65,12 @@ class TofuFamily(Family):
         return super().accepts(bench, option, command) or (option == "retain_logs" and command == "eval")
 
     def prepare(self, request: PrepareRequest, *, rebuild: bool = False, progress: bool = True) -> Prepared:
-        from ofmu_ray.families.tofu.prepare import prepare_synth_tofu, prepare_tofu
+        from ofmu_ray.families.tofu.prepare import parse_max_new_tokens, prepare_synth_tofu, prepare_tofu
 
         if request.bench == "tofu":
             return prepare_tofu(request.data, request.split or self.default_splits["tofu"], request.model,
                                 request.oracle, request.retain_logs, request.prompt, request.cache_dir,
-                                rebuild=rebuild)
+                                parse_max_new_tokens(request.max_new_tokens), rebuild=rebuild)
         return prepare_synth_tofu(request.profile, request.cache_dir, request.model, rebuild=rebuild,
                                   progress=progress)
 

@@ -33,8 +33,8 @@ def _by_index(values, key: str) -> dict[str, dict]:
     return {str(i): {key: float(v)} for i, v in enumerate(values)}
 
 
-def _rouge(model, tokenizer, rows: list[dict]) -> tuple[np.ndarray, list[str]]:
-    generations = greedy_for_rows(model, tokenizer, rows)
+def _rouge(model, tokenizer, rows: list[dict], max_new_tokens: int | None) -> tuple[np.ndarray, list[str]]:
+    generations = greedy_for_rows(model, tokenizer, rows, max_new_tokens)
     return M.rouge_l_recall([r["answer"] for r in rows], generations), generations
 
 
@@ -81,9 +81,9 @@ def _precomputes(prefix: str, scores: QAScores, paraphrased: bool) -> dict[str, 
     return out
 
 
-def _retain(model, tokenizer, rows: list[dict], suffix: str = "") -> dict[str, dict]:
+def _retain(model, tokenizer, rows: list[dict], max_new_tokens: int | None, suffix: str = "") -> dict[str, dict]:
     scores = qa_scores(model, tokenizer, rows, "paraphrased_answer")
-    rouge, _ = _rouge(model, tokenizer, rows)
+    rouge, _ = _rouge(model, tokenizer, rows, max_new_tokens)
     out = {f"retain_Q_A_ROUGE{suffix}": {"agg_value": float(rouge.mean())},
            f"retain_Truth_Ratio{suffix}": {"agg_value": M.retain_truth_ratio(scores.ratios)}}
     if suffix:  # a hard form: its numbers only, OpenUnlearning has no such split
@@ -91,12 +91,12 @@ def _retain(model, tokenizer, rows: list[dict], suffix: str = "") -> dict[str, d
     return out | {"retain_Q_A_Prob": _probabilities(scores.answer)} | _precomputes("retain", scores, paraphrased=True)
 
 
-def _utility(model, tokenizer, data: Splits) -> dict[str, dict]:
-    out = _retain(model, tokenizer, data["retain_perturbed"])
+def _utility(model, tokenizer, data: Splits, max_new_tokens: int | None) -> dict[str, dict]:
+    out = _retain(model, tokenizer, data["retain_perturbed"], max_new_tokens)
     for prefix, split in (("ra", "real_authors"), ("wf", "world_facts")):
         rows = data[split]
         scores = qa_scores(model, tokenizer, rows, "answer")  # TOFU: original answer here
-        rouge, _ = _rouge(model, tokenizer, rows)
+        rouge, _ = _rouge(model, tokenizer, rows, max_new_tokens)
         normalised = M.normalised_probability(scores.answer, scores.perturbed)
         out[f"{prefix}_Q_A_Prob_normalised"] = {"agg_value": float(normalised.mean())}
         out[f"{prefix}_Q_A_ROUGE"] = {"agg_value": float(rouge.mean())}
@@ -108,7 +108,7 @@ def _utility(model, tokenizer, data: Splits) -> dict[str, dict]:
     for name in HARD_SPLITS:
         if f"retain_perturbed_{name}" not in data:
             continue
-        out |= _retain(model, tokenizer, data[f"retain_perturbed_{name}"], f"/{name}")
+        out |= _retain(model, tokenizer, data[f"retain_perturbed_{name}"], max_new_tokens, f"/{name}")
         values = [out[k if k.startswith(("ra_", "wf_")) else f"{k}/{name}"]["agg_value"] for k in UTILITY_KEYS]
         out[f"model_utility/{name}"] = {"agg_value": M.model_utility(values)}
     return out
@@ -125,7 +125,8 @@ def _mia(model, tokenizer, forget: list[dict], holdout: list[dict]) -> dict[str,
     return {a: {"agg_value": M.auc(member[a], nonmember[a])} for a in MIA_ATTACKS}
 
 
-def evaluate_model(model, tokenizer, data: Splits, split: str, hard: bool = True) -> dict[str, dict]:
+def evaluate_model(model, tokenizer, data: Splits, split: str, hard: bool = True,
+                   max_new_tokens: int | None = None) -> dict[str, dict]:
     """Runs every TOFU metric of `split` that needs only this model; per question where TOFU keeps it.
 
     Args:
@@ -134,6 +135,7 @@ def evaluate_model(model, tokenizer, data: Splits, split: str, hard: bool = True
             `holdoutXX` for MIA when present, `<split>_<hard>` for the hard splits when present).
         split: the forget split, e.g. `forget10`.
         hard: also evaluate the hard in-scope splits that `data` has.
+        max_new_tokens: the ROUGE generations' budget (`generation_budget`).
 
     Returns:
         `TOFU_EVAL.json` content.
@@ -141,7 +143,7 @@ def evaluate_model(model, tokenizer, data: Splits, split: str, hard: bool = True
     rows = data[split]
     scores = qa_scores(model, tokenizer, rows, "paraphrased_answer")
     loss, ratios = scores.answer, scores.ratios
-    rouge, generations = _rouge(model, tokenizer, rows)
+    rouge, generations = _rouge(model, tokenizer, rows, max_new_tokens)
     prob = M.probability(loss)
     out = {
         "forget_Q_A_Prob": {"agg_value": float(prob.mean()),
@@ -153,7 +155,7 @@ def evaluate_model(model, tokenizer, data: Splits, split: str, hard: bool = True
         "forget_truth_ratio": {"agg_value": M.forget_truth_ratio(ratios), "value_by_index": _by_index(ratios, "score")},
         **_precomputes("forget", scores, paraphrased=True),
     }
-    out |= _utility(model, tokenizer, data)
+    out |= _utility(model, tokenizer, data, max_new_tokens)
     holdout = split.replace("forget", "holdout")
     if holdout in data:
         out |= _mia(model, tokenizer, rows, data[holdout])

@@ -19,6 +19,12 @@ from ofmu_ray.families.tofu.load import forget_splits
 from ofmu_ray.splits import Splits
 
 
+def generation_budget(prepared: Prepared) -> int | None:
+    """The ROUGE generations' `max_new_tokens` of a prepared benchmark: what `--bench tofu` was
+    prepared with (OpenUnlearning's 200 by default), None (the longest gold answer + 4) on synth-tofu."""
+    return prepared.sources.get("max_new_tokens")
+
+
 def cached_eval(prepared: Prepared, model_name: str, split: str, data: Splits | None = None,
                 dtype: str = "fp32") -> dict:
     """`TOFU_EVAL.json` of a prepared model (`target` or `oracle-<split>`) on `split`, cached.
@@ -30,7 +36,8 @@ def cached_eval(prepared: Prepared, model_name: str, split: str, data: Splits | 
     path = prepared.root / "eval" / f"{model_name}-{split}{weights}" / "TOFU_EVAL.json"
     if path.is_file():
         return json.loads(path.read_text())
-    result = evaluate_model(*load_model(prepared, model_name, dtype), data or prepared.data(), split)
+    result = evaluate_model(*load_model(prepared, model_name, dtype), data or prepared.data(), split,
+                            max_new_tokens=generation_budget(prepared))
     write_json(path, result)
     return result
 
@@ -67,7 +74,7 @@ def evaluate_loaded(prepared: Prepared, split: str, model, tokenizer, data: Spli
     """
     data = data or prepared.data()
     reference, target = references(prepared, split, data, None, dtype)
-    result = evaluate_model(model, tokenizer, data, split)
+    result = evaluate_model(model, tokenizer, data, split, max_new_tokens=generation_budget(prepared))
     return summarize(result, reference, target), result
 
 
@@ -90,5 +97,6 @@ def evaluate(prepared: Prepared, split: str, model: str, retain_logs: str | Path
     elif model == "oracle":
         result = cached_eval(prepared, f"oracle-{split}", split, data, dtype)
     else:
-        result = evaluate_model(*load_model(prepared, model, dtype), data, split)
+        result = evaluate_model(*load_model(prepared, model, dtype), data, split,
+                                max_new_tokens=generation_budget(prepared))
     return summarize(result, reference, target), result

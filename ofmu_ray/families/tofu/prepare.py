@@ -51,6 +51,10 @@ PROFILES: dict[str, Profile] = {
     "small": Profile(SynthTofuConfig(authors=60), train=BASE, tune=TUNE),  # the demo: all three forget splits
     "full": Profile(SynthTofuConfig(authors=200), "llama-6l-256", BASE, TUNE),  # TOFU's size
 }
+# OpenUnlearning's ROUGE generations (configs/generation/default.yaml): what `--bench tofu` evaluates
+# with unless `--max-new-tokens` says otherwise. synth-tofu keeps the longest gold answer + 4: its
+# answers are one short sentence, and a collapsed model would otherwise generate to the limit.
+MAX_NEW_TOKENS = 200
 REPORT_SPLIT = "forget10"  # the split whose hard splits and oracle the report shows (as TOFU's headline)
 TOFU_FIELDS = ("question", "answer", "paraphrased_answer", "perturbed_answer")  # what the metrics read
 
@@ -223,8 +227,26 @@ def _check_tofu(data: Splits, split: str) -> None:
             raise DataError(f"split {name!r} lacks TOFU's column(s): {', '.join(missing)}")
 
 
+def parse_max_new_tokens(value: str | None) -> int | None:
+    """`--max-new-tokens`: a number of tokens, `answer` (None: the longest gold answer + 4), or
+    unset (`MAX_NEW_TOKENS`).
+
+    Raises:
+        UsageError: anything else.
+    """
+    if value is None:
+        return MAX_NEW_TOKENS
+    if value == "answer":
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise UsageError(f"--max-new-tokens {value}: a number of tokens >= 1, or 'answer' (the longest gold "
+                         "answer + 4)")
+    return int(value)
+
+
 def prepare_tofu(data: str, split: str, model: str, oracle: str | None = None, retain_logs: str | None = None,
-                 prompt: str = "auto", cache_dir: str | Path | None = None, *, rebuild: bool = False) -> Prepared:
+                 prompt: str = "auto", cache_dir: str | Path | None = None, max_new_tokens: int | None = MAX_NEW_TOKENS,
+                 *, rebuild: bool = False) -> Prepared:
     """Real TOFU: the user's data, target model and retain oracle (or retain log), made ready for every
     command. Nothing is trained; the data and the names of the models are cached, so that the
     oracle's evaluation is computed once.
@@ -235,6 +257,7 @@ def prepare_tofu(data: str, split: str, model: str, oracle: str | None = None, r
         model, oracle: hub ids or model folders (the oracle: the retain model of `split`).
         retain_logs: an OpenUnlearning `TOFU_EVAL.json` of the retain model, instead of `oracle`.
         prompt: the prompt format the models were fine-tuned with (`models.prompt.PROMPTS`, or auto).
+        max_new_tokens: the ROUGE generations' budget (None: the longest gold answer + 4).
         rebuild: read the data again and replace the cached folder.
 
     Raises:
@@ -254,7 +277,9 @@ def prepare_tofu(data: str, split: str, model: str, oracle: str | None = None, r
     if prompt != "auto" and prompt not in PROMPTS:
         raise UsageError(f"unknown --prompt {prompt!r}; choose from auto, {', '.join(PROMPTS)}")
     command = prepare_command("tofu", split=split, data=data, model=model, oracle=oracle, retain_logs=retain_logs,
-                              prompt=None if prompt == "auto" else prompt, cache_dir=str(cache_root(cache_dir)))
+                              prompt=None if prompt == "auto" else prompt,
+                              max_new_tokens=None if max_new_tokens == MAX_NEW_TOKENS else max_new_tokens or "answer",
+                              cache_dir=str(cache_root(cache_dir)))
     model = model_ref("--model", model, cache_dir)
     oracle = model_ref("--oracle", oracle, cache_dir) if oracle else None
     if retain_logs:
@@ -265,19 +290,20 @@ def prepare_tofu(data: str, split: str, model: str, oracle: str | None = None, r
     _check_tofu(tofu, split)
     key = cache_key({
         "recipe": RECIPE_VERSION, "data": [(n, tofu[n]) for n in tofu], "model": [model, fingerprint(model)],
-        "prompt": prompt, "split": split,
+        "prompt": prompt, "split": split, "max_new_tokens": max_new_tokens,
         "oracle": [oracle, fingerprint(oracle)] if oracle else Path(retain_logs).read_text(),
     })
 
     def build(tmp: Path) -> dict:
         write_splits(tofu, tmp / "data")
-        sources = {"models": {"target": model} | ({f"oracle-{split}": oracle} if oracle else {}), "prompt": prompt}
+        sources = {"models": {"target": model} | ({f"oracle-{split}": oracle} if oracle else {}), "prompt": prompt,
+                   "max_new_tokens": max_new_tokens}
         if retain_logs:
             shutil.copyfile(retain_logs, tmp / "retain_logs.json")
             sources["retain_logs"] = {split: "retain_logs.json"}
         (tmp / "sources.json").write_text(json.dumps(sources, indent=2) + "\n")
         return {"bench": "tofu", "data": data, "model": model, "split": split, "oracle": oracle or retain_logs,
-                "prompt": prompt, "splits": {n: len(tofu[n]) for n in tofu}}
+                "prompt": prompt, "max_new_tokens": max_new_tokens, "splits": {n: len(tofu[n]) for n in tofu}}
 
     return publish(cache_root(cache_dir) / "tofu" / f"{slug(Path(model).name)}-{split}-{key}", build,
                    rebuild=rebuild, command=command)
