@@ -39,6 +39,37 @@ def test_smollm2_is_converted_once_into_a_safetensors_folder_that_answers_throug
     assert "Paris" in answer
 
 
+def test_turn_ends_in_the_prompt_are_masked_as_openunlearning_masks_its_pad(smollm2):
+    """SmolLM2's pad is its EOS, `<|im_end|>`, which also ends the system and user turns of its chat
+    prompt. OpenUnlearning masks every token equal to pad (`input_ids != pad`); the shared-prompt
+    scorer gives that whole-sequence loss, and a loss that attends to the turn ends differs."""
+    import torch
+
+    from ofmu_ray.metrics.scoring import score_answers
+    from ofmu_ray.models.factory import load_causal_lm, load_tokenizer
+    from ofmu_ray.models.prompt import IGNORE, encode_example
+
+    model, tok = load_causal_lm(smollm2), load_tokenizer(smollm2)
+    pairs = [("Where was Ines Moravec born?", "Ines Moravec was born in Porto."),
+             ("What genre does Ines Moravec write in?", "Ines Moravec writes poetry.")]
+
+    def whole(ids: list[int], labels: list[int], mask: torch.Tensor | None) -> float:
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ids]), attention_mask=mask).logits[0, :-1]
+        target = torch.tensor(labels[1:])
+        keep = target != IGNORE
+        return float(torch.nn.functional.cross_entropy(logits[keep], target[keep]))
+
+    scored = score_answers(model, tok, [q for q, _ in pairs], [a for _, a in pairs]).avg_loss
+    for (q, a), mine in zip(pairs, scored, strict=True):
+        ids, labels = encode_example(tok, q, a)
+        prompt_end = next(i for i, t in enumerate(labels) if t != IGNORE)
+        assert ids[:prompt_end].count(tok.pad_token_id) == 2  # the system's and the user's turn ends
+        masked = whole(ids, labels, (torch.tensor([ids]) != tok.pad_token_id).long())
+        assert mine == pytest.approx(masked, rel=1e-4)
+        assert abs(whole(ids, labels, None) - masked) > 1e-3
+
+
 def test_one_unlearning_step_on_smollm2_is_evaluated_and_logged(smollm2, tiny, test_cache, tmp_path, mlflow_uri,
                                                                  capsys, monkeypatch):
     """`--model smollm2-135m` takes the path of a model folder: TOFU-schema data (a few rows of the

@@ -51,13 +51,16 @@ def score_answers(model, tokenizer, questions: list[str], answers: list[str], to
     logprobs, means, variances = [None] * len(pairs), [None] * len(pairs), [None] * len(pairs)
     for prompts in _prompt_batches(by_prompt):
         members = [i for p in prompts for i in by_prompt[p]]
-        cache = _prompt_cache(model, prompts, [len(by_prompt[p]) for p in prompts])
+        cache, seen = _prompt_cache(model, prompts, [len(by_prompt[p]) for p in prompts], tokenizer.pad_token_id)
         rest = collate([(pairs[i][0][starts[i]:], pairs[i][0][starts[i]:]) for i in members], tokenizer.pad_token_id)
-        # Answers are right-padded and attention is causal: no real token sees a pad, so no mask.
-        logits = model(input_ids=rest["input_ids"].to(model.device), cache=cache).logits
+        # Answers are right-padded and attention is causal: no real token sees a pad. Only pad-valued
+        # tokens inside a prompt or an answer (a chat template's turn ends: `collate`) need a mask.
+        inside = any(tokenizer.pad_token_id in pairs[i][0][starts[i]:] for i in members)
+        mask = None if seen.all() and not inside else torch.cat([seen, rest["attention_mask"].to(model.device)], 1)
+        logits = model(input_ids=rest["input_ids"].to(model.device), attention_mask=mask, cache=cache).logits
         logp = torch.log_softmax(logits[:, :-1].to(at_least_fp32(logits.dtype)), -1)  # (B, T-1, V)
         labels = rest["labels"][:, 1:].to(model.device)
-        mask = rest["attention_mask"][:, 1:].to(model.device).bool()
+        mask = (rest["labels"][:, 1:] != IGNORE).to(model.device)  # every answer token, pad-valued ones too
         token_lp = logp.gather(-1, labels.clamp_min(0).unsqueeze(-1)).squeeze(-1) * mask
         losses[members] = (-token_lp.sum(1) / mask.sum(1)).cpu().numpy()
         if tokens:
@@ -86,13 +89,16 @@ def _prompt_batches(by_prompt: dict[tuple[int, ...], list[int]]):
         yield batch
 
 
-def _prompt_cache(model, prompts: list[tuple[int, ...]], repeats: list[int]):
-    """The prompts' key/value cache, each prompt's row repeated once per answer it has."""
+def _prompt_cache(model, prompts: list[tuple[int, ...]], repeats: list[int], pad_id: int):
+    """The prompts' key/value cache and attention mask (pad-valued tokens masked, as `collate` does),
+    each prompt's row repeated once per answer it has."""
     ids = torch.tensor(prompts, dtype=torch.long, device=model.device)
-    cache = model(input_ids=ids, use_cache=True, logits_to_keep=1).cache
-    cache.reorder_cache(torch.repeat_interleave(torch.arange(len(prompts), device=model.device),
-                                                torch.tensor(repeats, device=model.device)))
-    return cache
+    seen = (ids != pad_id).long()
+    cache = model(input_ids=ids, attention_mask=None if seen.all() else seen, use_cache=True, logits_to_keep=1).cache
+    rows = torch.repeat_interleave(torch.arange(len(prompts), device=model.device),
+                                   torch.tensor(repeats, device=model.device))
+    cache.reorder_cache(rows)
+    return cache, seen[rows]
 
 
 def score_options(model, tokenizer, questions: list[str], options: list[list[str]]) -> list[np.ndarray]:
