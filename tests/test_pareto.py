@@ -38,3 +38,11 @@ def test_combined_front_spans_methods():
     assert summary["a"]["hypervolume"] == pytest.approx(3.0) and summary["b"]["front"] == [0]  # (-6, 0.2) is dominated
     assert summary["all"]["front"] == [("a", 0), ("b", 0)]
     assert summary["all"]["hypervolume"] == pytest.approx(3.5) and summary["all"]["trials"] == 3
+
+
+def test_a_robust_objective_names_its_fronts_without_a_second_prefix():
+    robust = Objectives("robust/log10_forget_quality", "model_utility")  # --objectives robust/...
+    assert robust.names() == ("robust/log10_forget_quality", "model_utility")
+    assert robust.names("/robust") == ("robust/log10_forget_quality", "model_utility")
+    assert robust.names("/multihop") == ("log10_forget_quality/multihop", "model_utility/multihop")
+    assert Objectives("ua", "ta").names("/robust") == ("robust/ua", "ta")

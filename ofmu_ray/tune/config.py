@@ -12,6 +12,7 @@ from ofmu_ray.config import check_budget
 from ofmu_ray.errors import UsageError
 from ofmu_ray.families import family_of
 from ofmu_ray.families.base import Family
+from ofmu_ray.train.attacks import ROBUST, ROBUST_KEY
 
 SAMPLERS = ("tpe", "nsga2", "gp")  # Optuna's multi-objective samplers
 MIN_TRIALS = 4  # the fewest trials `--trials-per-dim` gives a method: its defaults and three more
@@ -27,10 +28,14 @@ class Objectives:
 
     def names(self, split_key: str = "") -> tuple[str, str]:
         """The metric names for the forget split (""), a hard split ("/multihop"), or the attacks'
-        worst case ("/robust": `robust/<x>` beside the unattacked utility)."""
-        if split_key == "/robust":
-            return f"robust/{self.x}", self.y
-        return f"{self.x}{split_key}", f"{self.y}{split_key}"
+        worst case ("/robust": `robust/<x>` beside the unattacked utility). A robust x
+        (`--objectives robust/...`) is searched as it is; its hard splits are the unattacked x's."""
+        if not split_key:
+            return self.x, self.y
+        unattacked = self.x.removeprefix(ROBUST)
+        if split_key == ROBUST_KEY:
+            return ROBUST + unattacked, self.y
+        return f"{unattacked}{split_key}", f"{self.y}{split_key}"
 
 
 @dataclass(frozen=True)

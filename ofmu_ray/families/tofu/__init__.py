@@ -18,6 +18,7 @@ from ofmu_ray.config import MODELS
 from ofmu_ray.errors import UsageError
 from ofmu_ray.families.base import Family, PrepareRequest
 from ofmu_ray.families.tofu.prepare import PROFILES
+from ofmu_ray.train.attacks import ATTACKS, ROBUST_KEY
 
 if TYPE_CHECKING:
     from ofmu_ray.train.spec import RunSpec
@@ -37,7 +38,7 @@ class TofuFamily(Family):
     default_methods = ("gradascent", "graddiff", "npo", "simnpo", "rmu", "ofmu")
     objectives = ("log10_forget_quality", "model_utility")  # FQ saturates at a floor: its log is what moves
     allowed_objectives = (*objectives, "robust/log10_forget_quality")  # the worst over `--attacks`
-    attacks = ("relearn", "benign", "quant8", "quant4")  # all of `train.attacks.ATTACKS`
+    attacks = ATTACKS
     keep_best = ("log10_forget_quality", "model_utility")
     result_files = ("TOFU_EVAL.json", "TOFU_SUMMARY.json")
     results_label = "per-question results"
@@ -112,7 +113,6 @@ class TofuFamily(Family):
         out |= {f"/{h}": log10_fq_floor(len(data[f"{split}_{h}"])) for h in HARD_SPLITS if f"{split}_{h}" in data}
         if attacks:
             from ofmu_ray.families.tofu.attacks import half_floor
-            from ofmu_ray.train.attacks import ROBUST_KEY
 
             out[ROBUST_KEY] = half_floor(data[split])
         return out

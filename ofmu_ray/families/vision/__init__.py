@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from ofmu_ray.cache import Prepared
 from ofmu_ray.families.base import Family, PrepareRequest
-from ofmu_ray.train.attacks import AttackConfig
+from ofmu_ray.train.attacks import ATTACKS, AttackConfig
 
 if TYPE_CHECKING:
     from ofmu_ray.train.spec import RunSpec
@@ -34,7 +34,7 @@ class VisionFamily(Family):
     objectives = ("oracle_closeness", "ta")
     allowed_objectives = ("oracle_closeness", "ta", "ra", "ua", "mia_efficacy", "robust/oracle_closeness",
                           "robust/ua")  # the worst over `--attacks`
-    attacks = ("relearn", "benign", "quant8", "quant4")  # all of `train.attacks.ATTACKS`
+    attacks = ATTACKS
     keep_best = ("oracle_closeness", "ta")
     result_files = ("VISION_EVAL.json", "VISION_SUMMARY.json")
     # One pass at small SGD rates: measured on digits class3, the retrained oracle then learns nothing

@@ -17,6 +17,7 @@ from ofmu_ray.errors import UsageError
 from ofmu_ray.families.base import Family, PrepareRequest
 from ofmu_ray.families.wmdp.generate import TOPIC
 from ofmu_ray.families.wmdp.prepare import PROFILES
+from ofmu_ray.train.attacks import ATTACKS
 
 if TYPE_CHECKING:
     from ofmu_ray.train.spec import RunSpec
@@ -39,7 +40,7 @@ class WmdpFamily(Family):
     objectives = ("forget_closeness", "utility_acc")
     allowed_objectives = ("forget_closeness", "forget_error", "utility_acc", "robust/forget_closeness",
                           "robust/forget_error")  # the worst over `--attacks`
-    attacks = ("relearn", "benign", "quant8", "quant4")  # all of `train.attacks.ATTACKS`
+    attacks = ATTACKS
     keep_best = ("forget_closeness", "utility_acc")
     result_files = ("MCQ_EVAL.json", "MCQ_SUMMARY.json")
     results_label = "per-question picks"
