@@ -82,7 +82,7 @@ def test_one_unlearning_step_on_smollm2_is_evaluated_and_logged(smollm2, tiny, t
     monkeypatch.chdir(tmp_path)
     argv = ["unlearn", "--bench", "tofu", "--data", str(data), "--model", "smollm2-135m", "--oracle", "smollm2-135m",
             "--cache-dir", str(test_cache), "--method", "graddiff", "--steps", "1", "--batch-size", "2",
-            "--tracking-uri", mlflow_uri, "--json"]
+            "--max-new-tokens", "answer", "--tracking-uri", mlflow_uri, "--json"]  # 200 tokens: test_real_tofu.py
     assert main(argv) == 0
     result = json.loads(capsys.readouterr().out)
     assert 0 <= result["model_utility"] <= 1 and 0 < result["forget_truth_ratio"] <= 1
