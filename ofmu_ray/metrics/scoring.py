@@ -56,8 +56,8 @@ def score_answers(model, tokenizer, questions: list[str], answers: list[str], to
         # Answers are right-padded and attention is causal: no real token sees a pad. Only pad-valued
         # tokens inside a prompt or an answer (a chat template's turn ends: `collate`) need a mask.
         inside = any(tokenizer.pad_token_id in pairs[i][0][starts[i]:] for i in members)
-        mask = None if seen.all() and not inside else torch.cat([seen, rest["attention_mask"].to(model.device)], 1)
-        logits = model(input_ids=rest["input_ids"].to(model.device), attention_mask=mask, cache=cache).logits
+        attention = None if seen.all() and not inside else torch.cat([seen, rest["attention_mask"].to(model.device)], 1)
+        logits = model(input_ids=rest["input_ids"].to(model.device), attention_mask=attention, cache=cache).logits
         logp = torch.log_softmax(logits[:, :-1].to(at_least_fp32(logits.dtype)), -1)  # (B, T-1, V)
         labels = rest["labels"][:, 1:].to(model.device)
         mask = (rest["labels"][:, 1:] != IGNORE).to(model.device)  # every answer token, pad-valued ones too
