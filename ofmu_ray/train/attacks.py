@@ -81,6 +81,12 @@ def halves(groups: Sequence[Hashable], share: float = 0.5) -> tuple[list[int], l
     return sorted(a), sorted(b)
 
 
+def spread(items: Sequence, n: int) -> Sequence:
+    """`n` of `items` (at most), spread evenly over them: the benign attack's retain examples, drawn
+    from the whole retain set rather than its first rows."""
+    return items[:: max(1, len(items) // n)][:n]
+
+
 def run_attacks(model, attacks: Sequence[str], cfg: AttackConfig, *, score: Callable[[Any], dict[str, float]],
                 fine_tune: Callable[[Any, str, float], Any], quantize: Callable[[Any, int], Any],
                 worst: str, robust: Sequence[str]) -> dict[str, float]:

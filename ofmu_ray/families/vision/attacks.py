@@ -25,6 +25,7 @@ from ofmu_ray.train.attacks import (
     halves,
     quantized_weights,
     run_attacks,
+    spread,
 )
 
 
@@ -41,7 +42,7 @@ def attack(model, data: VisionData, splits: VisionSplits, gaps: dict[str, float]
     forget = splits.forget
     a, b = halves(data.train_y[forget].tolist(), cfg.share)
     half_a, half_b = forget[a], forget[b]
-    train = {"relearn": half_a, "benign": splits.retain[:: max(1, len(splits.retain) // len(a))][: len(a)]}
+    train = {"relearn": half_a, "benign": spread(splits.retain, len(a))}
     others = [gaps[f"gap/{k}"] for k in GAP_METRICS if k != "ua"] if oracle_ua is not None else []
 
     def score(m) -> dict[str, float]:

@@ -28,6 +28,7 @@ from ofmu_ray.train.attacks import (
     halves,
     quantized_lm,
     run_attacks,
+    spread,
 )
 
 if TYPE_CHECKING:
@@ -59,9 +60,8 @@ def attack(model, tokenizer, data: Splits, chance: float, attacks: tuple[str, ..
     questions = data["forget"]
     a, b = halves([q.get("entity") or "" for q in questions], cfg.share)
     half_b = [questions[i] for i in b]
-    retain = data["retain_corpus"]
     train = {"relearn": relearn_rows([questions[i] for i in a]),
-             "benign": retain[:: max(1, len(retain) // len(a))][: len(a)]}
+             "benign": spread(data["retain_corpus"], len(a))}
     return run_attacks(model, attacks, cfg, score=lambda m: score_half(m, tokenizer, half_b, chance),
                        fine_tune=lambda m, name, lr: fine_tuned_lm(m, tokenizer, train[name], lr, cfg),
                        quantize=quantized_lm, worst="forget_error", robust=ROBUST_METRICS)
