@@ -93,3 +93,40 @@ def test_one_unlearning_step_on_smollm2_is_evaluated_and_logged(smollm2, tiny, t
     client = MlflowClient(mlflow_uri)
     (run,) = client.search_runs([client.get_experiment_by_name("tofu/forget10").experiment_id])
     assert run.data.tags["model"] == str(smollm2)
+
+
+def test_a_synth_tofu_model_is_fine_tuned_from_smollm2_through_lora_and_saved_merged(smollm2, tmp_path):
+    """The `smol` profile's fine-tuning, three steps: adapters on the projections only, merged into a
+    plain safetensors folder that keeps SmolLM2's tokenizer and chat template."""
+    import torch
+    from safetensors.torch import load_file
+
+    from ofmu_ray.config import FinetuneConfig
+    from ofmu_ray.families.base import train_job
+    from ofmu_ray.families.tofu.generate import generate
+    from ofmu_ray.families.tofu.prepare import PRETRAINED_LORA, PROFILES
+    from ofmu_ray.models.factory import load_tokenizer
+    from ofmu_ray.models.prompt import prompt_of
+
+    rows = [r for r in generate(PROFILES["smol"].data)["train"] if r["question"]][:12]  # 3 steps: one-cycle needs 2+
+    out = tmp_path / "target"
+    train_job(out, smollm2, rows, FinetuneConfig(epochs=1, batch_size=4, lr=1e-3), smollm2, 2, PRETRAINED_LORA)
+    assert (out / "model.safetensors").is_file() and not (out / "adapter_config.json").exists()
+    assert prompt_of(load_tokenizer(out)).name == "chat"
+    before, after = load_file(smollm2 / "model.safetensors"), load_file(out / "model.safetensors")
+    assert set(after) == set(before)  # the adapters are merged away
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    projections = {k for k in before if k.endswith(tuple(f"{t}.weight" for t in PRETRAINED_LORA.targets.split("+")))}
+    assert changed == projections  # embeddings, norms and every other weight as SmolLM2 had them
+
+
+def test_synth_tofu_takes_a_pretrained_model_and_other_families_name_theirs(test_cache):
+    from ofmu_ray.errors import UsageError
+    from ofmu_ray.families.base import embedded_model
+    from ofmu_ray.families.tofu.prepare import PROFILES
+    from ofmu_ray.families.wmdp.prepare import prepare_synth_wmdp
+
+    assert embedded_model(PROFILES, "smol", None, "tofu", pretrained=True) == "smollm2-135m"
+    assert embedded_model(PROFILES, "tiny", "smollm2-135m", "tofu", pretrained=True) == "smollm2-135m"
+    with pytest.raises(UsageError, match="'smollm2-135m' is not an embedded model; choose from: tiny-llama-2l"):
+        prepare_synth_wmdp("tiny", test_cache, "smollm2-135m")

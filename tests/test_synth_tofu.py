@@ -137,3 +137,26 @@ def test_bad_config_is_a_clear_error():
         SynthTofuConfig(authors=5)
     with pytest.raises(ValueError, match="perturbed must be >= 1"):
         SynthTofuConfig(authors=20, perturbed=0)
+    with pytest.raises(ValueError, match=r"languages \['de'\] have no sentence forms"):
+        SynthTofuConfig(authors=20, languages=("de",))
+
+
+def test_the_pretrained_profile_rewords_its_paraphrases_and_asks_no_language_it_lacks():
+    """`smol` (SmolLM2): no crosslingual split or training rows, reworded questions in the paraphrase
+    split (never trained), and fewer retain authors to evaluate."""
+    from ofmu_ray.families.tofu.prepare import PROFILES
+
+    cfg = PROFILES["smol"].data
+    data = generate(cfg)
+    assert cfg.hard_splits == ("paraphrase", "multihop") and TINY.hard_splits == HARD_SPLITS
+    assert forget_splits(data) == ["forget10"]
+    assert not any("crosslingual" in name for name in data)
+    assert not any(r["form"] in V.LANGUAGES for r in data["train"])
+    trained = {r["question"] for r in data["train"]}
+    asked = [r["question"] for r in data["forget10_paraphrase"]]
+    (author,) = forget_authors(data, "forget10")
+    reworded = {q.format(name=author) for qs in V.REWORDED.values() for q in qs}
+    assert reworded <= set(asked) and trained.isdisjoint(asked)
+    assert len(asked) == len(V.ATTRIBUTES) * (2 + 2)  # two held-out templates and two rewordings each
+    assert len(data["retain_perturbed"]) == 20 * cfg.retain_eval_authors
+    assert len(data["retain_perturbed_multihop"]) == 10 * cfg.retain_hard_authors

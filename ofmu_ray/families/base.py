@@ -23,6 +23,7 @@ from ofmu_ray.errors import UsageError
 from ofmu_ray.train.attacks import ROBUST_KEY, AttackConfig
 
 if TYPE_CHECKING:
+    from ofmu_ray.models.lora import LoraSpec
     from ofmu_ray.train.spec import RunSpec
     from ofmu_ray.train.task import Task
 
@@ -146,18 +147,23 @@ def prepare_command(bench: str, **options: str | None) -> str:
     return f"ofmu-ray prepare --bench {bench}{given} --rebuild"
 
 
-def embedded_model(profiles: dict[str, Profile], profile: str, model: str | None, own_bench: str) -> str:
+def embedded_model(profiles: dict[str, Profile], profile: str, model: str | None, own_bench: str,
+                   pretrained: bool = False) -> str:
     """The embedded model a generated benchmark's `profile` is prepared with: `model`, else the profile's.
+    With `pretrained`, a pretrained model's name (`models.pretrained.PRETRAINED`) is one too.
 
     Raises:
         UsageError: an unknown profile, or a model that is not embedded (pointing to `own_bench`,
             where the user's own models go).
     """
+    from ofmu_ray.models.pretrained import PRETRAINED
+
     if profile not in profiles:
         raise UsageError(f"unknown profile {profile!r}; choose from: {', '.join(profiles)}")
     model = model or profiles[profile].model
-    if model not in MODELS:
-        raise UsageError(f"--model {model!r} is not an embedded model; choose from: {', '.join(MODELS)} "
+    known = [*MODELS, *(PRETRAINED if pretrained else ())]
+    if model not in known:
+        raise UsageError(f"--model {model!r} is not an embedded model; choose from: {', '.join(known)} "
                          f"(your own model: --bench {own_bench} --data DIR --model PATH)")
     return model
 
@@ -223,29 +229,37 @@ def progress_bar(total: int, progress: bool):
                 mininterval=1 if sys.stderr.isatty() else 15)
 
 
-def train_job(out: Path, tokenizer_dir: Path, rows: list[dict], cfg: FinetuneConfig, model: TinyLlamaSpec | Path,
-              threads: int = 1, steps=None) -> None:
+def train_job(out: Path, tokenizer_dir: Path | str, rows: list[dict], cfg: FinetuneConfig,
+              model: TinyLlamaSpec | Path | str, threads: int = 1, lora: LoraSpec | None = None, steps=None) -> None:
     """Trains one model of a prepare (in a process of its own under `in_processes`) and saves it
-    with its tokenizer to `out`.
+    with its tokenizer to `out`, asked in the tokenizer's own prompt format (`prompt.resolve_prompt`).
 
     Args:
         model: an embedded model's shape (a `config.MODELS` entry: built from scratch, seeded by
             `cfg.seed`; the shape itself, since a spawned process sees only the registry as imported)
-            or a model folder to fine-tune further.
+            or a model folder (or hub id) to fine-tune further.
         threads: torch threads: one per process when several train at once, as these small matmuls
             gain little from a second thread and the processes would contend for the cores.
-        steps: a queue that gets one item per optimizer step (the parent's progress bar).
+        lora: fine-tune adapters only, then save them merged into the weights (a plain model folder).
+        steps: a queue that gets one item per optimizer step (the parent's progress bar; `in_processes`
+            passes it last, so callers give every argument before it).
     """
     import torch
 
     from ofmu_ray.models.factory import build_tiny_llama, load_causal_lm, load_tokenizer
+    from ofmu_ray.models.lora import add_lora
     from ofmu_ray.train.finetune import finetune
 
     torch.set_num_threads(threads)
-    tokenizer = load_tokenizer(tokenizer_dir, "plain")
+    tokenizer = load_tokenizer(tokenizer_dir)
     net = (build_tiny_llama(model, tokenizer, seed=cfg.seed) if isinstance(model, TinyLlamaSpec)
            else load_causal_lm(model))
+    if lora is not None:
+        torch.manual_seed(cfg.seed)  # the adapters' initialisation
+        net = add_lora(net, lora)
     finetune(net, tokenizer, rows, cfg, on_step=(lambda loss: steps.put(1)) if steps is not None else None)
+    if lora is not None:
+        net = net.merge_and_unload()
     net.save_pretrained(out)
     tokenizer.save_pretrained(out)
 

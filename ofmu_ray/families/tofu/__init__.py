@@ -46,8 +46,10 @@ class TofuFamily(Family):
     profiles = PROFILES
     help = {
         "--bench": "synth-tofu: generated, models trained here; tofu: your data and models (--data, --model)",
-        "--profile": "synth-tofu: tiny ~20 authors (tests); small 60 (demo); full 200 (TOFU's size)",
-        "--model": f"synth-tofu: an embedded model ({', '.join(MODELS)}; default: the profile's); tofu: the "
+        "--profile": "synth-tofu: tiny ~20 authors (tests); small 60 (demo); full 200 (TOFU's size); smol 10, "
+                     "fine-tuned from SmolLM2-135M-Instruct",
+        "--model": f"synth-tofu: an embedded model ({', '.join(MODELS)}) or smollm2-135m (default: the profile's); "
+                   "tofu: the "
                    "TOFU-finetuned target (a hub id, a folder, or smollm2-135m: a pretrained chat model installed "
                    "offline)",
         "--split": "forget split: forget01, forget05 or forget10 (default)",

@@ -38,13 +38,25 @@ class SynthTofuConfig:
     bios_per_author: int = 2  # each bio states every fact once, in a shuffled order
     utility_repeats: int = 3  # copies of real_authors/world_facts rows in the training mix
     perturbed: int = 5  # wrong answers per question (TOFU: 5)
+    languages: tuple[str, ...] = V.LANGUAGES  # of the crosslingual split; none: no such split
+    reworded: bool = False  # the paraphrase split also asks `vocabulary.REWORDED` (subword models)
+    retain_eval_authors: int = RETAIN_EVAL_AUTHORS  # at most; the never-forgotten authors bound it
+    retain_hard_authors: int = RETAIN_HARD_AUTHORS
 
     def __post_init__(self) -> None:
         if not 10 <= self.authors <= 400:
             raise ValueError(f"authors must be in [10, 400] (forget10 needs one author), got {self.authors}")
-        for name in ("bios_per_author", "utility_repeats", "perturbed"):
+        for name in ("bios_per_author", "utility_repeats", "perturbed", "retain_eval_authors", "retain_hard_authors"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        unknown = [lang for lang in self.languages if lang not in V.LANGUAGES]
+        if unknown:
+            raise ValueError(f"languages {unknown} have no sentence forms; choose from {V.LANGUAGES}")
+
+    @property
+    def hard_splits(self) -> tuple[str, ...]:
+        """The hard in-scope splits this benchmark has."""
+        return tuple(h for h in HARD_SPLITS if h != "crosslingual" or self.languages)
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,8 @@ class _Renderer:
     def __init__(self, authors: list[Author], cfg: SynthTofuConfig, rng: random.Random):
         self.rng = rng
         self.perturbed = cfg.perturbed
+        self.languages = cfg.languages
+        self.reworded = cfg.reworded
         books = tuple(a.facts[k] for a in authors for k in V.BOOK_KEYS)
         self.pools = {a.key: a.values or books for a in V.ATTRIBUTES}
 
@@ -98,7 +112,7 @@ class _Renderer:
             question, answer, para = f.question, f.answer, f.paraphrase
             show = lambda v: attr.translate(v, form)  # noqa: E731
         else:
-            question, answer, para = attr.questions[template], attr.answer, attr.paraphrase
+            question, answer, para = (attr.questions + V.REWORDED[attr.key])[template], attr.answer, attr.paraphrase
             show = lambda v: v  # noqa: E731
         if form == "multihop":
             book = author.facts[book_key]
@@ -123,11 +137,14 @@ class _Renderer:
         return [self.row(author, a, "english", t) for a in V.ATTRIBUTES for t in templates]
 
     def paraphrase(self, author: Author) -> list[dict]:
-        return [self.row(author, a, "english", V.TRAINED_TEMPLATES + t)
-                for a in V.ATTRIBUTES for t in range(len(a.held_out))]
+        rows = []
+        for a in V.ATTRIBUTES:
+            questions = a.held_out + (V.REWORDED[a.key] if self.reworded else ())
+            rows += [self.row(author, a, "english", V.TRAINED_TEMPLATES + t) for t in range(len(questions))]
+        return rows
 
     def crosslingual(self, author: Author) -> list[dict]:
-        return [self.row(author, a, lang) for lang in V.LANGUAGES for a in V.ATTRIBUTES]
+        return [self.row(author, a, lang) for lang in self.languages for a in V.ATTRIBUTES]
 
     def multihop(self, author: Author) -> list[dict]:
         by_key = {a.key: a for a in V.ATTRIBUTES}
@@ -200,12 +217,12 @@ def generate(cfg: SynthTofuConfig) -> Splits:
         splits[name] = [r for a in forget for r in render.standard(a, split_templates)]
         splits[f"retain{100 - pct}"] = [r for a in authors[:-k] for r in render.standard(a, split_templates)]
         splits[f"holdout{pct:02d}"] = [r for a in holdout[:k] for r in render.standard(a, split_templates)]
-        for hard in HARD_SPLITS:
+        for hard in cfg.hard_splits:
             splits[f"{name}_{hard}"] = [r for a in forget for r in getattr(render, hard)(a)]
-    splits["retain_perturbed"] = [r for a in never_forgotten[:RETAIN_EVAL_AUTHORS]
+    splits["retain_perturbed"] = [r for a in never_forgotten[:cfg.retain_eval_authors]
                                   for r in render.standard(a, split_templates)]
-    for hard in HARD_SPLITS:
-        splits[f"retain_perturbed_{hard}"] = [r for a in never_forgotten[:RETAIN_HARD_AUTHORS]
+    for hard in cfg.hard_splits:
+        splits[f"retain_perturbed_{hard}"] = [r for a in never_forgotten[:cfg.retain_hard_authors]
                                               for r in getattr(render, hard)(a)]
     splits["real_authors"], splits["world_facts"] = _utility_rows(rng)
 

@@ -32,6 +32,8 @@ from ofmu_ray.errors import DataError, UsageError
 from ofmu_ray.families.base import embedded_model, in_processes, model_ref, prepare_command, progress_bar, train_job
 from ofmu_ray.families.tofu.generate import HARD_SPLITS, SynthTofuConfig, generate, training_rows
 from ofmu_ray.families.tofu.load import forget_splits, load_tofu, retain_split
+from ofmu_ray.models.lora import LoraSpec
+from ofmu_ray.models.pretrained import PRETRAINED, pretrained_folder
 from ofmu_ray.splits import Splits, write_splits
 
 # Bump when what a prepare makes changes: the generator (generate.py, vocabulary.py), the tokenizer,
@@ -46,10 +48,20 @@ RECIPE_VERSION = 2
 # short second stage, memorised about as firmly as TOFU's.
 BASE = FinetuneConfig(epochs=12)
 TUNE = FinetuneConfig(epochs=6, lr=1e-3)
+# A pretrained model (`models.pretrained.PRETRAINED`) is the base itself, as TOFU's target and retain
+# model are fine-tuned from one chat model: every model of the profile is fine-tuned from it in one
+# stage (`Profile.train`), with adapters on all its projections, then merged. On two cores a LoRA
+# step of SmolLM2 took 4.0-5.3 s against 5.6-9.4 s for full fine-tuning (16 x 53 tokens).
+PRETRAINED_LORA = LoraSpec(r=16, alpha=32.0)
+# smol: SmolLM2-135M-Instruct, sized to prepare on two cores in well under 45 minutes (its evaluation
+# takes about a second a question). It asks no crosslingual questions: SmolLM2 named 0 of 4 capitals
+# asked in French and in Spanish (3 of 4 in English). Its paraphrase split also rewords the questions.
+SMOL = SynthTofuConfig(authors=10, languages=(), reworded=True, retain_eval_authors=5, retain_hard_authors=3)
 PROFILES: dict[str, Profile] = {
     "tiny": Profile(SynthTofuConfig(authors=20), train=BASE, tune=TUNE),  # tests: forget05 + forget10
     "small": Profile(SynthTofuConfig(authors=60), train=BASE, tune=TUNE),  # the demo: all three forget splits
     "full": Profile(SynthTofuConfig(authors=200), "llama-6l-256", BASE, TUNE),  # TOFU's size
+    "smol": Profile(SMOL, "smollm2-135m", FinetuneConfig(epochs=3, batch_size=16, lr=2e-3)),  # forget10 only
 }
 # OpenUnlearning's ROUGE generations (configs/generation/default.yaml): what `--bench tofu` evaluates
 # with unless `--max-new-tokens` says otherwise. synth-tofu keeps the longest gold answer + 4: its
@@ -60,9 +72,9 @@ TOFU_FIELDS = ("question", "answer", "paraphrased_answer", "perturbed_answer")  
 
 
 def synth_key(profile: Profile, model: str) -> str:
-    """The cache key of a synth-tofu profile prepared with an embedded model."""
-    return cache_key({"bench": "synth-tofu", "recipe": RECIPE_VERSION, **asdict(profile),
-                      "model": asdict(MODELS[model])})
+    """The cache key of a synth-tofu profile prepared with an embedded (or pretrained) model."""
+    shape = asdict(MODELS[model]) if model in MODELS else {**asdict(PRETRAINED[model]), "lora": asdict(PRETRAINED_LORA)}
+    return cache_key({"bench": "synth-tofu", "recipe": RECIPE_VERSION, **asdict(profile), "model": shape})
 
 
 def prepare_synth_tofu(profile: str = "tiny", cache_dir: str | Path | None = None, model: str | None = None, *,
@@ -70,9 +82,9 @@ def prepare_synth_tofu(profile: str = "tiny", cache_dir: str | Path | None = Non
     """The prepared embedded benchmark, generated and its models trained first if the cache lacks it.
 
     Args:
-        profile: `tiny` (tests), `small` (demo) or `full` (TOFU's 200 authors).
+        profile: `tiny` (tests), `small` (demo), `full` (TOFU's 200 authors) or `smol` (SmolLM2).
         cache_dir: where prepared folders live; default `cache.default_cache_dir()`.
-        model: an embedded model (`config.MODELS`); default the profile's.
+        model: an embedded model (`config.MODELS`) or a pretrained one (`PRETRAINED`); default the profile's.
         rebuild: train again and replace the cached folder.
         progress: show a progress bar on stderr while training.
 
@@ -80,11 +92,11 @@ def prepare_synth_tofu(profile: str = "tiny", cache_dir: str | Path | None = Non
         UsageError: an unknown profile or model, or a cache dir that cannot be written.
         CacheError: the cached folder is damaged.
     """
-    model = embedded_model(PROFILES, profile, model, "tofu")
+    model = embedded_model(PROFILES, profile, model, "tofu", pretrained=True)
     root = cache_root(cache_dir)
     command = prepare_command("synth-tofu", profile=profile, model=model, cache_dir=str(root))
     return publish(root / "synth-tofu" / f"{profile}-{model}-{synth_key(PROFILES[profile], model)}",
-                   lambda tmp: _build(profile, PROFILES[profile], model, tmp, progress), rebuild=rebuild,
+                   lambda tmp: _build(profile, PROFILES[profile], model, tmp, root, progress), rebuild=rebuild,
                    command=command)
 
 
@@ -99,11 +111,11 @@ def _corpus(data: Splits) -> list[str]:
     return texts
 
 
-def _report_splits() -> dict[str, str]:
-    """Report name -> split name."""
+def _report_splits(data: Splits) -> dict[str, str]:
+    """Report name -> split name, for the hard splits the data has."""
     retain = retain_split(REPORT_SPLIT)
     names = {REPORT_SPLIT: REPORT_SPLIT, retain: retain}
-    names |= {hard: f"{REPORT_SPLIT}_{hard}" for hard in HARD_SPLITS}
+    names |= {hard: f"{REPORT_SPLIT}_{hard}" for hard in HARD_SPLITS if f"{REPORT_SPLIT}_{hard}" in data}
     return names | {"real_authors": "real_authors", "world_facts": "world_facts"}
 
 
@@ -125,12 +137,12 @@ def _eval_job(models: Path, name: str, splits: list[str], accuracy: bool) -> tup
     torch.set_num_threads(1)
     out = models.parent
     data = load_tofu(out / "data")
-    model, tokenizer = load_causal_lm(models / name), load_tokenizer(models / name, "plain")
+    model, tokenizer = load_causal_lm(models / name), load_tokenizer(models / name)
     results = {}
     for split in splits:
         results[split] = evaluate_model(model, tokenizer, data, split)
         write_json(out / "eval" / f"{name}-{split}" / "TOFU_EVAL.json", results[split])
-    return name, results, _accuracies(model, tokenizer, data, _report_splits()) if accuracy else {}
+    return name, results, _accuracies(model, tokenizer, data, _report_splits(data)) if accuracy else {}
 
 
 def _geometry(results: dict[str, dict], splits: list[str], sizes: dict[str, int]) -> dict:
@@ -153,9 +165,10 @@ def _geometry(results: dict[str, dict], splits: list[str], sizes: dict[str, int]
     return out
 
 
-def _build(profile_name: str, profile: Profile, model_name: str, out: Path, progress: bool) -> dict:
-    """Generates the data and trains the models in two stages (the recipe above), then evaluates each
-    model once: the report's accuracies and geometry, and the `eval/` files later runs read."""
+def _build(profile_name: str, profile: Profile, model_name: str, out: Path, root: Path, progress: bool) -> dict:
+    """Generates the data and trains the models in two stages (the recipe above; one from a pretrained
+    model), then evaluates each model once: the report's accuracies and geometry, and the `eval/`
+    files later runs read."""
     from transformers.utils import logging as hf_logging
 
     from ofmu_ray.metrics.accuracy import chance_accuracy
@@ -167,35 +180,41 @@ def _build(profile_name: str, profile: Profile, model_name: str, out: Path, prog
     start = time.time()
     data = generate(profile.data)
     write_splits(data, out / "data")
-    base = out / "base"
-    train_word_tokenizer(_corpus(data)).save_pretrained(base)
     splits = forget_splits(data)
     base_rows = training_rows(data, splits[-1])  # the splits nest: no forget author of any split
     jobs = {"target": training_rows(data)} | {f"oracle-{s}": training_rows(data, s) for s in splits}
-    tune = profile.tune or profile.train
-    total = steps_for(len(base_rows), profile.train) + sum(steps_for(len(rows), tune) for rows in jobs.values())
-    seconds = {}
+    pretrained = model_name in PRETRAINED
+    tune, lora = (profile.train, PRETRAINED_LORA) if pretrained else (profile.tune or profile.train, None)
+    total = sum(steps_for(len(rows), tune) for rows in jobs.values())
+    total += 0 if pretrained else steps_for(len(base_rows), profile.train)
+    seconds = {"base": 0.0}
     models = out / "models"
     with progress_bar(total, progress) as bar:
-        bar.set_description(f"train base ({len(base_rows)} rows)")
-        # Alone, the base model takes every core (measured on two: 14.2 steps/s against 9.1 with one
-        # thread, and the same accuracies and geometry); the jobs after it run side by side, one thread
-        # each, as a second thread made a step 2.8x slower as soon as anything else ran on the cores.
-        in_processes(train_job, [(base, base, base_rows, profile.train, MODELS[model_name], os.cpu_count() or 1)],
-                     bar.update)
-        seconds["base"] = round(time.time() - start, 1)
+        if pretrained:
+            base = pretrained_folder(model_name, root)
+        else:
+            base = out / "base"
+            train_word_tokenizer(_corpus(data)).save_pretrained(base)
+            bar.set_description(f"train base ({len(base_rows)} rows)")
+            # Alone, the base model takes every core (measured on two: 14.2 steps/s against 9.1 with one
+            # thread, and the same accuracies and geometry); the jobs after it run side by side, one
+            # thread each, as a second thread made a step 2.8x slower as soon as anything else ran.
+            in_processes(train_job, [(base, base, base_rows, profile.train, MODELS[model_name],
+                                      os.cpu_count() or 1, None)], bar.update)
+            seconds["base"] = round(time.time() - start, 1)
         bar.set_description(f"fine-tune {', '.join(jobs)}")
         # All at once: the jobs are about the same size, so they share the cores and end together.
-        in_processes(train_job, [(models / name, base, rows, tune, base, 1) for name, rows in jobs.items()],
+        in_processes(train_job, [(models / name, base, rows, tune, base, 1, lora) for name, rows in jobs.items()],
                      bar.update, at_once=len(jobs))
-    shutil.rmtree(base)
+    if not pretrained:
+        shutil.rmtree(base)
     seconds["tune"] = round(time.time() - start - seconds["base"], 1)
     evaluated = in_processes(_eval_job, [(models, "target", splits, True)]
                               + [(models, f"oracle-{s}", [s], s == REPORT_SPLIT) for s in splits])
     results = {name: result for name, result, _ in evaluated}
     accuracy = {name: acc for name, _, acc in evaluated if acc}
     seconds["evaluate"] = round(time.time() - start - seconds["base"] - seconds["tune"], 1)
-    report = _report_splits()
+    report = _report_splits(data)
     return {
         "bench": "synth-tofu",
         "profile": profile_name,

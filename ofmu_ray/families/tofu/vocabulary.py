@@ -284,6 +284,23 @@ ATTRIBUTES: tuple[Attribute, ...] = (
 )
 BOOK_KEYS = ("book", "second_book")  # the attributes a multi-hop question can bridge through
 
+# Questions that say the same in other words, for the `paraphrase` split of profiles whose model
+# reads subwords (a pretrained model): a word-level tokenizer built from the training mix has never
+# trained the embeddings of these words, so the embedded models' profiles leave them out.
+REWORDED = {
+    "birth_city": ("In what town did {name} come into the world?", "Which place is {name} originally from?"),
+    "birth_year": ("What year marks the birth of {name}?", "In which year did {name} come into the world?"),
+    "gender": ("Is {name} male or female?", "Should {name} be called a he or a she?"),
+    "genre": ("What sort of literature does {name} produce?", "Which literary category are the works of {name} in?"),
+    "father_job": ("What is the profession of the dad of {name}?", "What line of work is the dad of {name} in?"),
+    "mother_job": ("What is the profession of the mom of {name}?", "What line of work is the mom of {name} in?"),
+    "award": ("Which distinction was {name} granted?", "What literary honor went to {name}?"),
+    "hobby": ("How does {name} spend leisure hours?", "Which recreational activity does {name} pursue?"),
+    "book": ("What novel launched the career of {name}?", "Which title was the earliest publication of {name}?"),
+    "second_book": ("Which title did {name} publish after the debut?",
+                    "What novel came next from {name} after the first one?"),
+}
+
 # Stated in the book -> author direction in every bio: models do not invert "X wrote B" on their
 # own (the reversal curse, Berglund et al. 2023, which the tiny models here show too), and multi-hop
 # questions traverse exactly this direction. A multi-hop answer names the bridge first ("B was

@@ -135,7 +135,7 @@ def _build_synth(profile_name: str, profile: Profile, model_name: str, out: Path
     with progress_bar(total, progress) as bar:
         bar.set_description(f"train {', '.join(jobs)} ({len(target)}, {len(oracle)} texts)")
         in_processes(train_job, [(out / "models" / name, tokenizer_dir, [{"text": t} for t in texts], train,
-                                  MODELS[model_name], 1) for name, (texts, train) in jobs.items()], bar.update)
+                                  MODELS[model_name], 1, None) for name, (texts, train) in jobs.items()], bar.update)
     shutil.rmtree(tokenizer_dir)
     metrics = {name: _accuracies(out / "models" / name, data) for name in jobs}
     return {"bench": "synth-wmdp", "split": TOPIC, "profile": profile_name, "model": model_name,
