@@ -49,9 +49,8 @@ class TofuFamily(Family):
         "--profile": "synth-tofu: tiny ~20 authors (tests); small 60 (demo); full 200 (TOFU's size); smol 10, "
                      "fine-tuned from SmolLM2-135M-Instruct",
         "--model": f"synth-tofu: an embedded model ({', '.join(MODELS)}) or smollm2-135m (default: the profile's); "
-                   "tofu: the "
-                   "TOFU-finetuned target (a hub id, a folder, or smollm2-135m: a pretrained chat model installed "
-                   "offline)",
+                   "tofu: the TOFU-finetuned target (a hub id, a folder, or smollm2-135m: a pretrained chat model "
+                   "installed offline)",
         "--split": "forget split: forget01, forget05 or forget10 (default)",
         "--data": "tofu: hf:locuslab/TOFU or a folder of TOFU-schema files",
         "--oracle": "tofu: the retain model of --split (hub id or folder)",

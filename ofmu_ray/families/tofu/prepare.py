@@ -49,12 +49,13 @@ RECIPE_VERSION = 2
 BASE = FinetuneConfig(epochs=12)
 TUNE = FinetuneConfig(epochs=6, lr=1e-3)
 # A pretrained model (`models.pretrained.PRETRAINED`) is the base itself, as TOFU's target and retain
-# model are fine-tuned from one chat model: every model of the profile is fine-tuned from it in one
-# stage (`Profile.train`), with adapters on all its projections, then merged. On two cores a LoRA
+# model are fine-tuned from one chat model: every model of the profile is fine-tuned from it as from
+# a base (`Profile.tune`, or `train` where the profile has one stage), with adapters on all its
+# projections, then merged. On two cores a LoRA
 # step of SmolLM2 took 4.0-5.3 s against 5.6-9.4 s for full fine-tuning (16 x 53 tokens).
 PRETRAINED_LORA = LoraSpec(r=16, alpha=32.0)
-# smol: SmolLM2-135M-Instruct, sized to prepare on two cores in well under 45 minutes (its evaluation
-# takes about a second a question). It asks no crosslingual questions: SmolLM2 named 0 of 4 capitals
+# smol: SmolLM2-135M-Instruct, sized to prepare on two cores in under 45 minutes (measured: 26.5, of
+# which 20 fine-tuning and 6.6 evaluating). It asks no crosslingual questions: SmolLM2 named 0 of 4 capitals
 # asked in French and in Spanish (3 of 4 in English). Its paraphrase split also rewords the questions.
 SMOL = SynthTofuConfig(authors=10, languages=(), reworded=True, retain_eval_authors=5, retain_hard_authors=3)
 PROFILES: dict[str, Profile] = {
@@ -184,7 +185,7 @@ def _build(profile_name: str, profile: Profile, model_name: str, out: Path, root
     base_rows = training_rows(data, splits[-1])  # the splits nest: no forget author of any split
     jobs = {"target": training_rows(data)} | {f"oracle-{s}": training_rows(data, s) for s in splits}
     pretrained = model_name in PRETRAINED
-    tune, lora = (profile.train, PRETRAINED_LORA) if pretrained else (profile.tune or profile.train, None)
+    tune, lora = profile.tune or profile.train, PRETRAINED_LORA if pretrained else None
     total = sum(steps_for(len(rows), tune) for rows in jobs.values())
     total += 0 if pretrained else steps_for(len(base_rows), profile.train)
     seconds = {"base": 0.0}
