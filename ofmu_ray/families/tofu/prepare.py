@@ -51,8 +51,8 @@ TUNE = FinetuneConfig(epochs=6, lr=1e-3)
 # A pretrained model (`models.pretrained.PRETRAINED`) is the base itself, as TOFU's target and retain
 # model are fine-tuned from one chat model: every model of the profile is fine-tuned from it as from
 # a base (`Profile.tune`, or `train` where the profile has one stage), with adapters on all its
-# projections, then merged. On two cores a LoRA
-# step of SmolLM2 took 4.0-5.3 s against 5.6-9.4 s for full fine-tuning (16 x 53 tokens).
+# projections, then merged. On two cores a LoRA step of SmolLM2 took 4.0-5.3 s against 5.6-9.4 s
+# for full fine-tuning (16 x 53 tokens).
 PRETRAINED_LORA = LoraSpec(r=16, alpha=32.0)
 # smol: SmolLM2-135M-Instruct, sized to prepare on two cores in under 45 minutes (measured: 26.5, of
 # which 20 fine-tuning and 6.6 evaluating). It asks no crosslingual questions: SmolLM2 named 0 of 4 capitals
@@ -187,7 +187,8 @@ def _build(profile_name: str, profile: Profile, model_name: str, out: Path, root
     pretrained = model_name in PRETRAINED
     tune, lora = profile.tune or profile.train, PRETRAINED_LORA if pretrained else None
     total = sum(steps_for(len(rows), tune) for rows in jobs.values())
-    total += 0 if pretrained else steps_for(len(base_rows), profile.train)
+    if not pretrained:
+        total += steps_for(len(base_rows), profile.train)
     seconds = {"base": 0.0}
     models = out / "models"
     with progress_bar(total, progress) as bar:
