@@ -409,7 +409,7 @@ def _sweep(cfg, sweep_dir, args: argparse.Namespace, timed: bool = False) -> int
     from ofmu_ray.tune.spaces import load_spaces
     from ofmu_ray.tune.studies import open_storage
     from ofmu_ray.tune.sweep import prepare_models, run_sweep
-    from ofmu_ray.tune.tuner import SweepInterrupted
+    from ofmu_ray.tune.tuner import SweepInterrupted, TrialOutOfMemory
 
     load_spaces(cfg.methods, cfg.spaces)  # a bad space file: before anything is prepared or written
     _check_uri(args)
@@ -424,6 +424,10 @@ def _sweep(cfg, sweep_dir, args: argparse.Namespace, timed: bool = False) -> int
     try:
         with contextlib.redirect_stdout(sys.stderr):  # Tune's progress table: stdout keeps the results alone
             result = run_sweep(cfg, prepared, sweep_dir, args.tracking_uri, args.resume, args.address)
+    except TrialOutOfMemory as e:
+        print(f"ofmu-ray: out of memory: {e}; continue with ofmu-ray sweep --resume --name {sweep_dir.name} "
+              f"(and the same --sweeps-dir)", file=sys.stderr)
+        return 1
     except SweepInterrupted as e:
         print(f"ofmu-ray: sweep interrupted: {e}", file=sys.stderr)
         return 130
@@ -531,7 +535,7 @@ def _run_ablate(args: argparse.Namespace) -> int:
     from ofmu_ray.tune.config import SweepConfig, load_config
     from ofmu_ray.tune.spaces import load_spaces
     from ofmu_ray.tune.sweep import prepare_models
-    from ofmu_ray.tune.tuner import SweepInterrupted
+    from ofmu_ray.tune.tuner import SweepInterrupted, TrialOutOfMemory
 
     if args.attacks:
         raise UsageError("ablate does not run --attacks yet: sweep the variants with `ofmu-ray sweep --attacks`")
@@ -591,10 +595,11 @@ def _run_ablate(args: argparse.Namespace) -> int:
         with contextlib.redirect_stdout(sys.stderr):  # Tune's progress table: stdout keeps the results alone
             summary = ablate.run_ablation(cfg, ablation, prepared, folder, args.tracking_uri, args.resume,
                                           args.address)
-    except SweepInterrupted:
-        print(f"ofmu-ray: ablation interrupted; continue with ofmu-ray ablate --resume --name {folder.name} "
+    except SweepInterrupted as e:
+        why = f"out of memory: {e}" if isinstance(e, TrialOutOfMemory) else "interrupted"
+        print(f"ofmu-ray: ablation {why}; continue with ofmu-ray ablate --resume --name {folder.name} "
               f"--ablations-dir {root}", file=sys.stderr)
-        return 130
+        return 1 if isinstance(e, TrialOutOfMemory) else 130
     if args.json:
         print(json.dumps(summary, indent=1, default=str))
         return 0

@@ -180,6 +180,24 @@ def test_resume_after_the_driver_is_killed(tiny, cache_dir, mlflow_uri, tmp_path
     assert all(row["seeds"] == 1 and "model_utility_mean" in row for row in printed["seeds"])
 
 
+def test_a_trial_killed_for_memory_names_the_fix_and_keeps_the_store(tiny, cache_dir, mlflow_uri, tmp_path):
+    """Ray's memory monitor, its threshold set below what the node already uses, kills the first
+    trial's process: the sweep stops (not a finished sweep with fewer trials) with a last line naming
+    the remedies, and what it recorded stays readable and resumable (its parent run is left open)."""
+    env = os.environ | {"RAY_memory_usage_threshold": "0.01", "RAY_memory_monitor_refresh_ms": "100"}
+    argv = ["sweep", "--profile", "tiny", "--cache-dir", cache_dir, "--methods", "gradascent", "--trials", "2",
+            "--steps", "2", "--batch-size", "4", "--concurrency", "1", "--tracking-uri", mlflow_uri,
+            "--name", "too-big", "--address", "local"]
+    done = subprocess.run([sys.executable, "-m", "ofmu_ray.cli", *argv], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 1, done.stderr[-3000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("ofmu-ray: out of memory: tiny-llama-4l.gradascent: Ray's memory monitor killed a trial")
+    assert "--concurrency 1" in last and "ofmu-ray sweep --resume --name too-big" in last
+    assert [r.info.status for r in _runs(mlflow_uri, "method")] == ["RUNNING"]
+    assert not [r for r in _runs(mlflow_uri, "trial") if r.info.status == "FINISHED"]
+
+
 def test_models_axis_sweeps_each_model_with_the_same_budget(ray_session, micro, mlflow_uri, tmp_path, capsys,
                                                            monkeypatch):
     """Two model sizes of the micro profile (trained in seconds: the trials only read the folders that

@@ -20,6 +20,8 @@ from ofmu_ray.tune.config import SweepConfig
 from ofmu_ray.tune.spaces import Dimension
 
 NOT_HYPER_PARAMETERS = ("seed", "source")  # what a trial's configuration holds besides the method's
+# How Ray words an OutOfMemoryError: Tune hands back a killed trial's error as an exception or as its text
+MEMORY_KILL = "were killed due to the node running low on memory"
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,11 @@ class TrialContext:
 
 class SweepInterrupted(RuntimeError):
     """Tune stopped before every trial ended (Ctrl-C): the sweep can be resumed."""
+
+
+class TrialOutOfMemory(SweepInterrupted):
+    """Ray's memory monitor killed a trial's process: the node cannot hold the trials at once. The
+    trials that ended are recorded, so the sweep can be resumed with less at a time."""
 
 
 def trial(config: dict, context: TrialContext) -> None:
@@ -88,10 +95,29 @@ def fit(cfg: SweepConfig, name: str, searcher, num_samples: int, param_space: di
                                       failure_config=tune.FailureConfig(max_failures=0),
                                       progress_reporter=_reporter(list(context.objectives)), verbose=1),
         )
-    ended = sum(1 for result in tuner.fit() if result.error or "checkpoint_dir" in (result.metrics or {}))
+    try:
+        grid = list(tuner.fit())
+    except RuntimeError as e:  # Tune re-raises a reused actor's death as a bare RuntimeError
+        _raise_if_out_of_memory(name, e)
+        raise
+    # a trial killed for memory is not a result: the methods would get unequal trials
+    for result in grid:
+        _raise_if_out_of_memory(name, result.error)
+    ended = sum(1 for result in grid if result.error or "checkpoint_dir" in (result.metrics or {}))
     if ended < expected:
         raise SweepInterrupted(f"{name}: {ended} of {expected} trials ended; continue with "
                                f"ofmu-ray sweep --resume --name {root.name} (and the same --sweeps-dir)")
+
+
+def _raise_if_out_of_memory(name: str, error: BaseException | str | None) -> None:
+    """Raises TrialOutOfMemory when `error` (an exception, or the text Tune keeps of a trial's) is
+    Ray's memory monitor killing a worker."""
+    killed = next((line for line in str(error or "").splitlines() if MEMORY_KILL in line), None)
+    if killed is not None:
+        raise TrialOutOfMemory(
+            f"{name}: Ray's memory monitor killed a trial ({killed.removeprefix('Caught unexpected exception: ')}). "
+            f"Run fewer trials at once (--concurrency 1), smaller batches (--batch-size) or adapters only "
+            f"(--lora r=16,alpha=32); the trials that ended are kept")
 
 
 def searcher(cfg: SweepConfig, method: str, space: dict[str, Dimension], study_name: str, storage=None,
