@@ -76,8 +76,9 @@ def ray_session():
 
 @pytest.fixture(scope="session")
 def swept(ray_session, tiny, cache_dir, tmp_path_factory) -> str:
-    """A finished sweep's MLflow store (its URI): 2 methods x 2 trials on the tiny profile, 2 Ray Train
-    workers per trial (0.49 CPU each, so that a method's two trials run at once)."""
+    """A finished sweep's MLflow store (its URI): 2 methods x 2 trials on the tiny profile, two at a
+    time, each in its trial's own process (a sweep through Ray Train workers: test_sweep's killed-worker
+    test)."""
     from ofmu_ray.cli import main
 
     where = tmp_path_factory.mktemp("sweep")
@@ -86,8 +87,7 @@ def swept(ray_session, tiny, cache_dir, tmp_path_factory) -> str:
     os.chdir(where)  # the default artifact and sweeps folders land here
     try:
         argv = ["sweep", "--profile", "tiny", "--cache-dir", cache_dir, "--methods", "graddiff,ofmu",
-                "--trials", "2", "--steps", "2", "--batch-size", "4", "--workers", "2", "--cpus-per-worker", "0.49",
-                "--tracking-uri", uri,
+                "--trials", "2", "--steps", "2", "--batch-size", "4", "--tracking-uri", uri,
                 "--sampler", "tpe", "--name", "study-forget10"]  # as benchmarks/study.py names its sweeps
         assert main(argv) == 0
     finally:

@@ -50,7 +50,7 @@ def test_sweep_records_parents_children_and_plots(swept, tmp_path):
         mine = [c for c in children if c.data.tags["mlflow.parentRunId"] == parent.info.run_id]
         assert len(mine) == 2 and len({c.data.tags["ray_trial_id"] for c in mine}) == 2
         assert all(c.data.tags["method"] == parent.data.tags["method"] for c in mine)
-        assert all(c.data.tags["world_size"] == "2" for c in mine)
+        assert all(c.data.tags["world_size"] == "1" for c in mine)
         assert parent.info.status == "FINISHED" and "hypervolume" in parent.data.metrics
     for child in children:
         metrics = child.data.metrics
@@ -324,4 +324,5 @@ def test_a_killed_worker_is_restarted_from_its_checkpoint(ray_session, tiny, cac
     (run,) = _runs(uri, "trial")
     assert run.info.status == "FINISHED" and run.data.metrics["step"] == 20
     assert run.data.metrics["resumed_from_step"] in (5, 10, 15)  # went on from a checkpoint, not step 0
+    assert run.data.tags["world_size"] == "2"
     assert "model_utility" in run.data.metrics
