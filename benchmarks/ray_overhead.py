@@ -2,7 +2,8 @@
 Python, against `ofmu-ray unlearn` with 1 and 2 workers (each a fresh process, as a user runs it),
 and, inside an already started Ray (what a sweep trial pays), one 2-worker run and one 1-worker
 run through a Ray Train worker group (which sweeps avoid by running one worker in the trial's own
-process). Ratios measured in one run.
+process), with the group's start-up (`worker_start_seconds`: from `fit()` to the workers' loop).
+Ratios measured in one run.
 
     python benchmarks/ray_overhead.py [--profile tiny] [--method graddiff] [--steps 20] [--json]
 """
@@ -53,8 +54,8 @@ runs.run(prepared, spec, workers=2, name="warm-up")  # starts Ray; Ray's first w
 storage = runs.run(prepared, spec, name="in-process")[1].parents[1]
 for workers in (2, 1):
     start = time.perf_counter()
-    run_on_ray(spec, FAMILIES["synth-tofu"].make_task, workers, 0.99, 0.0, storage, f"measured-{workers}")
-    print(time.perf_counter() - start)
+    metrics, _ = run_on_ray(spec, FAMILIES["synth-tofu"].make_task, workers, 0.99, 0.0, storage, f"measured-{workers}")
+    print(time.perf_counter() - start, metrics["worker_start_seconds"])
 """
 
 
@@ -90,11 +91,14 @@ def main(argv: list[str] | None = None) -> int:
         one, _ = _wall([*cli, "--workers", "1", *uri], work)
         two, _ = _wall([*cli, "--workers", "2", *uri], work)
         _, out = _wall([sys.executable, "-c", IN_RAY, *common], work)
-        warm_two, warm_one = (float(line) for line in out.strip().splitlines()[-2:])
+        lines = out.strip().splitlines()[-2:]
+        (warm_two, start_two), (warm_one, start_one) = (map(float, line.split()) for line in lines)
     result = {"profile": args.profile, "method": args.method, "steps": args.steps,
               "plain_python_s": round(plain, 2), "unlearn_1_worker_s": round(one, 2),
               "unlearn_2_workers_s": round(two, 2), "in_started_ray_2_workers_s": round(warm_two, 2),
               "in_started_ray_1_worker_group_s": round(warm_one, 2),
+              # from fit() to the workers' loop: what a worker group adds to a run in a started Ray
+              "worker_start_2_workers_s": round(start_two, 2), "worker_start_1_worker_group_s": round(start_one, 2),
               "ratio_unlearn_1_worker": round(one / plain, 2), "ratio_unlearn_2_workers": round(two / plain, 2),
               "ratio_in_started_ray_2_workers": round(warm_two / plain, 2),
               "ratio_in_started_ray_1_worker_group": round(warm_one / plain, 2)}

@@ -35,6 +35,7 @@ def test_two_workers_equal_one_worker_on_the_global_batch(ray_session, tiny, tmp
     assert update > 0.05  # the runs did move the model ...
     assert (p1 - p2).norm() < 1e-4 * update  # ... and the same way (float32 reduction order aside)
     assert one["step"] == two["step"] == 4
+    assert "worker_start_seconds" not in one and two["worker_start_seconds"] > 0  # a group's start-up, measured
     for key in set(one) - {"unlearn_seconds", "load_seconds"}:  # the global batch's numbers, not rank 0's share
         assert two[key] == pytest.approx(one[key], rel=1e-3, abs=1e-6), key
 
