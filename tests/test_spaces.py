@@ -24,6 +24,7 @@ def test_every_method_has_a_valid_space():
     ("beta: {loguniform: [0.0, 1.0]}", "beta: bad range"),
     ("gamma_rho: {uniform: [0.5, 2.0]}", "gamma_rho: [0.5, 2.0] leaves the field's range"),
     ("decorrelation: {choice: [signed, cubic]}", "decorrelation: ['cubic'] not allowed"),
+    ("hessian: {choice: [finite_diff]}", "hessian: ['finite_diff'] leaves out the default 'exact', which every sweep"),
     ("outer_steps: {int: [0, 10]}", "outer_steps: no longer a ofmu hyper-parameter: K now follows"),
     ("beta: {int: [1, 3]}", "beta is a float field; int does not fit it"),
     ("inner_steps: {uniform: [1, 3]}", "inner_steps is a int field; uniform does not fit it"),

@@ -3,8 +3,8 @@
 Each key is a field of the method's config; each value names one distribution:
 `{uniform: [low, high]}`, `{loguniform: [low, high]}`, `{int: [low, high]}` (inclusive) or
 `{choice: [a, b, ...]}`. Everything is checked on load against the config (the field exists, its
-type fits the distribution, the range lies inside the field's own range, a choice is allowed),
-and an error names the file and the key.
+type fits the distribution, the range lies inside the field's own range, a choice is allowed and
+keeps the default, which every sweep runs first), and an error names the file and the key.
 """
 
 from __future__ import annotations
@@ -47,6 +47,9 @@ def _check(where: str, key: str, kind: str, values: Any, field, hint: Any) -> Di
         bad = [v for v in values if (allowed and v not in allowed) or not isinstance(v, hint)]
         if bad:
             raise SpaceError(f"{where}: {key}: {bad} not allowed" + (f"; choose from {allowed}" if allowed else ""))
+        if field.default not in values:  # Optuna would refuse the sweep's first trial, the defaults
+            raise SpaceError(f"{where}: {key}: {values} leaves out the default {field.default!r}, which every "
+                             f"sweep runs first; add it")
         return Dimension(kind, tuple(values))
     if len(values) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         raise SpaceError(f"{where}: {key}: {kind} needs [low, high] numbers, got {values!r}")
