@@ -169,3 +169,8 @@ def test_two_axes_make_a_grid_and_its_effect_plot(tmp_path):
     only_lr = SweepConfig("synth-tofu", "tiny", "forget10", ("ofmu",), spaces={"ofmu": str(space)})
     with pytest.raises(ValueError, match="no dimension besides lr to search"):
         ablate.make_ablation(only_lr, ("lr",), ((1e-4, 1e-3),), {}, "defaults", "tuned", 1)
+    held = tmp_path / "held.yaml"  # the space holds the setting the ablation varies
+    held.write_text("lr: {loguniform: [1.0e-5, 1.0e-3]}\nhessian: {fixed: finite_diff}\n")
+    holds = SweepConfig("synth-tofu", "tiny", "forget10", ("ofmu",), spaces={"ofmu": str(held)})
+    with pytest.raises(ValueError, match="the space holds hessian fixed, which the ablation varies"):
+        ablate.make_ablation(holds, ("hessian",), (("exact", "finite_diff"),), {}, "defaults", "tuned", 1)

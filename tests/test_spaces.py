@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ofmu_ray.methods import METHODS
-from ofmu_ray.tune.spaces import SPACES_DIR, SpaceError, load_space
+from ofmu_ray.tune.spaces import SPACES_DIR, SpaceError, held_settings, load_space, searched_dims
+from ofmu_ray.tune.tuner import defaults_in, tune_domain
 
 
 def test_every_method_has_a_valid_space():
@@ -28,6 +29,9 @@ def test_every_method_has_a_valid_space():
     ("outer_steps: {int: [0, 10]}", "outer_steps: no longer a ofmu hyper-parameter: K now follows"),
     ("beta: {int: [1, 3]}", "beta is a float field; int does not fit it"),
     ("inner_steps: {uniform: [1, 3]}", "inner_steps is a int field; uniform does not fit it"),
+    ("hessian: {fixed: cubic}", "hessian: 'cubic' is not a value of this str field; choose from"),
+    ("inner_steps: {fixed: 2.5}", "inner_steps: 2.5 is not a value of this int field"),
+    ("gamma_rho: {fixed: 0.5}", "gamma_rho: 0.5 is not a value of this float field"),
     ("beta: [0.1, 1.0]", "beta: expected one distribution"),
     ("beta: {uniform: [0.1, 1.0]", "cannot read it as YAML"),
 ])
@@ -37,3 +41,13 @@ def test_bad_space_files_name_file_and_key(tmp_path, text, message):
     with pytest.raises(SpaceError) as err:
         load_space("ofmu", path)
     assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_a_held_setting_is_in_every_trial_and_not_searched(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("beta: {loguniform: [0.01, 1.0]}\nhessian: {fixed: finite_diff}\nrho0: {fixed: 1}\n")
+    space = load_space("ofmu", path)
+    assert list(searched_dims(space)) == ["beta"] and held_settings(space) == {"hessian": "finite_diff", "rho0": 1.0}
+    assert isinstance(held_settings(space)["rho0"], float)  # typed as its field
+    # Tune passes a constant to every trial, the defaults trial too; Optuna is asked about the rest only
+    assert tune_domain(space["hessian"]) == "finite_diff" and list(defaults_in("ofmu", space)) == ["beta"]

@@ -66,6 +66,7 @@ def test_sweep_records_parents_children_and_plots(swept, tmp_path):
     first = min(ofmu_children, key=lambda c: int(c.data.tags["trial_index"]))
     assert float(first.data.params["method.beta"]) == OFMUConfig().beta  # the default configuration first
     assert "method.decorrelation" not in first.data.params  # not searched (tune_spaces/ofmu.yaml): stays signed
+    assert all(c.data.params["method.hessian"] == "finite_diff" for c in ofmu_children)  # held, the first too
     (comparison,) = _runs(swept, "comparison")
     files = {a.path for a in client.list_artifacts(comparison.info.run_id, "pareto")}
     assert {"pareto/front.png", "pareto/front_multihop.png", "pareto/fronts.html", "pareto/fronts.csv"} <= files

@@ -46,7 +46,7 @@ from ofmu_ray.train.launch import start_ray
 from ofmu_ray.tune import results
 from ofmu_ray.tune.config import ABLATION_MODES, Objectives, SweepConfig
 from ofmu_ray.tune.pareto import hypervolume, summarize_fronts
-from ofmu_ray.tune.spaces import Dimension, load_spaces
+from ofmu_ray.tune.spaces import Dimension, held_settings, load_spaces, searched_dims
 from ofmu_ray.tune.sweep import trial_context
 from ofmu_ray.tune.trial_logger import TrialLogger
 from ofmu_ray.tune.tuner import defaults_in, fit, searcher, tune_domain
@@ -204,13 +204,25 @@ def make_ablation(cfg: SweepConfig, axes: tuple[str, ...], values: tuple[tuple, 
             raise UsageError(f"variant {label(variant)} over the base: {e}") from e
     if mode == "tuned" and not _searched(cfg, ablation):
         raise UsageError(f"--mode tuned: {method}'s space has no dimension besides {', '.join(axes)} to search")
+    if mode == "tuned" and set(axes) & set(_held(cfg)):
+        raise UsageError(f"--mode tuned: the space holds {', '.join(sorted(set(axes) & set(_held(cfg))))} fixed, "
+                         "which the ablation varies")
     return ablation
 
 
+def _space(cfg: SweepConfig) -> dict[str, Dimension]:
+    return load_spaces(cfg.methods, cfg.spaces)[cfg.methods[0]]
+
+
 def _searched(cfg: SweepConfig, ablation: Ablation) -> dict[str, Dimension]:
-    """What each variant of a tuned ablation searches: the method's space without the axes."""
-    space = load_spaces(cfg.methods, cfg.spaces)[cfg.methods[0]]
-    return {k: d for k, d in space.items() if k not in ablation.axes}
+    """What each variant of a tuned ablation searches: the method's space without the axes and
+    without what it holds fixed."""
+    return {k: d for k, d in searched_dims(_space(cfg)).items() if k not in ablation.axes}
+
+
+def _held(cfg: SweepConfig) -> dict:
+    """What the tuned ablation's space holds fixed in every trial, over the base."""
+    return held_settings(_space(cfg))
 
 
 def new_name(cfg: SweepConfig, ablation: Ablation) -> str:
@@ -343,7 +355,7 @@ def run_ablation(cfg: SweepConfig, ablation: Ablation, prepared: Prepared, folde
         start = {k: ablation.base.get(k, v) for k, v in defaults_in(method, searched).items()}  # the base first
         searches = {label(v): searcher(cfg, method, searched, f"{name}-{metric_key(v)}", start=start)
                     for v in ablation.variants()}
-        fixed = {label(v): {k: x for k, x in _full(method, ablation.base | v).items() if k not in searched}
+        fixed = {label(v): {k: x for k, x in _full(method, ablation.base | _held(cfg) | v).items() if k not in searched}
                  for v in ablation.variants()}
         expected = trials * len(searches)
         fit(cfg, "tuned", VariantSearch(searches, fixed, trials), expected,

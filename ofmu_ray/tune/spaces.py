@@ -2,9 +2,11 @@
 
 Each key is a field of the method's config; each value names one distribution:
 `{uniform: [low, high]}`, `{loguniform: [low, high]}`, `{int: [low, high]}` (inclusive) or
-`{choice: [a, b, ...]}`. Everything is checked on load against the config (the field exists, its
-type fits the distribution, the range lies inside the field's own range, a choice is allowed and
-keeps the default, which every sweep runs first), and an error names the file and the key.
+`{choice: [a, b, ...]}`; or `{fixed: value}`, a setting held in every trial, the first included
+(e.g. OFMU's `hessian: {fixed: finite_diff}` where the exact Hessian does not fit in memory).
+Everything is checked on load against the config (the field exists, its type fits the distribution,
+the range lies inside the field's own range, a choice is allowed and keeps the default, which every
+sweep runs first), and an error names the file and the key.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ofmu_ray.methods import get_method
 
 SPACES_DIR = Path(__file__).resolve().parents[2] / "tune_spaces"
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
+FIXED = "fixed"  # not searched: held at one value
 
 
 class SpaceError(ValueError):
@@ -32,13 +35,41 @@ class SpaceError(ValueError):
 class Dimension:
     """One searched hyper-parameter."""
 
-    kind: str  # one of DISTRIBUTIONS
-    values: tuple  # (low, high) or the choices
+    kind: str  # one of DISTRIBUTIONS, or FIXED
+    values: tuple  # (low, high), the choices, or (the held value,)
+
+
+def searched_dims(space: dict[str, Dimension]) -> dict[str, Dimension]:
+    """The dimensions Optuna searches: the space without its held settings."""
+    return {k: d for k, d in space.items() if d.kind != FIXED}
+
+
+def held_settings(space: dict[str, Dimension]) -> dict[str, Any]:
+    """The settings the space holds fixed in every trial, by field."""
+    return {k: d.values[0] for k, d in space.items() if d.kind == FIXED}
+
+
+def _allowed(field, hint: Any, value: Any) -> bool:
+    """Whether `value` is one the field takes: its type, its choices and its range."""
+    meta = field.metadata
+    if isinstance(value, bool) != (hint is bool) or not isinstance(value, (int, float) if hint is float else hint):
+        return False
+    if meta.get("choices") and value not in meta["choices"]:
+        return False
+    return not ((meta.get("low") is not None and value < meta["low"])
+                or (meta.get("high") is not None and value > meta["high"]))
 
 
 def _check(where: str, key: str, kind: str, values: Any, field, hint: Any) -> Dimension:
+    if kind == FIXED:
+        if not _allowed(field, hint, values):
+            allowed = field.metadata.get("choices")
+            raise SpaceError(f"{where}: {key}: {values!r} is not a value of this {hint.__name__} field"
+                             + (f"; choose from {allowed}" if allowed else ""))
+        return Dimension(FIXED, (hint(values) if hint is float else values,))
     if kind not in DISTRIBUTIONS:
-        raise SpaceError(f"{where}: {key}: unknown distribution {kind!r}; use one of {', '.join(DISTRIBUTIONS)}")
+        raise SpaceError(f"{where}: {key}: unknown distribution {kind!r}; use one of "
+                         f"{', '.join(DISTRIBUTIONS)} (or {FIXED})")
     if not isinstance(values, list) or not values:
         raise SpaceError(f"{where}: {key}: {kind} needs a list, got {values!r}")
     meta = field.metadata

@@ -28,7 +28,7 @@ from ofmu_ray.tracking import mlflow_log
 from ofmu_ray.train.launch import start_ray
 from ofmu_ray.tune import results, studies
 from ofmu_ray.tune.config import SweepConfig
-from ofmu_ray.tune.spaces import load_spaces
+from ofmu_ray.tune.spaces import load_spaces, searched_dims
 from ofmu_ray.tune.tuner import TrialContext, fit, searcher, tune_domain
 
 
@@ -116,17 +116,16 @@ def _sweep_model(cfg: SweepConfig, model: str, prepared: Prepared, spaces: dict,
         space, method_tags = spaces[method], tags | {"method": method}
         tune_name = f"{slug(model)}.{method}"
         context = trial_context(cfg, method, prepared, storage / "runs" / tune_name)
+        trials = cfg.trials_for(len(searched_dims(space)))
         params = {f"space.{k}": f"{d.kind}{list(d.values)}" for k, d in space.items()}
         params |= {k: getattr(cfg, k) for k in ("trials", "epochs", "batch_size", "workers", "sampler", "seed")}
         params["attacks"] = ",".join(cfg.attacks) or "none"
-        params |= {"steps": context.spec.steps, "trials": cfg.trials_for(len(space)),
-                   "search_effort": cfg.search_effort}
+        params |= {"steps": context.spec.steps, "trials": trials, "search_effort": cfg.search_effort}
         parent, finished = mlflow_log.parent_run(client, experiment, name, method, method_tags, params)
         if finished:
             continue  # a resumed sweep: this method is done
         mlflow_log.log_values(client, parent, metrics=floors)
         logger = TrialLogger(client.tracking_uri, experiment, parent, method_tags, "trial", logged)
-        trials = cfg.trials_for(len(space))
         study = studies.study_name(name, model, method)
         fit(cfg, tune_name, searcher(cfg, method, space, study, optuna), trials,
             {k: tune_domain(d) for k, d in space.items()}, context, logger, storage, resume, trials)

@@ -17,7 +17,7 @@ from pathlib import Path
 from ofmu_ray.train import launch
 from ofmu_ray.train.spec import RunSpec
 from ofmu_ray.tune.config import SweepConfig
-from ofmu_ray.tune.spaces import Dimension
+from ofmu_ray.tune.spaces import FIXED, Dimension, searched_dims
 
 NOT_HYPER_PARAMETERS = ("seed", "source")  # what a trial's configuration holds besides the method's
 # How Ray words an OutOfMemoryError: Tune hands back a killed trial's error as an exception or as its text
@@ -125,19 +125,23 @@ def searcher(cfg: SweepConfig, method: str, space: dict[str, Dimension], study_n
     """Optuna's multi-objective sampler over `space`, maximising both objectives, its first trial
     `start` (default: the method's default configuration); its study `study_name` lives in
     `storage` (an Optuna RDB storage; None: in memory), created when Tune starts the experiment (a
-    restored experiment brings back its own searcher)."""
+    restored experiment brings back its own searcher). Held settings are not Optuna's: they reach
+    each trial as constants of Tune's param space (`tune_domain`)."""
     from ray.tune.search.optuna import OptunaSearch
 
     return OptunaSearch(metric=list(cfg.goal.names()), mode=["max", "max"],
-                        sampler=_sampler(cfg.sampler, cfg.seed, cfg.trials_for(len(space))),
+                        sampler=_sampler(cfg.sampler, cfg.seed, cfg.trials_for(len(searched_dims(space)))),
                         points_to_evaluate=[start or defaults_in(method, space)], study_name=study_name,
                         storage=storage)
 
 
 def tune_domain(dim: Dimension):
-    """A search-space dimension as a Ray Tune domain (OptunaSearch converts those)."""
+    """A search-space dimension as a Ray Tune domain (OptunaSearch converts those), or a held
+    setting as the constant Tune passes to every trial."""
     from ray import tune
 
+    if dim.kind == FIXED:
+        return dim.values[0]
     low_high = dim.values
     return {"uniform": lambda: tune.uniform(*low_high), "loguniform": lambda: tune.loguniform(*low_high),
             "int": lambda: tune.randint(low_high[0], low_high[1] + 1),  # randint excludes its upper bound
@@ -149,7 +153,7 @@ def defaults_in(method: str, space: dict[str, Dimension]) -> dict:
     from ofmu_ray.methods import build_config
 
     cfg = build_config(method)
-    return {key: getattr(cfg, key) for key in space}
+    return {key: getattr(cfg, key) for key in searched_dims(space)}
 
 
 def _sampler(name: str, seed: int, trials: int):
