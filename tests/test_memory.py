@@ -1,0 +1,39 @@
+"""A run's freed gradient-sized tensors go back to the system (`train.memory`), where glibc's
+raised mmap threshold would keep them resident in a fragmented heap."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from ofmu_ray.train.memory import GLIBC
+
+PROBE = """
+import os, sys, torch
+from ofmu_ray.train.memory import hold_mmap_threshold
+if sys.argv[1] == "hold":
+    assert hold_mmap_threshold()
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+torch.empty(4 << 20, dtype=torch.uint8).fill_(1)  # a freed 4 MiB block: glibc raises its threshold to it
+before = rss()
+blocks, kept = [], []
+for _ in range(100):
+    blocks.append(torch.ones(1 << 18))  # 1 MiB, a gradient of one of SmolLM2's projections is 1-4 MiB
+    kept.append(torch.ones(64))  # small and long-lived, between them on the heap
+del blocks
+print(rss() - before)
+"""
+
+
+def _left_resident(mode: str) -> float:
+    out = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True, check=True)
+    return float(out.stdout)
+
+
+@pytest.mark.skipif(not GLIBC, reason="glibc's mallopt: Linux with glibc only")
+def test_freed_gradient_sized_tensors_leave_the_process():
+    held, plain = _left_resident("hold"), _left_resident("plain")
+    assert held < 10 and plain > held + 50, (held, plain)  # MiB of 100 MiB freed
