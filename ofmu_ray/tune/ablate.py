@@ -204,9 +204,9 @@ def make_ablation(cfg: SweepConfig, axes: tuple[str, ...], values: tuple[tuple, 
             raise UsageError(f"variant {label(variant)} over the base: {e}") from e
     if mode == "tuned" and not _searched(cfg, ablation):
         raise UsageError(f"--mode tuned: {method}'s space has no dimension besides {', '.join(axes)} to search")
-    if mode == "tuned" and set(axes) & set(_held(cfg)):
-        raise UsageError(f"--mode tuned: the space holds {', '.join(sorted(set(axes) & set(_held(cfg))))} fixed, "
-                         "which the ablation varies")
+    clash = sorted(set(axes) & set(_held(cfg))) if mode == "tuned" else []
+    if clash:
+        raise UsageError(f"--mode tuned: the space holds {', '.join(clash)} fixed, which the ablation varies")
     return ablation
 
 
@@ -355,7 +355,8 @@ def run_ablation(cfg: SweepConfig, ablation: Ablation, prepared: Prepared, folde
         start = {k: ablation.base.get(k, v) for k, v in defaults_in(method, searched).items()}  # the base first
         searches = {label(v): searcher(cfg, method, searched, f"{name}-{metric_key(v)}", start=start)
                     for v in ablation.variants()}
-        fixed = {label(v): {k: x for k, x in _full(method, ablation.base | _held(cfg) | v).items() if k not in searched}
+        held = _held(cfg)
+        fixed = {label(v): {k: x for k, x in _full(method, ablation.base | held | v).items() if k not in searched}
                  for v in ablation.variants()}
         expected = trials * len(searches)
         fit(cfg, "tuned", VariantSearch(searches, fixed, trials), expected,

@@ -33,7 +33,7 @@ class SpaceError(ValueError):
 
 @dataclass(frozen=True)
 class Dimension:
-    """One searched hyper-parameter."""
+    """One hyper-parameter of a space: searched, or held fixed."""
 
     kind: str  # one of DISTRIBUTIONS, or FIXED
     values: tuple  # (low, high), the choices, or (the held value,)
