@@ -24,6 +24,7 @@ kept beside the report), and the report names the command that wrote it.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import math
 import statistics
@@ -102,6 +103,17 @@ def _mean_std(values: list[float]) -> str:
     return f"{statistics.fmean(values):.3g} ± {spread:.2g}"
 
 
+def _dimensions(params: dict) -> str:
+    """A method's searched dimensions, as its parent run's `space.*` params hold them, and the
+    settings its space held fixed (`{fixed: value}`, logged as `fixed[value]`)."""
+    from ofmu_ray.tune.spaces import FIXED
+
+    space = {k[len("space."):]: v for k, v in params.items() if k.startswith("space.")}
+    searched = [k for k, v in space.items() if not v.startswith(FIXED)]
+    held = [f"{k}={ast.literal_eval(v[len(FIXED):])[0]}" for k, v in space.items() if v.startswith(FIXED)]
+    return f"{len(searched)} ({', '.join(searched)}" + (f"; held: {', '.join(held)})" if held else ")")
+
+
 def _budget(client, experiment: str, sweep: str) -> str:
     """What each method of the sweep had to search with, read from its parent runs."""
     from ofmu_ray.tracking.mlflow_log import find_runs
@@ -109,8 +121,7 @@ def _budget(client, experiment: str, sweep: str) -> str:
     parents = {r.data.tags["method"]: r.data.params for r in sorted(
         find_runs(client, experiment, ofmu__sweep=sweep, ofmu__kind="method"), key=lambda r: r.info.start_time)}
     budgets = {m: (p["trials"], p["steps"], p["batch_size"]) for m, p in parents.items()}
-    spaces = ", ".join(f"{m} {len(keys)} ({', '.join(keys)})" for m, keys in
-                       ((m, [k[len("space."):] for k in p if k.startswith("space.")]) for m, p in parents.items()))
+    spaces = ", ".join(f"{m} {_dimensions(p)}" for m, p in parents.items())
     if len(set(budgets.values())) == 1:
         trials, steps, batch = next(iter(budgets.values()))
         said = (f"Equal budget: every method had {trials} trials (its defaults first) of {steps} forget batches "

@@ -54,5 +54,6 @@ def test_the_study_report_is_read_back_from_the_store(swept, tmp_path, capsys):
     assert "![fronts](results/front_forget10_tiny-llama-4l.png)" in report
     assert ("every method had 2 trials (its defaults first) of 2 forget batches of 4. Dimensions each searched: "
             "graddiff 3 (lr, gamma, alpha), ofmu 6 (") in report  # the fixture's sweep settings and tune_spaces/
+    assert "; held: hessian=finite_diff)." in report  # the fixture's OFMU space holds its Hessian
 
     assert _report(swept, tmp_path / "RESULTS.md") == report
