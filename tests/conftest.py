@@ -79,20 +79,18 @@ def ray_session():
 def swept(ray_session, tiny, cache_dir, tmp_path_factory) -> str:
     """A finished sweep's MLflow store (its URI): 2 methods x 2 trials on the tiny profile, two at a
     time, each in its trial's own process (a sweep through Ray Train workers: test_sweep's killed-worker
-    test). OFMU's space holds its Hessian fixed at finite_diff."""
+    test). OFMU searches tune_spaces/smol/ofmu.yaml, its Hessian held at finite_diff."""
     from ofmu_ray.cli import main
 
     where = tmp_path_factory.mktemp("sweep")
     uri = f"sqlite:///{where / 'mlruns.db'}"  # session-wide: the per-test `mlflow_uri` would not outlive a test
-    space = where / "ofmu.yaml"  # OFMU's own space, its Hessian held at a non-default value
-    space.write_text((SPACES_DIR / "ofmu.yaml").read_text() + "hessian: {fixed: finite_diff}\n")
     old = os.getcwd()
     os.chdir(where)  # the default artifact and sweeps folders land here
     try:
         argv = ["sweep", "--profile", "tiny", "--cache-dir", cache_dir, "--methods", "graddiff,ofmu",
                 "--trials", "2", "--steps", "2", "--batch-size", "4", "--tracking-uri", uri,
                 "--sampler", "tpe", "--name", "study-forget10",  # as benchmarks/study.py names its sweeps
-                "--space", f"ofmu={space}"]
+                "--space", f"ofmu={SPACES_DIR / 'smol' / 'ofmu.yaml'}"]  # OFMU's, its Hessian held
         assert main(argv) == 0
     finally:
         os.chdir(old)
