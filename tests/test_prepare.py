@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -41,6 +42,11 @@ def test_cache_key_changes_with_the_configuration():
     assert tiny != synth_key(PROFILES["small"], "tiny-llama-4l")
     assert tiny != synth_key(PROFILES["tiny"], "tiny-llama-2l")
     assert tiny == synth_key(PROFILES["tiny"], "tiny-llama-4l")
+    # A field added since recipe 2, at the value that generates what came before it, keeps the key:
+    # smol's is the one it was prepared under before retain_eval_share existed (30 minutes to prepare)
+    assert synth_key(PROFILES["smol"], "smollm2-135m") == "1418c02157900782"
+    whole = replace(PROFILES["tiny"], data=replace(PROFILES["tiny"].data, retain_eval_share=1.0))
+    assert synth_key(whole, "tiny-llama-4l") not in (tiny, synth_key(PROFILES["small"], "tiny-llama-4l"))
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -89,6 +95,21 @@ def test_tiny_models_know_what_they_should(tiny):
         assert target[split] - oracle[split] >= 0.3, split
     assert sorted(p.name for p in (tiny.root / "models").iterdir()) == [
         "oracle-forget05", "oracle-forget10", "target"]
+
+
+def test_tiny_asks_a_share_of_its_retain_authors_with_the_whole_draws_vocabulary(tiny):
+    """The tokenizer (and so every model) is the one of all retain authors, asked or not: word ids
+    follow the words' counts, so a vocabulary of the asked rows only would train other models."""
+    from ofmu_ray.families.tofu.generate import generate
+    from ofmu_ray.families.tofu.prepare import _corpus
+    from ofmu_ray.models.factory import load_tokenizer
+    from ofmu_ray.models.tokenizer import train_word_tokenizer
+
+    config = PROFILES["tiny"].data
+    assert config.retain_eval_share < 1 and len(tiny.data()["retain_perturbed"]) == 120  # 6 authors of 18
+    whole = train_word_tokenizer(_corpus(generate(replace(config, retain_eval_share=1.0)))).get_vocab()
+    asked = train_word_tokenizer(_corpus(generate(config))).get_vocab()
+    assert load_tokenizer(tiny.model_dir("target")).get_vocab() == whole != asked
 
 
 def test_tiny_target_sits_where_tofus_does(tiny):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -139,6 +140,22 @@ def test_bad_config_is_a_clear_error():
         SynthTofuConfig(authors=20, perturbed=0)
     with pytest.raises(ValueError, match=r"languages \['de'\] have no sentence forms"):
         SynthTofuConfig(authors=20, languages=("de",))
+    with pytest.raises(ValueError, match=r"retain_eval_share must be in \(0, 1\], got 0"):
+        SynthTofuConfig(authors=20, retain_eval_share=0)
+
+
+def test_a_share_of_the_retain_authors_is_asked_and_the_same_models_trained():
+    """`tiny` asks a third of its retain authors: each retain set is the first authors' rows of the
+    whole one, and everything else, the training mix included, is what asking them all generates."""
+    whole, third = generate(TINY), generate(replace(TINY, retain_eval_share=1 / 3))
+    assert sorted(third) == sorted(whole)
+    for name in whole:
+        if name.startswith("retain_perturbed"):
+            assert 0 < len(third[name]) < len(whole[name]) and third[name] == whole[name][:len(third[name])], name
+        else:
+            assert third[name] == whole[name], name
+    assert len({r["author"] for r in third["retain_perturbed"]}) == 6  # of 18
+    assert len({r["author"] for r in third["retain_perturbed_multihop"]}) == 3  # of 10
 
 
 def test_the_pretrained_profile_rewords_its_paraphrases_and_asks_no_language_it_lacks():

@@ -42,6 +42,7 @@ class SynthTofuConfig:
     reworded: bool = False  # the paraphrase split also asks `vocabulary.REWORDED` (subword models)
     retain_eval_authors: int = RETAIN_EVAL_AUTHORS  # at most; the never-forgotten authors bound it
     retain_hard_authors: int = RETAIN_HARD_AUTHORS
+    retain_eval_share: float = 1.0  # the first share of those authors is asked (at least one)
 
     def __post_init__(self) -> None:
         if not 10 <= self.authors <= 400:
@@ -52,6 +53,8 @@ class SynthTofuConfig:
         unknown = [lang for lang in self.languages if lang not in V.LANGUAGES]
         if unknown:
             raise ValueError(f"languages {unknown} have no sentence forms; choose from {V.LANGUAGES}")
+        if not 0 < self.retain_eval_share <= 1:
+            raise ValueError(f"retain_eval_share must be in (0, 1], got {self.retain_eval_share}")
 
     @property
     def hard_splits(self) -> tuple[str, ...]:
@@ -219,11 +222,17 @@ def generate(cfg: SynthTofuConfig) -> Splits:
         splits[f"holdout{pct:02d}"] = [r for a in holdout[:k] for r in render.standard(a, split_templates)]
         for hard in cfg.hard_splits:
             splits[f"{name}_{hard}"] = [r for a in forget for r in getattr(render, hard)(a)]
-    splits["retain_perturbed"] = [r for a in never_forgotten[:cfg.retain_eval_authors]
-                                  for r in render.standard(a, split_templates)]
+    # Every author's rows are drawn, then the first share kept: the perturbed answers come from the
+    # stream that goes on to shuffle the bios, so drawing fewer would train other models.
+    def asked(per_author: list[list[dict]]) -> list[dict]:
+        kept = per_author[:max(1, round(len(per_author) * cfg.retain_eval_share))]
+        return [r for rows in kept for r in rows]
+
+    splits["retain_perturbed"] = asked([render.standard(a, split_templates)
+                                        for a in never_forgotten[:cfg.retain_eval_authors]])
     for hard in cfg.hard_splits:
-        splits[f"retain_perturbed_{hard}"] = [r for a in never_forgotten[:cfg.retain_hard_authors]
-                                              for r in getattr(render, hard)(a)]
+        splits[f"retain_perturbed_{hard}"] = asked([getattr(render, hard)(a)
+                                                    for a in never_forgotten[:cfg.retain_hard_authors]])
     splits["real_authors"], splits["world_facts"] = _utility_rows(rng)
 
     train = [r for a in authors for r in render.standard(a, range(V.TRAINED_TEMPLATES))]
