@@ -16,7 +16,7 @@ from ofmu_ray.tune.spaces import SPACES_DIR
 REPO = Path(__file__).resolve().parents[1]
 
 # A profile that trains in seconds: for testing prepare's mechanics, not what models learn.
-MICRO = Profile(SynthTofuConfig(authors=10), "micro-llama", FinetuneConfig(epochs=1))
+MICRO = Profile(SynthTofuConfig(authors=10, retain_eval_share=1 / 3), "micro-llama", FinetuneConfig(epochs=1))
 
 
 @pytest.fixture(scope="session")
