@@ -144,7 +144,7 @@ def test_bad_config_is_a_clear_error():
         SynthTofuConfig(authors=20, retain_eval_share=0)
 
 
-def test_a_share_of_the_retain_authors_is_asked_and_the_same_models_trained():
+def test_a_share_of_the_retain_authors_is_asked_and_the_rest_generated_the_same():
     """`tiny` asks a third of its retain authors: each retain set is the first authors' rows of the
     whole one, and everything else, the training mix included, is what asking them all generates."""
     whole, third = generate(TINY), generate(replace(TINY, retain_eval_share=1 / 3))
