@@ -1,5 +1,6 @@
-"""A run's freed gradient-sized tensors go back to the system (`train.memory`), where glibc's
-raised mmap threshold would keep them resident in a fragmented heap."""
+"""A large model's run gives its freed gradient-sized tensors back to the system (`train.memory`),
+where glibc's raised mmap threshold would keep them resident in a fragmented heap; an embedded-size
+model's run keeps glibc's own threshold."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from ofmu_ray.train.memory import GLIBC
 
 PROBE = """
 import os, sys, torch
-from ofmu_ray.train.memory import hold_mmap_threshold
-if sys.argv[1] == "hold":
-    assert hold_mmap_threshold()
+from ofmu_ray.train.memory import hold_mmap_threshold_for
+large = sys.argv[1] == "large"  # 144 MB of parameters, against tiny-llama-4l's 0.8 MB
+assert hold_mmap_threshold_for(torch.nn.Linear(6000 if large else 128, 6000 if large else 384)) == large
 def rss():
     return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 torch.empty(4 << 20, dtype=torch.uint8).fill_(1)  # a freed 4 MiB block: glibc raises its threshold to it
@@ -35,5 +36,5 @@ def _left_resident(mode: str) -> float:
 
 @pytest.mark.skipif(not GLIBC, reason="glibc's mallopt: Linux with glibc only")
 def test_freed_gradient_sized_tensors_leave_the_process():
-    held, plain = _left_resident("hold"), _left_resident("plain")
+    held, plain = _left_resident("large"), _left_resident("small")
     assert held < 10 and plain > held + 50, (held, plain)  # MiB of 100 MiB freed

@@ -39,7 +39,7 @@ from ofmu_ray.methods.base import Method
 from ofmu_ray.methods.losses import Batch
 from ofmu_ray.train.checkpoint import resume, save_checkpoint, write_config
 from ofmu_ray.train.compute import counted, gradient_flops, run_compute
-from ofmu_ray.train.memory import hold_mmap_threshold
+from ofmu_ray.train.memory import hold_mmap_threshold_for
 from ofmu_ray.train.spec import RunSpec
 from ofmu_ray.train.task import Evaluation, Task
 
@@ -60,11 +60,11 @@ def run_worker(spec: RunSpec, make_task: TaskFactory, rank: int, world: int, rep
     """
     if spec.batch_size % world:
         raise ValueError(f"batch_size {spec.batch_size} must be divisible by the {world} workers")
-    hold_mmap_threshold()  # before the run allocates: its freed gradients go back to the system
     torch.manual_seed(spec.seed)  # the same on every rank: identical models, identical batch order
     loading = time.perf_counter()
     task = make_task(spec, device)
     model = task.model
+    hold_mmap_threshold_for(model)  # before the run's steps allocate: freed gradients go back to the system
     cls = get_method(spec.method)
     cfg = build_config(spec.method, spec.overrides)
     cls.prepare_model(model, cfg)
