@@ -9,7 +9,9 @@ resident memory grew from step to step, to 20.7 GB, until Ray's memory monitor k
 trial with the threshold held at 128 KiB (there through `MALLOC_MMAP_THRESHOLD_`, the same setting)
 peaked at 13.0 GB, fell back to 3.3-4.7 GB between steps, and evaluated in 3.5 GB instead of 7.6.
 At 1 MiB it peaked at 15.3 GB, fell back to only 6-14 GB and evaluated in 7.1 GB: SmolLM2's blocks
-under 1 MiB (activations) fragment the heap as well, so the threshold stays at 128 KiB.
+under 1 MiB (activations) fragment the heap as well, so the threshold stays at 128 KiB. Held by the
+run itself once its model is loaded (`hold_mmap_threshold_for`), the same trial peaked at 13.8 GB
+and evaluated in 3.4-4.4 GB.
 
 Held, every allocation of 128 KiB or more is a fresh mapping, and on the embedded models, whose
 whole heap is tens of MB, that only costs time: an evaluation of `small` took 14.4-17.9 s held
