@@ -11,6 +11,7 @@ from ofmu_ray.cli import main
 from ofmu_ray.errors import UsageError
 from ofmu_ray.tune.config import Objectives
 from ofmu_ray.tune.pareto import equal_compute, summarize_fronts
+from ofmu_ray.tune.results import format_table
 
 
 def test_a_budget_is_in_steps_or_in_epochs_not_both(capsys):
@@ -50,3 +51,14 @@ def test_equal_compute_takes_each_methods_trials_in_order_up_to_the_least_total(
     assert fronts["dear"]["hypervolume_equal_compute"] == pytest.approx(6 * 0.5)  # the first alone
     assert fronts["cheap"]["hypervolume_equal_compute"] == fronts["cheap"]["hypervolume"]
     assert math.isnan(equal_compute({"old": [{"x": 1.0}]})[0])  # a sweep from before FLOPs were counted
+
+
+def test_a_method_whose_first_trial_exceeds_the_equal_compute_budget_shows_none_fits():
+    """Not a hypervolume of 0, which reads as a method that failed (the demo's OFMU: each trial
+    spent more than the least any method spent on all its trials)."""
+    trials = {"cheap": [{"flops": 1.0, "x": -1.0, "y": 0.5}] * 2, "dear": [{"flops": 5.0, "x": -1.0, "y": 0.5}]}
+    summary = summarize_fronts(trials, {"": -10.0}, Objectives("x", "y"))
+    assert summary[""]["methods"]["dear"]["trials_equal_compute"] == 0
+    rows = {line.split()[0]: line for line in format_table(summary).splitlines()[2:4]}
+    assert "none fits" in rows["dear"] and "0.0000" not in rows["dear"]
+    assert "4.5000 (2 tr)" in rows["cheap"]

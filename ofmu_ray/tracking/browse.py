@@ -25,6 +25,15 @@ SHARED_VIEW = "mlflow.sharedViewState."  # + key: a runs-table view the UI opens
 DESCRIPTION = "mlflow.note.content"  # a run's description, rendered as markdown on its overview page
 
 
+def at_equal_compute(entry: dict, unit: str, missing: str) -> str:
+    """A front's hypervolume at equal compute with its trials; "none fits" where its first trial
+    alone spent more than the budget (a hypervolume of 0 would read as a method that failed)."""
+    hv = entry.get("hypervolume_equal_compute", math.nan)
+    if math.isnan(hv):  # the combined front, or a sweep from before FLOPs were counted
+        return missing
+    return "none fits" if entry["trials_equal_compute"] == 0 else f"{hv:.4f} ({entry['trials_equal_compute']} {unit})"
+
+
 def experiment_address(experiment_id: str, base: str = UI) -> str:
     """The experiment's runs page, in the training layout."""
     return f"{base}/#/experiments/{experiment_id}/runs?{TRAINING_LAYOUT}"
@@ -100,8 +109,7 @@ def fronts_markdown(fronts: dict, title: str, experiment_id: str, run_id: str, p
             ranked.append(("all methods", summary["methods"]["all"]))
         for method, entry in ranked:
             points = ", ".join(f"({a:.2f}, {b:.3f})" for a, b in entry["points"])
-            equal = entry.get("hypervolume_equal_compute", math.nan)  # the combined front has none
-            at_equal = "-" if math.isnan(equal) else f"{equal:.4f} ({entry['trials_equal_compute']} trials)"
+            at_equal = at_equal_compute(entry, "trials", "-")  # the combined front has none
             lines.append(f"| {method} | {entry['trials']} | {len(entry['points'])} | {entry['hypervolume']:.4f} "
                          f"| {at_equal} | {points} |")
         if key in plots:

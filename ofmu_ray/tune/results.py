@@ -225,6 +225,8 @@ def seed_table(client, experiment: str, sweep: str, model: str | None = None) ->
 
 def format_table(fronts: dict) -> str:
     """Per split: each method's trials, front size, hypervolume and front points, as text."""
+    from ofmu_ray.tracking.browse import at_equal_compute
+
     lines = []
     for key, summary in fronts.items():
         (ref, _), (x, y) = summary["reference"], summary["objectives"]
@@ -233,8 +235,7 @@ def format_table(fronts: dict) -> str:
                      f"  front ({x}, {y})")
         for method, entry in summary["methods"].items():
             points = ", ".join(f"({x:.2f}, {y:.3f})" for x, y in entry["points"])
-            equal = (f"{entry['hypervolume_equal_compute']:.4f} ({entry['trials_equal_compute']} tr)"
-                     if method != "all" and "trials_equal_compute" in entry else "")
+            equal = at_equal_compute(entry, "tr", "") if method != "all" else ""
             lines.append(f"  {method:<12}{entry['trials']:>7}{len(entry['points']):>7}"
                          f"{entry['hypervolume']:>13.4f}{equal:>20}  {points}")
         if not math.isnan(summary.get("compute", math.nan)):
