@@ -235,7 +235,7 @@ def format_table(fronts: dict) -> str:
                      f"  front ({x}, {y})")
         for method, entry in summary["methods"].items():
             points = ", ".join(f"({x:.2f}, {y:.3f})" for x, y in entry["points"])
-            equal = at_equal_compute(entry, "tr", "") if method != "all" else ""
+            equal = at_equal_compute(entry, "tr", "")  # the combined front ("all") has none
             lines.append(f"  {method:<12}{entry['trials']:>7}{len(entry['points']):>7}"
                          f"{entry['hypervolume']:>13.4f}{equal:>20}  {points}")
         if not math.isnan(summary.get("compute", math.nan)):
