@@ -1,9 +1,18 @@
 """Shared fixtures. Prepared benchmarks are cached across test sessions in `.cache/tests`
-(or `$OFMU_RAY_TEST_CACHE`): a fresh clone trains the tiny models once (about 3 minutes)."""
+(or `$OFMU_RAY_TEST_CACHE`): a fresh clone trains the tiny models once (about 5 minutes).
+
+synth-wmdp's prepare, the suite's largest single cost, runs in a background process at the lowest
+CPU priority from the start of the session, and the tests that need it run last: it trains in the
+time the other tests leave the cores idle (waiting on Ray, MLflow and subprocesses) instead of on
+its own. Its models are the same either way: each trains on one thread, deterministically.
+"""
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,11 +26,40 @@ REPO = Path(__file__).resolve().parents[1]
 
 # A profile that trains in seconds: for testing prepare's mechanics, not what models learn.
 MICRO = Profile(SynthTofuConfig(authors=10, retain_eval_share=1 / 3), "micro-llama", FinetuneConfig(epochs=1))
+_BACKGROUND = pytest.StashKey[subprocess.Popen]()  # the synth-wmdp prepare
+
+
+def _test_cache() -> Path:
+    return Path(os.environ.get("OFMU_RAY_TEST_CACHE") or REPO / ".cache" / "tests").resolve()
+
+
+def _uses_synth_wmdp(item: pytest.Item) -> bool:
+    return "synth_wmdp" in getattr(item, "fixturenames", ()) or "synth-wmdp" in item.nodeid
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    later = [item for item in items if _uses_synth_wmdp(item)]
+    if not later:
+        return
+    items[:] = [item for item in items if not _uses_synth_wmdp(item)] + later
+    script = ("from ofmu_ray.families.wmdp.prepare import prepare_synth_wmdp; "
+              f"prepare_synth_wmdp('tiny', {str(_test_cache())!r}, progress=False)")
+    # Its own session, so that a session that ends early stops its training processes too
+    config.stash[_BACKGROUND] = subprocess.Popen([sys.executable, "-c", script], preexec_fn=lambda: os.nice(19),
+                                                 start_new_session=True, stdout=subprocess.DEVNULL,
+                                                 stderr=subprocess.DEVNULL)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    background = config.stash.get(_BACKGROUND, None)
+    if background is not None and background.poll() is None:
+        os.killpg(background.pid, signal.SIGTERM)
+        background.wait()
 
 
 @pytest.fixture(scope="session")
 def test_cache() -> Path:
-    return Path(os.environ.get("OFMU_RAY_TEST_CACHE") or REPO / ".cache" / "tests").resolve()
+    return _test_cache()
 
 
 @pytest.fixture(scope="session")
@@ -43,10 +81,13 @@ def tiny(test_cache):
 
 
 @pytest.fixture(scope="session")
-def synth_wmdp(test_cache):
-    """The `tiny` synth-wmdp profile, prepared once per cache."""
+def synth_wmdp(test_cache, pytestconfig):
+    """The `tiny` synth-wmdp profile, prepared once per cache (in the background, see above)."""
     from ofmu_ray.families.wmdp.prepare import prepare_synth_wmdp
 
+    background = pytestconfig.stash.get(_BACKGROUND, None)
+    if background is not None:
+        background.wait()  # if it failed, the prepare below tries again here and raises the error
     return prepare_synth_wmdp("tiny", test_cache, progress=False)
 
 
