@@ -1,18 +1,9 @@
 """Shared fixtures. Prepared benchmarks are cached across test sessions in `.cache/tests`
-(or `$OFMU_RAY_TEST_CACHE`): a fresh clone trains the tiny models once (a few minutes).
-
-synth-wmdp's prepare, the suite's largest single cost, runs in a background process at the lowest
-CPU priority once tiny's is done, and the tests that need it run last: it trains in the time the
-other tests leave the cores idle (waiting on Ray, MLflow and subprocesses) instead of on its own.
-Its models are the same either way: each trains on one thread, deterministically.
-"""
+(or `$OFMU_RAY_TEST_CACHE`): a fresh clone trains the tiny models once (about 3 minutes)."""
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,49 +17,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 # A profile that trains in seconds: for testing prepare's mechanics, not what models learn.
 MICRO = Profile(SynthTofuConfig(authors=10, retain_eval_share=1 / 3), "micro-llama", FinetuneConfig(epochs=1))
-_BACKGROUND = pytest.StashKey[subprocess.Popen]()  # the synth-wmdp prepare
-_WANTS_SYNTH_WMDP = pytest.StashKey[bool]()
-
-
-def _test_cache() -> Path:
-    return Path(os.environ.get("OFMU_RAY_TEST_CACHE") or REPO / ".cache" / "tests").resolve()
-
-
-def _uses_synth_wmdp(item: pytest.Item) -> bool:
-    return "synth_wmdp" in getattr(item, "fixturenames", ()) or "synth-wmdp" in item.nodeid
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    later = [item for item in items if _uses_synth_wmdp(item)]
-    if later:
-        items[:] = [item for item in items if not _uses_synth_wmdp(item)] + later
-        config.stash[_WANTS_SYNTH_WMDP] = True
-
-
-def _prepare_synth_wmdp_in_background(config: pytest.Config) -> None:
-    """Starts synth-wmdp's prepare under SCHED_IDLE: it runs only on a core no test wants. (At nice 19,
-    started beside tiny's prepare, it slowed that one by 400 s: any slice it takes stalls the other's
-    threads at their barriers, and SCHED_IDLE gives way as soon as a test's thread wakes.)"""
-    if not config.stash.get(_WANTS_SYNTH_WMDP, False) or _BACKGROUND in config.stash:
-        return
-    script = ("from ofmu_ray.families.wmdp.prepare import prepare_synth_wmdp; "
-              f"prepare_synth_wmdp('tiny', {str(_test_cache())!r}, progress=False)")
-    # Its own session, so that a session that ends early stops its training processes too
-    config.stash[_BACKGROUND] = subprocess.Popen(
-        [sys.executable, "-c", script], start_new_session=True, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, preexec_fn=lambda: os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0)))
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    background = config.stash.get(_BACKGROUND, None)
-    if background is not None and background.poll() is None:
-        os.killpg(background.pid, signal.SIGTERM)
-        background.wait()
 
 
 @pytest.fixture(scope="session")
 def test_cache() -> Path:
-    return _test_cache()
+    return Path(os.environ.get("OFMU_RAY_TEST_CACHE") or REPO / ".cache" / "tests").resolve()
 
 
 @pytest.fixture(scope="session")
@@ -84,21 +37,16 @@ def mlflow_uri(tmp_path) -> str:
 
 
 @pytest.fixture(scope="session")
-def tiny(test_cache, pytestconfig):
-    """The real `tiny` profile, prepared once per cache; then synth-wmdp's starts (see above)."""
-    prepared = prepare_synth_tofu("tiny", test_cache, progress=False)
-    _prepare_synth_wmdp_in_background(pytestconfig)
-    return prepared
+def tiny(test_cache):
+    """The real `tiny` profile, prepared once per cache."""
+    return prepare_synth_tofu("tiny", test_cache, progress=False)
 
 
 @pytest.fixture(scope="session")
-def synth_wmdp(test_cache, pytestconfig):
-    """The `tiny` synth-wmdp profile, prepared once per cache (in the background, see above)."""
+def synth_wmdp(test_cache):
+    """The `tiny` synth-wmdp profile, prepared once per cache."""
     from ofmu_ray.families.wmdp.prepare import prepare_synth_wmdp
 
-    background = pytestconfig.stash.get(_BACKGROUND, None)
-    if background is not None:
-        background.wait()  # if it failed, the prepare below tries again here and raises the error
     return prepare_synth_wmdp("tiny", test_cache, progress=False)
 
 
