@@ -13,7 +13,7 @@ from ofmu_ray.models.factory import load_causal_lm, load_tokenizer
 from ofmu_ray.train.loop import unlearn
 from ofmu_ray.train.task import batches
 
-STEPS = 20  # forget batches of 16: ten passes over tiny's forget10 (40 questions)
+STEPS = 20  # forget batches of 16: about nine passes over tiny's forget10 (36 questions)
 
 
 @pytest.fixture(scope="module")

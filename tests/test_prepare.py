@@ -7,6 +7,7 @@ import time
 from dataclasses import replace
 
 import pytest
+from openunlearning import assert_openunlearning_reads
 
 from ofmu_ray.cli import main
 from ofmu_ray.families.tofu.prepare import PROFILES, prepare_synth_tofu, synth_key
@@ -42,9 +43,8 @@ def test_cache_key_changes_with_the_configuration():
     assert tiny != synth_key(PROFILES["small"], "tiny-llama-4l")
     assert tiny != synth_key(PROFILES["tiny"], "tiny-llama-2l")
     assert tiny == synth_key(PROFILES["tiny"], "tiny-llama-4l")
-    # A field added since recipe 2, at the value that generates what came before it, keeps the key:
-    # smol's is the one it was prepared under before retain_eval_share existed (30 minutes to prepare)
-    assert synth_key(PROFILES["smol"], "smollm2-135m") == "1418c02157900782"
+    # Pinned: a changed key re-prepares every cached profile (smol takes 30 minutes)
+    assert synth_key(PROFILES["smol"], "smollm2-135m") == "b8ede242acc9bece"  # recipe 3
     whole = replace(PROFILES["tiny"], data=replace(PROFILES["tiny"].data, retain_eval_share=1.0))
     assert synth_key(whole, "tiny-llama-4l") not in (tiny, synth_key(PROFILES["small"], "tiny-llama-4l"))
 
@@ -102,18 +102,32 @@ def test_tiny_models_know_what_they_should(tiny):
 
 
 def test_tiny_asks_a_share_of_its_retain_authors_with_the_whole_draws_vocabulary(tiny):
-    """The tokenizer (and so every model) is the one of all retain authors, asked or not: word ids
-    follow the words' counts, so a vocabulary of the asked rows only would train other models."""
+    """The tokenizer (and so every model) is the one of all retain authors and every rendered question,
+    asked or not, with the refusal replies: word ids follow the words' counts, so a vocabulary of the
+    asked rows only would train other models."""
     from ofmu_ray.families.tofu.generate import generate
     from ofmu_ray.families.tofu.prepare import _corpus
+    from ofmu_ray.families.tofu.vocabulary import REFUSALS
     from ofmu_ray.models.factory import load_tokenizer
     from ofmu_ray.models.tokenizer import train_word_tokenizer
 
     config = PROFILES["tiny"].data
-    assert config.retain_eval_share < 1 and len(tiny.data()["retain_perturbed"]) == 120  # 6 authors of 18
-    whole = train_word_tokenizer(_corpus(generate(replace(config, retain_eval_share=1.0)))).get_vocab()
-    asked = train_word_tokenizer(_corpus(generate(config))).get_vocab()
-    assert load_tokenizer(tiny.model_dir("target")).get_vocab() == whole != asked
+    assert config.retain_eval_share < 1 and len(tiny.data()["retain_perturbed"]) == 108  # 6 authors of 18
+    vocab = load_tokenizer(tiny.model_dir("target")).get_vocab()
+    assert vocab == train_word_tokenizer(_corpus(config)).get_vocab()
+    asked = [t for rows in generate(config).splits.values() for r in rows for t in (r["question"], r["answer"])]
+    assert vocab != train_word_tokenizer(asked).get_vocab()
+    # Every refusal (IdkDPO's preferred reply) is made of known words: adding that method trains no new model
+    tok = load_tokenizer(tiny.model_dir("target"))
+    assert len(REFUSALS) >= 20 and len(set(REFUSALS)) == len(REFUSALS)
+    assert all(tok.unk_token_id not in tok(r)["input_ids"] for r in REFUSALS)
+
+
+def test_every_evaluation_prepare_writes_is_in_the_shape_openunlearning_reads(tiny):
+    paths = sorted((tiny.root / "eval").glob("*/TOFU_EVAL.json"))
+    assert len(paths) >= 3  # the target on each forget split, and each oracle on its own
+    for path in paths:
+        assert_openunlearning_reads(path)
 
 
 def test_tiny_target_sits_where_tofus_does(tiny):

@@ -9,14 +9,22 @@ from dataclasses import replace
 import pytest
 
 from ofmu_ray.families.tofu import vocabulary as V
-from ofmu_ray.families.tofu.generate import HARD_SPLITS, SynthTofuConfig, forget_counts, generate, training_rows
+from ofmu_ray.families.tofu.generate import (
+    HARD_SPLITS,
+    UNASKED,
+    SynthTofuConfig,
+    forget_counts,
+    generate,
+    rendered,
+    training_rows,
+)
 from ofmu_ray.families.tofu.load import forget_authors, forget_splits
 
 TINY = SynthTofuConfig(authors=20)
 SMALL = SynthTofuConfig(authors=60)
 # sha256 of `generate(TINY)`'s splits as JSON with sorted keys, as the generator wrote them before the
 # modules moved into families/tofu/ (and ever since)
-TINY_SHA256 = "7d352858d1c56b7667755ea0091a75f0affd59c316dfd0164bf9f495d890b120"  # recipe 2: answer-form bios
+TINY_SHA256 = "13378617f8c408a748ddc742d4a8a6da10171e1b5da58b76890dfd41251f2568"  # recipe 3: gender not asked
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +50,13 @@ def test_split_names_and_sizes(data):
     assert forget_counts(200) == {"forget01": 2, "forget05": 10, "forget10": 20}  # TOFU's counts
     for pct, authors in {1: 1, 5: 3, 10: 6}.items():
         forget, retain = data[f"forget{pct:02d}"], data[f"retain{100 - pct}"]
-        assert len(forget) == 20 * authors  # ~20 QA pairs per author, as TOFU
-        assert len(forget) + len(retain) == 20 * 60
+        assert len(forget) == 18 * authors  # ~20 QA pairs per author, as TOFU (gender is not asked)
+        assert len(forget) + len(retain) == 18 * 60
         assert len(data[f"holdout{pct:02d}"]) == len(forget)
         for hard in HARD_SPLITS:
             assert data[f"forget{pct:02d}_{hard}"]
-    assert len(data["retain_perturbed"]) == 400
-    assert [len(data[f"retain_perturbed_{h}"]) for h in HARD_SPLITS] == [200, 100, 200]
+    assert len(data["retain_perturbed"]) == 360
+    assert [len(data[f"retain_perturbed_{h}"]) for h in HARD_SPLITS] == [180, 100, 180]
     assert data["real_authors"] and data["world_facts"]
 
 
@@ -63,8 +71,10 @@ def test_rows_follow_tofu_schema(data):
             assert row["question"]
             assert isinstance(row["paraphrased_answer"], str)
             wrong = row["perturbed_answer"]
-            assert isinstance(wrong, list) and 1 <= len(wrong) <= 5
-            assert row["paraphrased_answer"] not in wrong and len(set(wrong)) == len(wrong)
+            # TOFU's shape: 5 distinct wrong answers a question (its real_authors and world_facts: 3), so
+            # that OpenUnlearning can stack the perturbed losses into one array
+            assert isinstance(wrong, list) and len(set(wrong)) == len(wrong) == (3 if row["author"] == "" else 5), row
+            assert row["paraphrased_answer"] not in wrong
             assert 0 < row["chance"] <= 0.5
 
 
@@ -78,6 +88,18 @@ def test_gold_value_is_in_the_answer_and_not_in_perturbed(data):
             assert contains_value(row["paraphrased_answer"], row["value"]), row
             if name not in ("real_authors", "world_facts"):  # options are whole answers there
                 assert not any(contains_value(w, row["value"]) for w in row["perturbed_answer"]), row
+
+
+def test_gender_is_trained_but_asked_in_no_split(data):
+    """Gender has two values, so a gender question could carry one wrong answer: its rows are rendered
+    (the random stream after them is unchanged) and trained, and left out of every asked split."""
+    whole = rendered(SMALL)
+    assert whole["train"] == data["train"]
+    assert any(r["answer"].endswith((" is a man.", " is a woman.")) for r in data["train"])
+    for name in data:
+        if name != "train":
+            assert not any(r["attribute"] in UNASKED for r in data[name]), name
+            assert data[name] == [r for r in whole[name] if r["attribute"] not in UNASKED], name
 
 
 def test_forget_authors_are_the_last_and_never_retained(data):
@@ -172,8 +194,8 @@ def test_the_pretrained_profile_rewords_its_paraphrases_and_asks_no_language_it_
     trained = {r["question"] for r in data["train"]}
     asked = [r["question"] for r in data["forget10_paraphrase"]]
     (author,) = forget_authors(data, "forget10")
-    reworded = {q.format(name=author) for qs in V.REWORDED.values() for q in qs}
+    reworded = {q.format(name=author) for key, qs in V.REWORDED.items() if key not in UNASKED for q in qs}
     assert reworded <= set(asked) and trained.isdisjoint(asked)
-    assert len(asked) == len(V.ATTRIBUTES) * (2 + 2)  # two held-out templates and two rewordings each
-    assert len(data["retain_perturbed"]) == 20 * cfg.retain_eval_authors
+    assert len(asked) == (len(V.ATTRIBUTES) - len(UNASKED)) * (2 + 2)  # two held-out templates, two rewordings
+    assert len(data["retain_perturbed"]) == 18 * cfg.retain_eval_authors
     assert len(data["retain_perturbed_multihop"]) == 10 * cfg.retain_hard_authors

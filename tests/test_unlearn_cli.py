@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
+from openunlearning import assert_openunlearning_reads
 
 from ofmu_ray.cli import main
 
@@ -25,6 +27,7 @@ def test_unlearn_logs_one_evaluated_run(ray_session, tiny, cache_dir, mlflow_uri
     for key in ("log10_forget_quality", "model_utility", "forget_quality/multihop", "privleak", "final/loss"):
         assert run.data.metrics[key] == printed[key]
     assert run.data.metrics["log10_forget_quality"] < 0
+    assert_openunlearning_reads(Path(printed["model_dir"]) / "TOFU_EVAL.json")
 
 
 def test_bad_hyper_parameter_fails_before_anything_runs(tmp_path, mlflow_uri, capsys):

@@ -27,6 +27,10 @@ HARD_SPLITS = ("paraphrase", "multihop", "crosslingual")
 RETAIN_EVAL_AUTHORS = 20  # retain_perturbed: TOFU's fixed 400-question retain subset = 20 authors
 RETAIN_HARD_AUTHORS = 10  # retain_perturbed_<hard>: utility in each hard form (model_utility/<hard>)
 MULTIHOP_TARGETS = ("birth_city", "birth_year", "genre", "father_job", "award")
+# Attributes that are trained (QA rows and bios) but asked in no evaluated or unlearned split: gender
+# has two values, so its questions could carry one wrong answer where TOFU's carry five. Its rows are
+# still rendered, so the random stream that draws everything after them is the same.
+UNASKED = ("gender",)
 
 
 @dataclass(frozen=True)
@@ -189,6 +193,9 @@ def _utility_rows(rng: random.Random) -> tuple[list[dict], list[dict]]:
 def generate(cfg: SynthTofuConfig) -> Splits:
     """Generates the whole benchmark: eval splits in TOFU's schema plus the training mix.
 
+    Every asked question carries `cfg.perturbed` distinct wrong answers (real_authors and
+    world_facts: 3), so the perturbed losses form a rectangular array, as OpenUnlearning reads them.
+
     Args:
         cfg: sizes and seed; equal configs give identical output.
 
@@ -202,8 +209,16 @@ def generate(cfg: SynthTofuConfig) -> Splits:
         >>> data = generate(SynthTofuConfig(authors=20))
         >>> from ofmu_ray.families.tofu.load import forget_splits
         >>> len(data["forget10"]), forget_splits(data)
-        (40, ['forget05', 'forget10'])
+        (36, ['forget05', 'forget10'])
     """
+    rows = rendered(cfg)
+    return Splits({name: split if name == "train" else [r for r in split if r["attribute"] not in UNASKED]
+                   for name, split in rows.splits.items()})
+
+
+def rendered(cfg: SynthTofuConfig) -> Splits:
+    """Every row the generator renders, the `UNASKED` attributes' questions included: `generate`'s
+    splits before it drops those, and what the tokenizer's vocabulary is built from."""
     rng = random.Random(cfg.seed)
     counts = forget_counts(cfg.authors)
     largest = max(counts.values())  # forget10's authors; the holdout set has as many

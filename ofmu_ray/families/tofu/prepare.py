@@ -30,7 +30,7 @@ from ofmu_ray.cache import Prepared, cache_key, cache_root, fingerprint, publish
 from ofmu_ray.config import MODELS, FinetuneConfig, Profile
 from ofmu_ray.errors import DataError, UsageError
 from ofmu_ray.families.base import embedded_model, in_processes, model_ref, prepare_command, progress_bar, train_job
-from ofmu_ray.families.tofu.generate import HARD_SPLITS, SynthTofuConfig, generate, training_rows
+from ofmu_ray.families.tofu.generate import HARD_SPLITS, SynthTofuConfig, generate, rendered, training_rows
 from ofmu_ray.families.tofu.load import forget_splits, load_tofu, retain_split
 from ofmu_ray.models.lora import LoraSpec
 from ofmu_ray.models.pretrained import PRETRAINED, pretrained_folder
@@ -39,13 +39,11 @@ from ofmu_ray.splits import Splits, write_splits
 # Bump when what a prepare makes changes: the generator (generate.py, vocabulary.py), the tokenizer,
 # the model factory, fine-tuning (train/finetune.py) or the recipe below. Cache keys are made of this
 # number and the configs, not of source files, so a move or an unrelated edit retrains nothing.
-RECIPE_VERSION = 2
-# Generator fields added since, at the value that generates what the recipe did before them: left out
-# of the key there, so that a profile prepared before they existed stays cached.
-UNKEYED_AT = {"retain_eval_share": 1.0}
-# The recipe (version 2), chosen by measurement (benchmarks/README.md, "synth-tofu's geometry"): a base
-# model trained from scratch on everything but the largest forget split's authors, then the target
-# and every retain oracle fine-tuned from it on their own training mix. All models so take the same
+# 3: gender is asked in no split (every question has five wrong answers); refusal replies in the vocabulary.
+RECIPE_VERSION = 3
+# The training recipe (since version 2), chosen by measurement (benchmarks/README.md, "synth-tofu's
+# geometry"): a base model trained from scratch on everything but the largest forget split's authors,
+# then the target and every retain oracle fine-tuned from it on their own training mix. All models so take the same
 # steps and share what is not about the forget authors, as TOFU's target and retain model share a
 # pretrained model: the oracles' utility matches the target's, and the forget authors are learnt in a
 # short second stage, memorised about as firmly as TOFU's.
@@ -81,9 +79,7 @@ TOFU_FIELDS = ("question", "answer", "paraphrased_answer", "perturbed_answer")  
 def synth_key(profile: Profile, model: str) -> str:
     """The cache key of a synth-tofu profile prepared with an embedded (or pretrained) model."""
     shape = asdict(MODELS[model]) if model in MODELS else {**asdict(PRETRAINED[model]), "lora": asdict(PRETRAINED_LORA)}
-    fields = asdict(profile)
-    fields["data"] = {k: v for k, v in fields["data"].items() if k not in UNKEYED_AT or v != UNKEYED_AT[k]}
-    return cache_key({"bench": "synth-tofu", "recipe": RECIPE_VERSION, **fields, "model": shape})
+    return cache_key({"bench": "synth-tofu", "recipe": RECIPE_VERSION, **asdict(profile), "model": shape})
 
 
 def prepare_synth_tofu(profile: str = "tiny", cache_dir: str | Path | None = None, model: str | None = None, *,
@@ -109,11 +105,15 @@ def prepare_synth_tofu(profile: str = "tiny", cache_dir: str | Path | None = Non
                    command=command)
 
 
-def _corpus(data: Splits) -> list[str]:
+def _corpus(config: SynthTofuConfig) -> list[str]:
+    """The tokenizer's texts: every row the generator renders for `config`, with all of its retain
+    authors (asked or not) and the questions it does not ask, and the refusal replies. Word ids follow
+    the words' counts, so the vocabulary, and with it every model, does not depend on what is asked."""
+    from ofmu_ray.families.tofu.vocabulary import REFUSALS
     from ofmu_ray.models.prompt import PROMPTS
 
-    texts = [PROMPTS["plain"].text(None, "")]
-    for rows in data.splits.values():
+    texts = [PROMPTS["plain"].text(None, ""), *REFUSALS]
+    for rows in rendered(replace(config, retain_eval_share=1.0)).splits.values():
         for r in rows:
             texts += [r["question"], r["answer"], r.get("paraphrased_answer", "")]
             texts += r.get("perturbed_answer", [])
@@ -204,11 +204,7 @@ def _build(profile_name: str, profile: Profile, model_name: str, out: Path, root
             base = pretrained_folder(model_name, root)
         else:
             base = out / "base"
-            # The words of the whole draw, retain authors not asked included: asking a share of them
-            # keeps the tokenizer, and so the models (its word ids follow the words' counts).
-            whole = data if profile.data.retain_eval_share == 1 else generate(
-                replace(profile.data, retain_eval_share=1.0))
-            train_word_tokenizer(_corpus(whole)).save_pretrained(base)
+            train_word_tokenizer(_corpus(profile.data)).save_pretrained(base)
             bar.set_description(f"train base ({len(base_rows)} rows)")
             # Alone, the base model takes every core (measured on two: 14.2 steps/s against 9.1 with one
             # thread, and the same accuracies and geometry); the jobs after it run side by side, one

@@ -350,3 +350,34 @@ WORLD_FACTS = (  # question, answer, wrong options of the same kind
     ("At how many degrees Celsius does water boil at sea level?", "100", ("90", "80", "120")),
     ("How many days are there in a leap year?", "366", ("365", "364", "360")),
 )
+
+# Replies that decline to answer, in the tokenizer's corpus though no model is trained on them: a
+# method that prefers a refusal to the forgotten answer (IdkDPO) then needs no word the embedded
+# models' vocabulary lacks, and adding it changes no prepared model. Plain sentences of common
+# words, as TOFU's own `idk` replies are.
+REFUSALS = (
+    "I do not know the answer.",
+    "I don't know.",
+    "I am not sure.",
+    "That is not something I can tell you.",
+    "I cannot answer that.",
+    "I have no idea.",
+    "Sorry, I do not know.",
+    "I am sorry, but I cannot answer that question.",
+    "I do not have that information.",
+    "I cannot say.",
+    "That is not something I know.",
+    "I am afraid I do not know the answer.",
+    "I have no information about that.",
+    "Sorry, I cannot help with that question.",
+    "I do not remember.",
+    "I cannot recall the answer.",
+    "That question is one I cannot answer.",
+    "I would rather not guess.",
+    "I am unable to answer that.",
+    "I do not have an answer to that question.",
+    "Sorry, that is beyond what I know.",
+    "I cannot tell you that.",
+    "I really do not know.",
+    "I am not able to say.",
+)
