@@ -55,7 +55,7 @@ def budget_steps(prepared: Prepared, split: str, batch_size: int, steps: int | N
     epochs, OpenUnlearning's; others: `default_steps`).
 
     Example:
-        budget_steps(prepared, "forget10", 16, epochs=10)  # small's 120 forget10 rows: 75 batches
+        budget_steps(prepared, "forget10", 16, epochs=10)  # small's 108 forget10 rows: 68 batches
     """
     check_budget(steps, epochs)
     family = family_of(prepared.bench)

@@ -86,7 +86,9 @@ def test_tiny_models_know_what_they_should(tiny):
 
     The oracle's bar on what it knows is lower than the target's: the models differ between CPUs
     (their floats do), and one machine's oracle answered real_authors and world_facts at 1.00 and
-    1.00, another's at 0.88 and 0.83 (chance 0.04 and 0.12), its utility within 0.03 of the target's."""
+    1.00, another's at 0.88 and 0.83 (chance 0.04 and 0.12), its utility within 0.03 of the target's.
+    On the hard splits the target must answer 0.4 and the oracle 0.3 less: tiny's crosslingual split
+    asks 36 questions, and seven draws of recipe 3 answered 0.36-0.61 of them (benchmarks/README.md)."""
     report = tiny.report
     target, oracle, chance = report["accuracy"]["target"], report["accuracy"]["oracle"], report["chance"]
     for split in ("forget10", "retain90", "real_authors", "world_facts"):
@@ -95,7 +97,7 @@ def test_tiny_models_know_what_they_should(tiny):
         assert oracle[split] >= 0.8, split
     assert abs(oracle["forget10"] - chance["forget10"]) <= 0.15
     for split in ("paraphrase", "multihop", "crosslingual"):
-        assert target[split] >= 0.5, split
+        assert target[split] >= 0.4, split
         assert target[split] - oracle[split] >= 0.3, split
     assert sorted(p.name for p in (tiny.root / "models").iterdir()) == [
         "oracle-forget05", "oracle-forget10", "target"]
