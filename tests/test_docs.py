@@ -104,6 +104,17 @@ def test_cli_reference_is_fresh():
     assert done.returncode == 0, done.stderr
 
 
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_rel)
+def test_doc_links_resolve(page):
+    """Every relative link of a page names a file of the repository, so moving a page breaks no guide."""
+    targets = [t for t in LINK.findall(page.read_text()) if "://" not in t]
+    missing = [t for t in targets if not (page.parent / t).exists()]
+    assert not missing, f"{_rel(page)} links to missing files: {missing}"
+
+
 # Measurement history belongs in git and in benchmarks/README.md's Timings table, not in a guide.
 HISTORY = {
     "a commit hash": re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}\b"),
