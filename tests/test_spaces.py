@@ -51,5 +51,5 @@ def test_a_held_setting_is_in_every_trial_and_not_searched(tmp_path):
     assert isinstance(held_settings(space)["rho0"], float)  # typed as its field
     # Tune passes a constant to every trial, the defaults trial too; Optuna is asked about the rest only
     assert tune_domain(space["hessian"]) == "finite_diff" and list(defaults_in("ofmu", space)) == ["beta"]
-    smol = load_space("ofmu", SPACES_DIR / "smol" / "ofmu.yaml")  # the README's OFMU sweep on SmolLM2
+    smol = load_space("ofmu", SPACES_DIR / "smol" / "ofmu.yaml")  # the OFMU sweep on SmolLM2 in docs/smollm2.md
     assert searched_dims(smol) == load_space("ofmu") and held_settings(smol) == {"hessian": "finite_diff"}

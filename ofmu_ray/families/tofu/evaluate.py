@@ -3,7 +3,7 @@
 `evaluate_model` runs the model and returns per-question results in OpenUnlearning's
 `TOFU_EVAL.json` layout (`{metric: {"agg_value": x, "value_by_index": {...}}}`); `summarize` turns
 such a result and a reference (the oracle's own `TOFU_EVAL.json`, ours or OpenUnlearning's) into
-the metrics the platform logs (named as the README's `ofmu-ray eval` table names them).
+the metrics the platform logs (named as the table of docs/metrics.md names them).
 """
 
 from __future__ import annotations

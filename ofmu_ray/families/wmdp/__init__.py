@@ -52,7 +52,7 @@ class WmdpFamily(Family):
         "--model": "synth-wmdp: an embedded model (default: the profile's); wmdp: the model to unlearn (a hub id "
                    "or a folder)",
         "--split": "wmdp: the topic, bio (default), cyber or chem (synth-wmdp: hazard)",
-        "--data": "wmdp: hf:cais/wmdp or a folder (see README)",
+        "--data": "wmdp: hf:cais/wmdp or a folder (see docs/benchmarks/wmdp.md)",
     }
 
     def prepare(self, request: PrepareRequest, *, rebuild: bool = False, progress: bool = True) -> Prepared:

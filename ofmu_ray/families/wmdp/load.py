@@ -89,8 +89,8 @@ def _load_hub(repo: str, topic: str) -> Splits:
             found[name] = (datasets.load_dataset(where, config, split=split).to_list(), f"{where}/{config}")
         except Exception as e:  # offline, gated or unknown: one line, and what to do instead
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise DataError(f"cannot load {config!r} of {where!r} from the Hugging Face hub ({first}); "
-                            "pass a folder of WMDP-schema files instead (--data DIR, see README)") from e
+            raise DataError(f"cannot load {config!r} of {where!r} from the Hugging Face hub ({first}); pass a "
+                            "folder of WMDP-schema files instead (--data DIR, see docs/benchmarks/wmdp.md)") from e
     return _checked(found)
 
 
