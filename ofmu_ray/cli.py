@@ -290,6 +290,15 @@ def _run_unlearn(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_utility_floor(p: argparse.ArgumentParser) -> None:
+    from ofmu_ray.tune.pareto import UTILITY_FLOOR
+
+    p.add_argument("--utility-floor", type=float, default=UTILITY_FLOOR, metavar="TAU",
+                   help="the headline is each method's best forget quality among the trials that keep at least TAU x "
+                        "the target's utility; the hypervolume is anchored at (the target's forget quality, TAU x its "
+                        "utility) (default %(default)s)")
+
+
 def _add_sweep(sub: argparse._SubParsersAction) -> None:
     from ofmu_ray.methods import METHODS
     from ofmu_ray.tune.config import SAMPLERS
@@ -318,6 +327,7 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
                    help="re-run each method's front configurations with K new seeds (mean and std)")
     p.add_argument("--sampler", default="tpe", choices=SAMPLERS, help="Optuna's multi-objective sampler")
     p.add_argument("--sampler-seed", type=int, default=0)
+    _add_utility_floor(p)
     p.add_argument("--space", action="append", default=[], metavar="METHOD=FILE",
                    help="search METHOD's space from your own YAML file (see tune_spaces/); repeatable")
     p.add_argument("--sweeps-dir", default="sweeps", help="where sweeps keep their configuration (sweep.json)")
@@ -354,11 +364,12 @@ def _sweep_config(args: argparse.Namespace):
         models=_names(args.models or args.model), data=args.data, oracles=_names(args.oracle),
         retain_logs=_names(args.retain_logs), prompt=args.prompt, max_new_tokens=args.max_new_tokens,
         dtype=args.dtype, objectives=_names(args.objectives), storage_path=args.storage_path,
-        checkpoint_every=args.checkpoint_every,
+        checkpoint_every=args.checkpoint_every, utility_floor=args.utility_floor,
         max_failures=args.max_failures, optuna_storage=args.optuna_storage)
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
+    from dataclasses import replace
     from pathlib import Path
 
     from ofmu_ray.tune.config import load_config, new_name
@@ -371,7 +382,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
         if not names:
             raise UsageError(f"--resume: no sweep in {root.resolve()}")
         sweep_dir = root / names[-1]
-        cfg = load_config(sweep_dir)
+        cfg = replace(load_config(sweep_dir), utility_floor=args.utility_floor)  # how it is read, not what runs
         print(f"resuming sweep {sweep_dir.name} ({', '.join(cfg.methods)}; {cfg.search_effort})", file=sys.stderr)
     else:
         cfg = _sweep_config(args)
@@ -446,6 +457,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trials", type=int, default=DEMO_TRIALS, help="per method (the same for every method)")
     p.add_argument("--steps", type=int, default=None, help="forget batches per trial (default: 10 epochs)")
     p.add_argument("--epochs", type=float, default=None, help="or passes over the forget split per trial")
+    _add_utility_floor(p)
     _add_tracking_uri(p)
     p.add_argument("--json", action="store_true")
 
@@ -457,14 +469,14 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     family = FAMILIES[DEFAULT_BENCH]
     cfg = SweepConfig(DEFAULT_BENCH, "small", family.default_splits[DEFAULT_BENCH], family.default_methods,
-                      trials=args.trials, steps=args.steps, epochs=args.epochs)
+                      trials=args.trials, steps=args.steps, epochs=args.epochs, utility_floor=args.utility_floor)
     args.resume, args.address = False, None
     return _sweep(cfg, Path("sweeps") / ("demo-" + new_name(cfg)), args, timed=True)
 
 
 def _print_fronts(result: dict, as_json: bool) -> None:
     from ofmu_ray.tracking.browse import sweep_address
-    from ofmu_ray.tune.results import format_hypervolumes, format_seeds, format_table
+    from ofmu_ray.tune.results import format_by_model, format_seeds, format_table
 
     if as_json:
         print(json.dumps(result, indent=1))
@@ -478,8 +490,8 @@ def _print_fronts(result: dict, as_json: bool) -> None:
             print("\nfront configurations re-run with new seeds (mean +- std):")
             print(format_seeds(found["seeds"], found["fronts"][""]["objectives"]))
         print()
-    if result.get("hypervolumes"):
-        print(format_hypervolumes(result["hypervolumes"]) + "\n")
+    if result.get("headline_by_model"):
+        print(format_by_model(result["headline_by_model"]) + "\n")
     where = result["mlflow"]
     print(f"MLflow: experiment {where['experiment']}, sweep {where['sweep']} in {where['tracking_uri']}")
     # MLflow 3 opens on a GenAI overview: point at this sweep's runs, in the training layout
@@ -514,6 +526,7 @@ def _add_ablate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--concurrency", type=int, default=0, help="trials at once (0: as many as the CPUs hold)")
     p.add_argument("--sampler", default="tpe", choices=SAMPLERS, help="tuned: Optuna's multi-objective sampler")
     p.add_argument("--sampler-seed", type=int, default=0)
+    _add_utility_floor(p)
     p.add_argument("--space", default=None, metavar="FILE", help="tuned: search this YAML space instead of "
                    "tune_spaces/<method>.yaml (the axes are left out of it)")
     p.add_argument("--ablations-dir", default="ablations", help="where ablations keep their configuration")
@@ -565,7 +578,7 @@ def _run_ablate(args: argparse.Namespace) -> int:
             lora_save=args.lora_save, models=_names(args.model), data=args.data, oracles=_names(args.oracle),
             retain_logs=_names(args.retain_logs), prompt=args.prompt, max_new_tokens=args.max_new_tokens,
             dtype=args.dtype, objectives=_names(args.objectives), storage_path=args.storage_path,
-            checkpoint_every=args.checkpoint_every, max_failures=args.max_failures)
+            checkpoint_every=args.checkpoint_every, max_failures=args.max_failures, utility_floor=args.utility_floor)
         values = ablate.parse_axes(args.method, args.axis, args.values)
         settings, sweep = ablate.parse_base(args.base)
         seeds = 3 if args.seeds is None else args.seeds
@@ -585,7 +598,7 @@ def _run_ablate(args: argparse.Namespace) -> int:
             from ofmu_ray.tracking.mlflow_log import connect
 
             found, where = ablate.sweep_base(connect(args.tracking_uri), cfg.bench, cfg.split, sweep, args.method,
-                                             prepared.model)
+                                             prepared.model, cfg.utility_floor)
             settings, text = found | settings, " ".join([where, *(b for b in args.base if "=" in b)])
         else:
             text = " ".join(args.base)
@@ -611,17 +624,20 @@ def _run_ablate(args: argparse.Namespace) -> int:
 
 
 def _add_pareto(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("pareto", allow_abbrev=False, help="rebuild a sweep's fronts and hypervolumes from MLflow")
+    p = sub.add_parser("pareto", allow_abbrev=False, help="rebuild a sweep's headline and fronts from MLflow")
     _add_tracking_uri(p)
     p.add_argument("--experiment", required=True, help="e.g. synth-tofu/forget10")
     p.add_argument("--sweep", default=None, help="which sweep (default: the latest in the experiment)")
+    _add_utility_floor(p)
     p.add_argument("--json", action="store_true")
 
 
 def _run_pareto(args: argparse.Namespace) -> int:
+    from ofmu_ray.tune.config import check_utility_floor
     from ofmu_ray.tune.results import from_store
 
-    _print_fronts(from_store(_store(args), args.experiment, args.sweep), args.json)
+    check_utility_floor(args.utility_floor)
+    _print_fronts(from_store(_store(args), args.experiment, args.sweep, args.utility_floor), args.json)
     return 0
 
 

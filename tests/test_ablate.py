@@ -10,6 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from ofmu_ray.cli import main
+from ofmu_ray.errors import UsageError
 from ofmu_ray.tune import ablate
 from ofmu_ray.tune.config import SweepConfig
 
@@ -35,14 +36,17 @@ def _runs(client: MlflowClient, name: str, kind: str) -> list:
     return client.search_runs([experiment], filter_string=f"tags.`ofmu.kind` = '{kind}'")
 
 
-def _prior_sweep(client: MlflowClient, model: str) -> None:
-    """A finished sweep named `prior` of ofmu on `model` (its parent run and two trial runs)."""
+def _prior_sweep(client: MlflowClient, model: str, name: str = "prior", target: tuple | None = None) -> None:
+    """A finished sweep `name` of ofmu on `model` (its parent run and two trial runs); with `target`,
+    the target's point logged as a sweep logs it (without: a sweep from before it was)."""
     from ofmu_ray.tracking.mlflow_log import experiment_id
 
     experiment = experiment_id(client, "synth-tofu/forget10")
-    tags = {"ofmu.sweep": "prior", "method": "ofmu", "model": model, "bench": "synth-tofu"}
+    tags = {"ofmu.sweep": name, "method": "ofmu", "model": model, "bench": "synth-tofu"}
     parent = client.create_run(experiment, tags=tags | {"ofmu.kind": "method"}).info.run_id
     client.log_metric(parent, f"reference/{X}", FLOOR)
+    for key, value in zip((f"target/{X}", f"target/{Y}"), target or (), strict=False):
+        client.log_metric(parent, key, value)
     for i, (trial, (metrics, params)) in enumerate(PRIOR.items()):
         run = client.create_run(experiment, tags=tags | {"ofmu.kind": "trial", "ray_trial_id": trial,
                                                          "trial_index": str(i), "mlflow.parentRunId": parent})
@@ -113,12 +117,19 @@ def test_ablation_held_and_tuned_on_tiny(ray_session, tiny, cache_dir, tmp_path,
         for split in SPLITS:
             floor = variants[name].data.metrics[f"reference/{X}{split}"]
             area = max(0.0, trial.data.metrics[X + split] - floor) * max(0.0, trial.data.metrics[Y + split])
-            assert math.isclose(tuned["variants"][name]["splits"][split]["hypervolume"], area)
+            assert math.isclose(tuned["variants"][name]["splits"][split]["hypervolume_floor"], area)
             key = ablate.metric_key({"decorrelation": value})
-            assert math.isclose(comparison.data.metrics[f"hypervolume{split}/{key}"], area)
+            assert math.isclose(comparison.data.metrics[f"hypervolume_floor{split}/{key}"], area)
     assert "Mode **tuned**" in comparison.data.tags["mlflow.note.content"]
-    for plot in ("hypervolume.png", "front.png", "front_crosslingual.png", "ratios.png"):
+    for plot in ("headline.png", "front.png", "front_crosslingual.png", "ratios.png"):
         _png(client, comparison.info.run_id, f"ablation/{plot}", tmp_path)
+
+    # a sweep that logged its target's point: the base is its headline trial (B keeps 0.9 x 0.85, A does not)
+    _prior_sweep(client, tiny.model, "prior-target", (-20.0, 0.85))
+    assert ablate.sweep_base(client, "synth-tofu", "forget10", "prior-target", "ofmu", tiny.model)[1] == (
+        "sweep:prior-target (trial B)")
+    with pytest.raises(UsageError, match="no trial of ofmu kept 0.99 x the target's utility"):
+        ablate.sweep_base(client, "synth-tofu", "forget10", "prior-target", "ofmu", tiny.model, 0.99)
 
     # a sweep that is not there: one line, status 2, and nothing recorded is lost or added
     before = len(client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=1000))

@@ -46,9 +46,13 @@ def test_equal_compute_takes_each_methods_trials_in_order_up_to_the_least_total(
               "dear": [{"flops": 3.0, "x": -4.0, "y": 0.5}, {"flops": 3.0, "x": -2.0, "y": 0.5}]}
     budget, fits = equal_compute(trials)
     assert budget == 4.0 and fits == {"cheap": 4, "dear": 1}
-    fronts = summarize_fronts(trials, {"": -10.0}, Objectives("x", "y"))[""]["methods"]
-    assert fronts["dear"]["hypervolume"] == pytest.approx(8 * 0.5)  # both trials
-    assert fronts["dear"]["hypervolume_equal_compute"] == pytest.approx(6 * 0.5)  # the first alone
+    # target (-10, 0.5): the utility floor is 0.45, and the anchored box 10 x 0.05
+    fronts = summarize_fronts(trials, {"": -10.0}, Objectives("x", "y"), {"": (-10.0, 0.5)}, 0.9, 0.0)[""]["methods"]
+    assert fronts["dear"]["hypervolume_floor"] == pytest.approx(8 * 0.5)  # both trials
+    assert fronts["dear"]["hypervolume_floor_equal_compute"] == pytest.approx(6 * 0.5)  # the first alone
+    assert fronts["dear"]["fq_at_kept_utility"] == -2.0 and fronts["dear"]["fq_at_kept_utility_equal_compute"] == -4.0
+    assert fronts["dear"]["hypervolume"] == pytest.approx(0.8) and fronts["dear"]["hypervolume_equal_compute"] == (
+        pytest.approx(0.6))
     assert fronts["cheap"]["hypervolume_equal_compute"] == fronts["cheap"]["hypervolume"]
     assert math.isnan(equal_compute({"old": [{"x": 1.0}]})[0])  # a sweep from before FLOPs were counted
 
@@ -57,8 +61,8 @@ def test_a_method_whose_first_trial_exceeds_the_equal_compute_budget_shows_none_
     """Not a hypervolume of 0, which reads as a method that failed (the demo's OFMU: each trial
     spent more than the least any method spent on all its trials)."""
     trials = {"cheap": [{"flops": 1.0, "x": -1.0, "y": 0.5}] * 2, "dear": [{"flops": 5.0, "x": -1.0, "y": 0.5}]}
-    summary = summarize_fronts(trials, {"": -10.0}, Objectives("x", "y"))
+    summary = summarize_fronts(trials, {"": -10.0}, Objectives("x", "y"), {"": (-10.0, 0.5)}, 0.9, 0.0)
     assert summary[""]["methods"]["dear"]["trials_equal_compute"] == 0
-    rows = {line.split()[0]: line for line in format_table(summary).splitlines()[2:4]}
-    assert "none fits" in rows["dear"] and "0.0000" not in rows["dear"]
-    assert "4.5000 (2 tr)" in rows["cheap"]
+    rows = {line.split()[0]: line for line in format_table(summary).splitlines()[2:5]}
+    assert "none fits" in rows["dear"] and "0.000" not in rows["dear"].split("-1.00")[-1]
+    assert "-1.00 / 0.900 (2 tr)" in rows["cheap"]

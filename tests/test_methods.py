@@ -202,10 +202,10 @@ def test_finite_differences_match_their_exact_counterparts_in_fp64():
         assert ((_hv(approx) - want).norm() / want.norm()).item() < 1e-6, approx
 
 
-# Measured at the fp32 default step and OFMU's defaults on the tiny target (recipe 2), batches of 8
-# (relative error to exact): grad Phi 1.2e-3, Hess(Phi) v 2.2e-2, H_f v 7.1e-4; about twice that is
-# the tolerance
-FP32_TOLERANCE = {"grad_phi": 2.5e-3, "finite_diff": 4.5e-2, "finite_diff_forget": 1.5e-3}
+# Measured at the fp32 default step and OFMU's defaults on the tiny target, batches of 8 (relative error
+# to exact): grad Phi 5.5e-3, Hess(Phi) v 0.16, H_f v 1.0e-3 on recipe 3's (recipe 2's: 1.2e-3, 2.2e-2,
+# 7.1e-4; its target trained 12 base epochs, not 16); about twice that is the tolerance
+FP32_TOLERANCE = {"grad_phi": 1.1e-2, "finite_diff": 0.32, "finite_diff_forget": 2e-3}
 
 
 def test_finite_differences_at_the_fp32_default_on_the_tiny_target(tiny):

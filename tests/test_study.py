@@ -38,7 +38,7 @@ def test_the_study_report_is_read_back_from_the_store(swept, tmp_path, capsys):
     report = _report(swept, tmp_path / "RESULTS.md")
     assert main(["pareto", "--tracking-uri", swept, "--experiment", "synth-tofu/forget10", "--json"]) == 0
     fronts = json.loads(capsys.readouterr().out)["models"]["tiny-llama-4l"]["fronts"]
-    hv = {key: {m: fronts["" if key == "forget" else f"/{key}"]["methods"][m]["hypervolume"]
+    hv = {key: {m: fronts["" if key == "forget" else f"/{key}"]["methods"][m]["hypervolume_floor"]
                 for m in ("graddiff", "ofmu")} for key in KEYS}
 
     table = _rows(report, "| method | tiny-llama-4l forget")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -32,6 +33,10 @@ FAMILY_SWEEPS = {
 }
 
 
+def family_objectives(family, key: str) -> tuple[str, str]:
+    return Objectives(*family.objectives).names(key)
+
+
 def _runs(uri: str, kind: str, experiment: str = "synth-tofu/forget10") -> list:
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(experiment)
@@ -51,7 +56,10 @@ def test_sweep_records_parents_children_and_plots(swept, tmp_path):
         assert len(mine) == 2 and len({c.data.tags["ray_trial_id"] for c in mine}) == 2
         assert all(c.data.tags["method"] == parent.data.tags["method"] for c in mine)
         assert all(c.data.tags["world_size"] == "1" for c in mine)
-        assert parent.info.status == "FINISHED" and "hypervolume" in parent.data.metrics
+        assert parent.info.status == "FINISHED" and "hypervolume_floor" in parent.data.metrics
+        # the target's and the oracle's points, for every split key's two objectives
+        assert {"target/log10_forget_quality", "target/model_utility", "target/model_utility/multihop",
+                "oracle/log10_forget_quality"} <= set(parent.data.metrics)
     for child in children:
         metrics = child.data.metrics
         for name in ("log10_forget_quality", "model_utility", *(f"log10_forget_quality/{h}" for h in HARD),
@@ -70,15 +78,17 @@ def test_sweep_records_parents_children_and_plots(swept, tmp_path):
     (comparison,) = _runs(swept, "comparison")
     files = {a.path for a in client.list_artifacts(comparison.info.run_id, "pareto")}
     assert {"pareto/front.png", "pareto/front_multihop.png", "pareto/fronts.html", "pareto/fronts.csv"} <= files
-    assert "hypervolume/all" in comparison.data.metrics and "hypervolume/multihop/ofmu" in comparison.data.metrics
-    assert "hypervolume_equal_compute/ofmu" in comparison.data.metrics
+    assert "hypervolume_floor/all" in comparison.data.metrics and "hypervolume_floor/multihop/ofmu" in (
+        comparison.data.metrics)
+    assert "hypervolume/ofmu" in comparison.data.metrics and "hypervolume_equal_compute/ofmu" in comparison.data.metrics
     # what the UI shows of it: the training layout's experiment kind, the sweep's runs view, the fronts
     # as the comparison run's description, every trial as a table
     experiment = client.get_experiment(comparison.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     view = json.loads(experiment.tags["mlflow.sharedViewState.study-forget10"])
     assert view["searchFilter"] == "tags.`ofmu.sweep` = 'study-forget10'"
-    assert {"metrics.`log10_forget_quality`", "metrics.`model_utility`"} <= set(view["selectedColumns"])
+    assert {"metrics.`log10_forget_quality`", "metrics.`model_utility`", "metrics.`fq_at_kept_utility`"} <= set(
+        view["selectedColumns"]) and view["orderByKey"] == "metrics.`fq_at_kept_utility`"
     description = comparison.data.tags["mlflow.note.content"]
     assert all(f"| {m} |" in description for m in ("graddiff", "ofmu")) and "pareto/front.png" in description
     table = json.loads(Path(client.download_artifacts(comparison.info.run_id, "pareto/trials.json", str(tmp_path)))
@@ -95,11 +105,23 @@ def test_pareto_command_equals_a_recomputation_from_the_runs(swept, capsys):
               if k.startswith("reference/")}
     assert set(floors) == {"", *(f"/{h}" for h in HARD)}
     trials = {m: [c.data.metrics for c in children if c.data.tags["method"] == m] for m in ("graddiff", "ofmu")}
-    expected = json.loads(json.dumps(summarize_fronts(trials, floors, Objectives("log10_forget_quality",
-                                                                                   "model_utility"))))
-    assert printed == expected
-    assert expected[""]["methods"]["all"]["hypervolume"] >= max(
-        expected[""]["methods"][m]["hypervolume"] for m in ("graddiff", "ofmu"))
+    metrics, objectives = parent.data.metrics, Objectives("log10_forget_quality", "model_utility")
+    targets = {k: (metrics[f"target/{x}"], metrics[f"target/{y}"]) for k in floors for x, y in [objectives.names(k)]}
+    expected = summarize_fronts(trials, floors, objectives, targets, 0.9, 0.0, math.log10(0.05))
+    for key, summary in expected.items():
+        x, y = objectives.names(key)
+        summary["oracle"] = {"log10_forget_quality": metrics[f"oracle/{x}"], "model_utility": metrics[f"oracle/{y}"]}
+    assert printed == json.loads(json.dumps(expected))
+    # what scripts outside the project read, per split key
+    for summary in printed.values():
+        assert summary["utility_floor"] == 0.9 and set(summary["target"]) == {"log10_forget_quality", "model_utility"}
+        for entry in summary["methods"].values():
+            assert {"fq_at_kept_utility", "fq_at_kept_utility_trial", "hypervolume", "hypervolume_floor"} <= set(entry)
+    assert printed[""]["methods"]["all"]["hypervolume_floor"] >= max(
+        printed[""]["methods"][m]["hypervolume_floor"] for m in ("graddiff", "ofmu"))
+    best = printed[""]["methods"]["all"]["fq_at_kept_utility"]
+    assert best is None or best == max(printed[""]["methods"][m]["fq_at_kept_utility"] or -math.inf
+                                       for m in ("graddiff", "ofmu"))
 
 
 @pytest.mark.parametrize("bench", FAMILY_SWEEPS)
@@ -136,7 +158,13 @@ def test_a_sweep_of_each_family_logs_fronts_on_its_own_objectives(bench, request
             assert t.data.metrics[f"robust/{x}"] == min(t.data.metrics[f"{a}/{x}"] for a in ("none", *attacks))
     (comparison,) = _runs(uri, "comparison", f"{bench}/{split}")
     for method in methods:
-        assert comparison.data.metrics[f"hypervolume/{method}"] == fronts[""]["methods"][method]["hypervolume"]
+        entry = fronts[""]["methods"][method]
+        assert comparison.data.metrics[f"hypervolume_floor/{method}"] == entry["hypervolume_floor"]
+        assert comparison.data.metrics.get(f"fq_at_kept_utility/{method}") == entry["fq_at_kept_utility"]
+    # every family's headline is read at its target's point, which its prepared benchmark gives
+    target = family.references(prepared, split, "fp32", attacks)["target"]
+    for key in fronts:
+        assert list(fronts[key]["target"].values()) == [target[n] for n in family_objectives(family, key)], key
 
 
 def test_resume_after_the_driver_is_killed(tiny, cache_dir, mlflow_uri, tmp_path):
@@ -223,19 +251,20 @@ def test_models_axis_sweeps_each_model_with_the_same_budget(ray_session, micro, 
         assert len(mine) == 2 and {c.data.tags["model"] for c in mine} == {parent.data.tags["model"]}
     assert sorted(r.data.tags["model"] for r in _runs(uri, "comparison")) == models
     (across,) = _runs(uri, "models")
-    for model in models:
-        hv = printed["hypervolumes"][""]["gradascent"][model]
-        assert across.data.metrics[f"hypervolume/gradascent/{model}"] == hv
-        assert hv == printed["models"][model]["fronts"][""]["methods"]["gradascent"]["hypervolume"]
-        assert f"hypervolume/multihop/gradascent/{model}" in across.data.metrics
+    for model in models:  # each model read at its own target's point
+        value = printed["headline_by_model"][""]["gradascent"][model]
+        assert value == printed["models"][model]["fronts"][""]["methods"]["gradascent"]["fq_at_kept_utility"]
+        assert across.data.metrics.get(f"fq_at_kept_utility/gradascent/{model}") == value
+    targets = [printed["models"][m]["fronts"][""]["target"] for m in models]
+    assert all(targets) and targets[0] != targets[1]
     files = {a.path for a in MlflowClient(uri).list_artifacts(across.info.run_id, "models")}
-    assert {"models/hypervolume.png", "models/front_gradascent.png", "models/hypervolumes.csv"} <= files
+    assert {"models/headline.png", "models/front_gradascent.png", "models/headlines.csv"} <= files
     assert main(["pareto", "--tracking-uri", uri, "--experiment", "synth-tofu/forget10", "--json"]) == 0
     rebuilt = json.loads(capsys.readouterr().out)
-    assert rebuilt["hypervolumes"] == printed["hypervolumes"] and rebuilt["models"] == printed["models"]
+    assert rebuilt["headline_by_model"] == printed["headline_by_model"] and rebuilt["models"] == printed["models"]
     assert main(["pareto", "--tracking-uri", uri, "--experiment", "synth-tofu/forget10"]) == 0
     table = capsys.readouterr().out
-    assert "=== model micro-llama-2l" in table and "hypervolume by model" in table
+    assert "=== model micro-llama-2l" in table and "forget quality at kept utility by model" in table
 
 
 def test_a_diverging_trial_stops_early_is_marked_and_the_sweep_goes_on(ray_session, tiny, cache_dir, mlflow_uri,

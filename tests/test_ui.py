@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import signal
@@ -92,9 +93,9 @@ GENAI_NAVIGATION = ("Sessions", "Judges", "Prompts", "Agent versions", "AI Gatew
 def test_a_person_finds_each_methods_front_in_the_ui_and_the_optuna_dashboard(request, tmp_path):
     """What a person looks for, from the address `ofmu-ray ui --sweep` prints: the training layout (no
     GenAI navigation), the sweep's runs with both objectives as columns in view and the method runs
-    ranked by hypervolume, a trial's objectives on its page, the comparison run's front table and
-    Pareto plot (the artifact, drawn) on its overview, and each method's Pareto front in
-    optuna-dashboard, served on 127.0.0.1 only like the UI.
+    ranked by their headline (forget quality at kept utility), a trial's objectives on its page, the
+    comparison run's front table and Pareto plot (the artifact, drawn) on its overview, and each
+    method's Pareto front in optuna-dashboard, served on 127.0.0.1 only like the UI.
 
     The screenshots land in the test's folder. `OFMU_RAY_SCREENSHOTS=DIR` browses the sweep run in DIR
     instead (its `mlruns.db` and `sweeps/`, e.g. the demo's) and writes them to docs/ for the README."""
@@ -114,7 +115,7 @@ def test_a_person_finds_each_methods_front_in_the_ui_and_the_optuna_dashboard(re
     sweep = max(runs, key=lambda r: r.info.start_time).data.tags["ofmu.sweep"]
     mine = client.search_runs([experiment], f"tags.`ofmu.sweep` = '{sweep}'")
     parents = sorted((r for r in mine if r.data.tags["ofmu.kind"] == "method"),
-                     key=lambda r: -r.data.metrics["hypervolume"])
+                     key=lambda r: -r.data.metrics.get("fq_at_kept_utility", -math.inf))
     trial = next(r for r in mine if r.data.tags["ofmu.kind"] == "trial")
     (comparison,) = [r for r in mine if r.data.tags["ofmu.kind"] == "comparison"]
     plot = Path(client.download_artifacts(comparison.info.run_id, "pareto/front.png", str(tmp_path)))
@@ -149,11 +150,13 @@ def test_a_person_finds_each_methods_front_in_the_ui_and_the_optuna_dashboard(re
             return any(h.is_displayed() and 0 <= h.rect["x"] and h.rect["x"] + h.rect["width"] <= width
                        for h in browser.find_elements(By.XPATH, header))
 
-        wait.until(lambda _: in_view(fq) and in_view(mu) and in_view("hypervolume"), "an objective is not in view")
+        wait.until(lambda _: in_view(fq) and in_view(mu) and in_view("fq_at_kept_utility"),
+                   "an objective or the headline is not in view")
         names = [r.info.run_name for r in parents]
         wait.until(lambda _: all(shows(n) for n in names), "the method runs are not listed")
         body = browser.find_element(By.TAG_NAME, "body").text
-        assert sorted(names, key=body.index) == names  # best hypervolume first
+        ranked = [r.info.run_name for r in parents if "fq_at_kept_utility" in r.data.metrics]
+        assert sorted(ranked, key=body.index) == ranked  # best headline first (a method with none has no value)
         browser.save_screenshot(str(shots / "mlflow-sweep-runs.png"))
 
         browser.get(run_address(experiment, trial.info.run_id, base))
@@ -172,7 +175,7 @@ def test_a_person_finds_each_methods_front_in_the_ui_and_the_optuna_dashboard(re
         wait.until(lambda _: _png_width(plot) in [browser.execute_script(natural, i)  # the artifact, at its size
                                                   for i in browser.find_elements(By.CSS_SELECTOR, drawn)],
                    "the Pareto plot is not drawn in the description")
-        first = browser.find_element(By.XPATH, "//table[.//th[normalize-space(.)='forget']]")  # hypervolume per split
+        first = browser.find_element(By.XPATH, "//table[.//th[normalize-space(.)='forget']]")  # headline per split
         browser.execute_script("arguments[0].scrollIntoView()", first)
         browser.save_screenshot(str(shots / "mlflow-comparison-fronts.png"))
 

@@ -67,6 +67,10 @@ class Family:
     result_files: ClassVar[tuple[str, str]]  # (per-item results, summary): written by a run and by `eval`
     results_label: ClassVar[str] = "per-item results"  # how `eval` names the first of them
     seed_metrics: ClassVar[tuple[str, ...]] = ()  # shown beside the objectives in the seed re-runs' table
+    # The best value each x objective can take, where the anchored hypervolume's box ends (`tune.pareto.Region`)
+    ideal_x: ClassVar[dict[str, float]] = {}
+    # A target above this x cannot show forgetting on that split: its anchored hypervolume is "not measurable"
+    measurable_below: ClassVar[dict[str, float]] = {}
     profiles: ClassVar[dict[str, Profile]] = {}  # generated benches: the sizes `--profile` names
     help: ClassVar[dict[str, str]] = {}  # CLI option -> this family's part of its help text (argparse's %%)
 
@@ -113,9 +117,13 @@ class Family:
         return None
 
     def references(self, prepared: Prepared, split: str, dtype: str, attacks: tuple[str, ...] = (),
-                   attack_settings: dict | None = None) -> None:
+                   attack_settings: dict | None = None) -> dict[str, dict[str, float]]:
         """Checks the split and computes what every run is measured against, once, before any run (and
-        not in a worker); nothing by default."""
+        not in a worker). Returns the points a sweep's fronts are read against, named as a run's
+        metrics: the target's (`"target"`; with `attacks`, also its worst case over them,
+        `robust/<metric>`) and, where the benchmark has a retain oracle, the oracle's (`"oracle"`).
+        By default, the target's evaluation alone (no robust point: a family with attacks overrides it)."""
+        return {"target": self.evaluate(prepared, "target", split=split, dtype=dtype)[0]}
 
     def floors(self, prepared: Prepared, split: str, attacks: tuple[str, ...] = ()) -> dict[str, float]:
         """Per split key ("", "/<hard split>", and "/robust" with attacks), the x of the hypervolume's

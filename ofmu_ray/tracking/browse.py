@@ -18,6 +18,8 @@ from urllib.parse import quote
 
 from mlflow.tracking import MlflowClient
 
+from ofmu_ray.tune.pareto import rank
+
 UI = "http://127.0.0.1:5000"  # where `ofmu-ray ui` serves by default
 TRAINING_LAYOUT = "workflowType=machine_learning"  # the UI's "Model training" layout, not GenAI
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")  # the tag MLflow's UI writes for training
@@ -25,13 +27,33 @@ SHARED_VIEW = "mlflow.sharedViewState."  # + key: a runs-table view the UI opens
 DESCRIPTION = "mlflow.note.content"  # a run's description, rendered as markdown on its overview page
 
 
-def at_equal_compute(entry: dict, unit: str, missing: str) -> str:
-    """A front's hypervolume at equal compute with its trials; "none fits" where its first trial
-    alone spent more than the budget (a hypervolume of 0 would read as a method that failed)."""
-    hv = entry.get("hypervolume_equal_compute", math.nan)
-    if math.isnan(hv):  # the combined front, or a sweep from before FLOPs were counted
-        return missing
-    return "none fits" if entry["trials_equal_compute"] == 0 else f"{hv:.4f} ({entry['trials_equal_compute']} {unit})"
+def headline(entry: dict, suffix: str = "") -> str:
+    """Forget quality at kept utility as a person reads it: the value, or "none" where no trial kept
+    the utility (never a number that reads like a result)."""
+    value = entry.get("fq_at_kept_utility" + suffix)
+    return "none" if value is None else f"{value:.2f}"
+
+
+def anchored(entry: dict, summary: dict, suffix: str = "") -> str:
+    """The anchored hypervolume as a person reads it: "not measurable" where the target already passes
+    for forgotten, "-" without the target's point."""
+    if summary["target"] is None:
+        return "-"
+    if not summary["measurable"]:
+        return "not measurable"
+    value = entry.get("hypervolume" + suffix)
+    return "-" if value is None else f"{value:.3f}"
+
+
+def at_equal_compute(entry: dict, summary: dict, unit: str, missing: str) -> str:
+    """A front's headline and anchored hypervolume at equal compute with its trials; "none fits" where
+    its first trial alone spent more than the budget (a figure of 0 would read as a method that failed)."""
+    if "trials_equal_compute" not in entry or math.isnan(summary.get("compute", math.nan)):
+        return missing  # the combined front, or a sweep from before FLOPs were counted
+    if entry["trials_equal_compute"] == 0:
+        return "none fits"
+    return (f"{headline(entry, '_equal_compute')} / {anchored(entry, summary, '_equal_compute')} "
+            f"({entry['trials_equal_compute']} {unit})")
 
 
 def experiment_address(experiment_id: str, base: str = UI) -> str:
@@ -55,14 +77,15 @@ def column(kind: str, name: str) -> str:
 
 
 def share_sweep_view(client: MlflowClient, experiment: str, sweep: str, objectives: tuple[str, str]) -> None:
-    """Writes the sweep's runs view: its runs only, the method runs first, best hypervolume first (the
-    UI lists runs flat when sorted on a metric, so the trials follow), with the columns a person
-    compares them by (both objectives, the hypervolume, the method) in place of MLflow's defaults
-    (source, models, dataset: all "-" here)."""
-    shown = [column("metrics", objectives[0]), column("metrics", objectives[1]), column("metrics", "hypervolume"),
+    """Writes the sweep's runs view: its runs only, the method runs first, best headline first (forget
+    quality at kept utility; the UI lists runs flat when sorted on a metric, so the trials follow), with
+    the columns a person compares them by (both objectives, the headline, the anchored hypervolume, the
+    method) in place of MLflow's defaults (source, models, dataset: all "-" here)."""
+    shown = [column("metrics", objectives[0]), column("metrics", objectives[1]),
+             column("metrics", "fq_at_kept_utility"), column("metrics", "hypervolume"),
              column("tags", "method"), column("attributes", "Duration")]
     state = {"searchFilter": f"tags.`ofmu.sweep` = '{sweep}'",
-             "orderByKey": column("metrics", "hypervolume"), "orderByAsc": False,
+             "orderByKey": column("metrics", "fq_at_kept_utility"), "orderByAsc": False,
              "selectedColumns": shown}
     client.set_experiment_tag(experiment, SHARED_VIEW + sweep, json.dumps(state))
 
@@ -74,10 +97,10 @@ def describe(client: MlflowClient, run_id: str, markdown: str) -> None:
 
 def fronts_markdown(fronts: dict, title: str, experiment_id: str, run_id: str, plots: dict[str, str],
                     links: dict[str, str]) -> str:
-    """The fronts as a run's description: each method's hypervolume per split; then per split its
-    reference point, each method's trials, front size, hypervolume (also at equal compute: the
-    trials, in the order they ran, within the least compute any method spent) and front points, and
-    the split's plot drawn under its table.
+    """The fronts as a run's description: each method's headline (forget quality at kept utility) per
+    split; then per split the target's point, each method's trials, headline and the trial reaching
+    it, anchored and floor-anchored hypervolumes (also at equal compute: the trials, in the order they
+    ran, within the least compute any method spent), its rank at each tau and the split's plot.
 
     Args:
         fronts: `summarize_fronts`' result (split key -> its summary).
@@ -88,30 +111,41 @@ def fronts_markdown(fronts: dict, title: str, experiment_id: str, run_id: str, p
     """
     image = f"get-artifact?run_uuid={run_id}&path="  # relative to the UI's root, which serves artifacts there
     page = f"#/experiments/{experiment_id}/runs/{run_id}/artifacts/"
+    first = fronts[""]
     lines = [f"**{title}**", ""]
     splits = {key: key.lstrip("/") or "forget" for key in fronts}
-    methods = [m for m in fronts[""]["methods"] if m != "all" or len(fronts[""]["methods"]) > 2]
-    lines += ["hypervolume per split (higher is better; each split's reference point below)", "",
+    methods = [m for m in first["methods"] if m != "all" or len(first["methods"]) > 2]
+    x = first["objectives"][0]
+    lines += [f"best `{x}` among the trials that keep {first['utility_floor']:g} x the target's utility (higher "
+              "is better; none: no trial kept it)", "",
               "| method | " + " | ".join(splits.values()) + " |", "|---|" + "---:|" * len(splits)]
     for method in methods:
-        hv = " | ".join(f"{fronts[key]['methods'][method]['hypervolume']:.4f}" for key in splits)
-        lines.append(f"| {'all methods' if method == 'all' else method} | {hv} |")
+        cells = " | ".join(headline(fronts[key]["methods"][method]) for key in splits)
+        lines.append(f"| {'all methods' if method == 'all' else method} | {cells} |")
     lines.append("")
     for key, summary in fronts.items():
-        (ref, _), (x, y) = summary["reference"], summary["objectives"]
-        lines += [f"### {key.lstrip('/') or 'forget split'}", "",
-                  f"reference point (`{x}` {ref:.2f}, `{y}` 0); higher is better on both", "",
-                  f"| method | trials | front | hypervolume | at equal compute | front (`{x}`, `{y}`) |",
-                  "|---|---:|---:|---:|---:|---|"]
-        methods = {m: e for m, e in summary["methods"].items() if m != "all"}
-        ranked = sorted(methods.items(), key=lambda kv: -kv[1]["hypervolume"])  # best first
-        if len(methods) > 1:  # the combined front, last
-            ranked.append(("all methods", summary["methods"]["all"]))
-        for method, entry in ranked:
-            points = ", ".join(f"({a:.2f}, {b:.3f})" for a, b in entry["points"])
-            at_equal = at_equal_compute(entry, "trials", "-")  # the combined front has none
-            lines.append(f"| {method} | {entry['trials']} | {len(entry['points'])} | {entry['hypervolume']:.4f} "
-                         f"| {at_equal} | {points} |")
+        (floor, _), (x, y) = summary["reference"], summary["objectives"]
+        lines += [f"### {key.lstrip('/') or 'forget split'}", ""]
+        if summary["target"]:
+            tx, ty = summary["target"].values()
+            lines += [f"target: `{x}` {tx:.2f}, `{y}` {ty:.3f}; a trial counts in the headline if its `{y}` is at "
+                      f"least {summary['utility_floor']:g} x the target's. The hypervolume is anchored there: the "
+                      "area above that point up to the best forget quality at the target's utility (0 to 1).", ""]
+        else:
+            lines += ["the sweep logged no target point: the headline needs it.", ""]
+        lines += [f"| method | trials | headline | its trial's `{y}` | hypervolume | above (floor {floor:.2f}, 0) "
+                  "| at equal compute (headline / hypervolume) |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for method in [*rank({m: e for m, e in summary["methods"].items() if m != "all"}),
+                       *(["all"] if len(summary["methods"]) > 2 else [])]:
+            entry = summary["methods"][method]
+            mu = entry["fq_at_kept_utility_mu"]
+            lines.append(f"| {'all methods' if method == 'all' else method} | {entry['trials']} | {headline(entry)} "
+                         f"| {'-' if mu is None else f'{mu:.3f}'} | {anchored(entry, summary)} "
+                         f"| {entry['hypervolume_floor']:.4f} | {at_equal_compute(entry, summary, 'trials', '-')} |")
+        if summary["ranks"]:
+            order = "; ".join(f"tau {t}: {' > '.join(r)}" for t, r in summary["ranks"].items())
+            lines += ["", f"rank by tau: {order}" + (" (the order changes with tau)" if summary["order_changes"]
+                                                     else " (the same order)")]
         if key in plots:
             lines += ["", f"[![{key.lstrip('/') or 'forget split'}]({image}{quote(plots[key])})]({page}{plots[key]})"]
         lines.append("")

@@ -13,26 +13,57 @@ def _axes(objectives: list[str]) -> tuple[str, str]:
 
 
 def plot_png(trials: dict[str, list], fronts: dict, title: str, path: Path) -> Path:
-    """One split: every trial as a dot, each method's front as the staircase that bounds the region it
-    dominates, the reference point as a cross.
+    """One split, drawn where a user reads it: every trial as a dot, each method's front as a step line,
+    the target and the oracle marked, the utility floor (tau x the target's) as a horizontal line and
+    the "forgotten" bar (TOFU: p = 0.05) as a vertical one. The x axis runs from a little below the
+    target's forget quality to the best there is; trials worse than that are drawn at its left edge as
+    open triangles (clipped). Without the target's point, every trial and the floor-anchored reference.
 
     Args:
         trials: per method, every trial's two objectives on this split.
-        fronts: `summarize_fronts(...)[split_key]`.
+        fronts: `summarize_fronts(...)[split_key]` (with `"oracle"`, as `results.fronts_of` adds it).
     """
+    import math
+
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 5))
+    target, oracle = fronts.get("target"), fronts.get("oracle")
+    edge = -math.inf
+    if target:
+        tx, ty = target.values()
+        right = fronts["ideal_x"] if fronts["ideal_x"] is not None else max(
+            [tx, *(p[0] for ps in trials.values() for p in ps if not math.isnan(p[0]))])
+        edge = tx - 0.1 * max(right - tx, 1e-9)
+        ax.set_xlim(edge - 0.02 * (right - edge), right + 0.02 * (right - edge))
     for i, (method, points) in enumerate(trials.items()):
         color, entry = COLORS[i % len(COLORS)], fronts["methods"][method]
-        ax.scatter([p[0] for p in points], [p[1] for p in points], color=color, alpha=0.35, s=18)
-        ax.plot([p[0] for p in entry["points"]], [p[1] for p in entry["points"]], "o-", color=color,
-                drawstyle="steps-pre", label=f"{method} (HV {entry['hypervolume']:.3g})")
-    ref = fronts["reference"]
-    ax.scatter([ref[0]], [ref[1]], marker="x", color="black", label="reference point")
+        inside = [p for p in points if p[0] >= edge]
+        clipped = [p for p in points if p[0] < edge]
+        ax.scatter([p[0] for p in inside], [p[1] for p in inside], color=color, alpha=0.35, s=18)
+        ax.scatter([edge] * len(clipped), [p[1] for p in clipped], color=color, alpha=0.5, s=24, marker="<",
+                   facecolors="none")
+        front = [(max(x, edge), y) for x, y in entry["points"]]
+        best = entry.get("fq_at_kept_utility")
+        ax.plot([p[0] for p in front], [p[1] for p in front], "-", color=color, drawstyle="steps-pre",
+                label=f"{method} ({'none' if best is None else f'{best:.2f}'} at kept utility)" if target
+                else f"{method} (HV {entry['hypervolume_floor']:.3g})")
+    if target:
+        ax.scatter([tx], [ty], marker="*", s=160, color="black", label="target", zorder=5)
+        ax.axhline(fronts["utility_floor"] * ty, color="gray", ls="--", lw=1,
+                   label=f"utility floor ({fronts['utility_floor']:g} x target)")
+        if fronts["measurable_below"] is not None:
+            ax.axvline(fronts["measurable_below"], color="gray", ls=":", lw=1, label="forgotten (p = 0.05)")
+        if oracle:
+            ax.scatter(*oracle.values(), marker="D", s=60, color="black", facecolors="none", label="retain oracle")
+        if any(p[0] < edge for ps in trials.values() for p in ps):
+            ax.scatter([], [], marker="<", color="gray", facecolors="none", label="worse than the target (clipped)")
+    else:
+        ref = fronts["reference"]
+        ax.scatter([ref[0]], [ref[1]], marker="x", color="black", label="reference point")
     xlabel, ylabel = _axes(fronts["objectives"])
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     return _save(fig, path)
 
 
@@ -61,7 +92,7 @@ def plot_html(points: dict[str, dict[str, list]], fronts: dict, title: str, path
                                       mode="lines+markers", marker={"color": color}, legendgroup=method,
                                       line_shape="vh",
                                       name=f"{method} front", showlegend=n == 0,
-                                      text=[f"HV {entry['hypervolume']:.3g}"] * len(entry["points"])),
+                                      text=[f"HV {entry['hypervolume_floor']:.3g}"] * len(entry["points"])),
                            row=row, col=col)
         xlabel, ylabel = _axes(fronts[key]["objectives"])
         page.update_xaxes(title_text=xlabel, row=row, col=col)
@@ -71,8 +102,8 @@ def plot_html(points: dict[str, dict[str, list]], fronts: dict, title: str, path
     return path
 
 
-def plot_hypervolumes(by_method: dict[str, dict[str, float]], title: str, path: Path) -> Path:
-    """Each method's hypervolume on each model (models in sweep order along x): how fronts move with size."""
+def plot_by_model(by_method: dict[str, dict[str, float]], title: str, path: Path, ylabel: str) -> Path:
+    """Each method's figure (`ylabel`) on each model (models in sweep order along x): how it moves with size."""
     plt = _pyplot()
     models = list(dict.fromkeys(m for by_model in by_method.values() for m in by_model))
     fig, ax = plt.subplots(figsize=(7, 5))
@@ -80,7 +111,7 @@ def plot_hypervolumes(by_method: dict[str, dict[str, float]], title: str, path: 
         xs = [models.index(m) for m in by_model]
         ax.plot(xs, list(by_model.values()), "o-", color=COLORS[i % len(COLORS)], label=method)
     ax.set_xticks(range(len(models)), [m.rsplit("/", 1)[-1] for m in models], rotation=15)
-    ax.set(xlabel="model", ylabel="hypervolume of the two objectives, higher is better", title=title)
+    ax.set(xlabel="model", ylabel=f"{ylabel}, higher is better", title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)

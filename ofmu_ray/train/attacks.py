@@ -108,8 +108,13 @@ def run_attacks(model, attacks: Sequence[str], cfg: AttackConfig, *, score: Call
             out |= {f"{name}/{k}": v for k, v in tries[pick].items()} | {f"{name}/lr": cfg.lrs[pick]}
         else:
             out |= {f"{name}/{k}": v for k, v in score(quantize(model, int(name.removeprefix("quant")))).items()}
-    out |= {ROBUST + m: min(out[f"{n}/{m}"] for n in ("none", *attacks)) for m in robust}
-    return out | {"attack_seconds": time.perf_counter() - start}
+    return out | worst_case(out, attacks, robust) | {"attack_seconds": time.perf_counter() - start}
+
+
+def worst_case(scores: dict[str, float], attacks: Sequence[str], metrics: Sequence[str]) -> dict[str, float]:
+    """`robust/<metric>`: each of `metrics` at its worst (lowest) over no attack and `attacks`, from the
+    `<attack>/<metric>` scores `run_attacks` writes."""
+    return {ROBUST + m: min(scores[f"{n}/{m}"] for n in ("none", *attacks)) for m in metrics}
 
 
 def attacker_copy(model):

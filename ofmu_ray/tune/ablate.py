@@ -42,10 +42,11 @@ from ofmu_ray.config import parse_sets
 from ofmu_ray.errors import UsageError
 from ofmu_ray.methods import build_config, get_method
 from ofmu_ray.tracking import mlflow_log
+from ofmu_ray.tracking.browse import anchored, headline
 from ofmu_ray.train.launch import start_ray
 from ofmu_ray.tune import results
 from ofmu_ray.tune.config import ABLATION_MODES, Objectives, SweepConfig
-from ofmu_ray.tune.pareto import hypervolume, summarize_fronts
+from ofmu_ray.tune.pareto import UTILITY_FLOOR, hypervolume, summarize_fronts
 from ofmu_ray.tune.spaces import Dimension, held_settings, load_spaces, searched_dims
 from ofmu_ray.tune.sweep import trial_context
 from ofmu_ray.tune.trial_logger import TrialLogger
@@ -144,14 +145,15 @@ def parse_base(items: list[str]) -> tuple[dict, str | None]:
     return parse_sets(settings), (sweeps[0] if sweeps else None)
 
 
-def sweep_base(client, bench: str, split: str, sweep: str, method: str, model: str) -> tuple[dict, str]:
-    """The best front configuration of `method` on `model` in an earlier sweep: of the trials on its
-    forget-split front, the one whose point alone dominates the largest area above the reference point
-    (the hypervolume of that one configuration). Returns (its hyper-parameters, where it came from).
+def sweep_base(client, bench: str, split: str, sweep: str, method: str, model: str,
+               tau: float = UTILITY_FLOOR) -> tuple[dict, str]:
+    """The headline configuration of `method` on `model` in an earlier sweep: its trial with the best
+    forget quality among those keeping `tau` of the target's utility (`_headline_run`). Returns (its
+    hyper-parameters, where it came from).
 
     Raises:
-        UsageError: no such sweep of `method` in the experiment `<bench>/<split>`, none on `model`, or no
-            finished trial.
+        UsageError: no such sweep of `method` in the experiment `<bench>/<split>`, none on `model`, no
+            finished trial, or none that kept the utility.
     """
     found = client.get_experiment_by_name(f"{bench}/{split}")
     parents = mlflow_log.find_runs(client, found.experiment_id, ofmu__sweep=sweep, ofmu__kind="method",
@@ -162,15 +164,27 @@ def sweep_base(client, bench: str, split: str, sweep: str, method: str, model: s
     models = sorted({r.data.tags["model"] for r in parents})
     if model not in models:
         raise UsageError(f"--base sweep:{sweep}: it swept {method} on {', '.join(models)}, not on {model}")
-    runs_of, fronts = results.fronts_of(client, found.experiment_id, sweep, [method], model)
+    runs_of, fronts = results.fronts_of(client, found.experiment_id, sweep, [method], model, tau)
     entry, (floor, _) = fronts[""]["methods"].get(method, {"front": []}), fronts[""]["reference"]
     if not entry["front"]:
         raise UsageError(f"--base sweep:{sweep}: {method} has no finished trial there")
+    if fronts[""]["target"] and entry["fq_at_kept_utility_trial"] is None:
+        raise UsageError(f"--base sweep:{sweep}: no trial of {method} kept {tau:g} x the target's utility; lower "
+                         "--utility-floor, or give the base as KEY=VALUE settings")
     x, y = fronts[""]["objectives"]
-    best = max((runs_of[method][i] for i in entry["front"]),
-               key=lambda r: _area(r.data.metrics[x], r.data.metrics[y], floor))
+    best = _headline_run(runs_of[method], entry, x, y, floor)
     base = {k[len("method."):]: v for k, v in best.data.params.items() if k.startswith("method.")}
     return base, f"sweep:{sweep} (trial {best.data.tags.get('ray_trial_id')})"
+
+
+def _headline_run(runs: list, entry: dict, x: str, y: str, floor: float):
+    """The run of `entry`'s headline trial (forget quality at kept utility); without the target's point
+    (a sweep from before it was logged) or a trial that kept the utility, the run whose point alone
+    dominates the largest area above (floor, 0). None without runs."""
+    if entry.get("fq_at_kept_utility_trial") is not None:
+        return runs[entry["fq_at_kept_utility_trial"]]
+    return max(runs, key=lambda r: _area(r.data.metrics.get(x, math.nan), r.data.metrics.get(y, math.nan), floor),
+               default=None)
 
 
 def _area(x: float, y: float, floor: float) -> float:
@@ -312,8 +326,9 @@ def run_ablation(cfg: SweepConfig, ablation: Ablation, prepared: Prepared, folde
         SweepInterrupted: Tune stopped before every trial ended (the ablation can be resumed).
     """
     method = cfg.methods[0]
-    cfg.family.references(prepared, cfg.split, cfg.dtype)  # checks the split; computed once, before any trial
+    anchored = cfg.family.references(prepared, cfg.split, cfg.dtype)  # checks the split; once, before any trial
     floors = cfg.family.floors(prepared, cfg.split)
+    anchors = results.anchor_metrics(anchored, cfg.goal, floors)
     folder = folder.resolve()
     name = folder.name
     if not resume:
@@ -326,7 +341,7 @@ def run_ablation(cfg: SweepConfig, ablation: Ablation, prepared: Prepared, folde
             "method": method, "world_size": str(cfg.workers), "dtype": cfg.dtype,
             "objectives": ",".join(cfg.goal.names()), "ofmu.sweep": name, "ofmu.ablation": name,
             "ofmu.mode": ablation.mode, "axes": ",".join(ablation.axes), "base": ablation.base_from}
-    reference = {results.REFERENCE + cfg.goal.x + k: v for k, v in floors.items()}
+    reference = {results.REFERENCE + cfg.goal.x + k: v for k, v in floors.items()} | anchors
     searched = _searched(cfg, ablation) if ablation.mode == "tuned" else {}
     storage = Path(cfg.storage_path).resolve() / name if cfg.storage_path else folder
     context = trial_context(cfg, method, prepared, storage / "runs" / ablation.mode)  # the run every trial varies
@@ -364,7 +379,9 @@ def run_ablation(cfg: SweepConfig, ablation: Ablation, prepared: Prepared, folde
     budget = {"steps": context.spec.steps, "epochs": cfg.epochs, "batch_size": cfg.batch_size, "workers": cfg.workers}
     budget |= {"trials": trials, "sampler": cfg.sampler, "searched": list(searched)} if searched else {
         "seeds": ablation.seeds}
-    summary = summarize(client, experiment, name, ablation, cfg.goal, floors, budget)
+    region = {"targets": results.targets_of(anchored, cfg.goal, floors), "tau": cfg.utility_floor,
+              **results.region_settings(cfg.family, cfg.goal)}
+    summary = summarize(client, experiment, name, ablation, cfg.goal, floors, budget, region)
     _log_comparison(client, experiment, name, tags, summary, parents)
     return summary | {"mlflow": {"tracking_uri": client.tracking_uri, "experiment": f"ablate/{name}",
                                  "experiment_id": experiment, "ablation": name}}
@@ -405,24 +422,26 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def summarize(client, experiment: str, name: str, ablation: Ablation, objectives: Objectives,
-              floors: dict[str, float], budget: dict) -> dict:
+              floors: dict[str, float], budget: dict, region: dict | None = None) -> dict:
     """An ablation's results, read back from its trial runs.
 
     Returns:
         {"name", "mode", "axes", "base", "base_config", "budget", "objectives", "reference" (per split key,
         the reference point's x), "variants": {label: {"values", "trials", "diverged", "splits": {key: per
         mode}}}, "ratios"}: held gives `{objective: {"mean", "std"}}` per split; tuned gives the
-        hypervolume, the front's points and the best single trial (as `sweep_base` picks one) per split.
+        headline (forget quality at kept utility), the anchored and floor-anchored hypervolumes, the
+        front's points and the headline's trial per split, and the fronts themselves ("fronts").
+        `region`: `summarize_fronts`' targets, tau, ideal_x and measurable_below.
         "ratios" holds, per variant, each logged term ratio's mean over its runs (held) or its best
         trial's (tuned), per step.
     """
     by_variant = _trials(client, experiment, name)
     variants = {label(v): v for v in ablation.variants()}
     fronts = summarize_fronts({k: [r.data.metrics for r in by_variant.get(k, [])] for k in variants}, floors,
-                              objectives) if ablation.mode == "tuned" else {}
+                              objectives, **(region or {})) if ablation.mode == "tuned" else {}
     out: dict = {"name": name, "mode": ablation.mode, "axes": list(ablation.axes), "base": ablation.base_from,
                  "base_config": ablation.base, "budget": budget, "objectives": list(objectives.names()),
-                 "reference": floors,
+                 "reference": floors, "fronts": fronts,
                  "variants": {}, "ratios": {}}
     for key, variant in variants.items():
         runs = by_variant.get(key, [])
@@ -435,9 +454,9 @@ def summarize(client, experiment: str, name: str, ablation: Ablation, objectives
                     [r.data.metrics.get(n, math.nan) for r in runs]), strict=True)) for n in (x, y)}
             else:
                 front = fronts[split]["methods"][key]
-                best = max(runs, key=lambda r: _area(r.data.metrics.get(x, math.nan), r.data.metrics.get(y, math.nan),
-                                                     floors[split]), default=None)
-                entry["splits"][split] = {"hypervolume": front["hypervolume"], "front": front["points"],
+                best = _headline_run(runs, front, x, y, floors[split])
+                entry["splits"][split] = {name: front[name] for name in (
+                    "fq_at_kept_utility", "hypervolume", "hypervolume_floor")} | {"front": front["points"],
                                           "best": None if best is None else {
                                               x: best.data.metrics.get(x), y: best.data.metrics.get(y),
                                               "trial": best.data.tags.get("ray_trial_id"),
@@ -476,9 +495,10 @@ def _log_comparison(client, experiment: str, name: str, tags: dict, summary: dic
     for key, entry in variants.items():
         own = {}
         for split, values in entry["splits"].items():
-            # held: <objective>/mean and /std; tuned: hypervolume[/<hard split>]
+            # held: <objective>/mean and /std; tuned: the headline and hypervolumes[/<hard split>]
+            figures = ("fq_at_kept_utility", "hypervolume", "hypervolume_floor")
             numbers = ({f"{n}/{stat}": v for n, stats in values.items() for stat, v in stats.items()} if held
-                       else {f"hypervolume{split}": values["hypervolume"]})
+                       else {f"{n}{split}": values[n] for n in figures if values[n] is not None})
             own |= numbers
             rows.append({"variant": key, **entry["values"], "split": split.lstrip("/") or "forget",
                          "trials": entry["trials"], **{k.replace(split + "/", "_").removesuffix(split): v
@@ -489,7 +509,7 @@ def _log_comparison(client, experiment: str, name: str, tags: dict, summary: dic
     trials = _trials(client, experiment, name)
     with tempfile.TemporaryDirectory() as tmp:
         files: dict = {"variants.csv": rows}
-        for split, floor in summary["reference"].items():
+        for split in summary["reference"]:
             where = split.lstrip("/") or "forget split"
             path = Path(tmp) / f"{'effects' if held else 'front'}{split.replace('/', '_')}.png"
             if held:
@@ -505,18 +525,17 @@ def _log_comparison(client, experiment: str, name: str, tags: dict, summary: dic
                 files[path.name] = plot_effects(panels, axes[0], f"{summary['name']}: {where} (held, mean ± std "
                                                 f"over seeds)", path)
             else:
-                fronts = {"reference": (floor, 0.0), "objectives": [x + split, y + split],
-                          "methods": {k: {"points": e["splits"][split]["front"],
-                                          "hypervolume": e["splits"][split]["hypervolume"]}
-                                      for k, e in variants.items()}}
+                fronts = summary["fronts"][split] | {"oracle": None}
                 points = {k: [(r.data.metrics.get(x + split, math.nan), r.data.metrics.get(y + split, math.nan))
                               for r in runs] for k, runs in trials.items()}
                 files[path.name] = plot_png(points, fronts, f"{summary['name']}: {where} (tuned)", path)
         if not held:
-            groups = {split.lstrip("/") or "forget": {k: e["splits"][split]["hypervolume"]
-                                                      for k, e in variants.items()} for split in summary["reference"]}
-            path = Path(tmp) / "hypervolume.png"
-            files[path.name] = plot_bars(groups, "hypervolume, higher is better",
+            shown = "fq_at_kept_utility" if summary["fronts"][""]["target"] else "hypervolume_floor"
+            groups = {split.lstrip("/") or "forget": {k: math.nan if e["splits"][split][shown] is None
+                                                      else e["splits"][split][shown] for k, e in variants.items()}
+                      for split in summary["reference"]}
+            path = Path(tmp) / "headline.png"
+            files[path.name] = plot_bars(groups, f"{shown}, higher is better",
                                          f"{summary['name']}: each variant at its best (tuned)", path)
         panels = {}
         for key, ratios in summary["ratios"].items():
@@ -558,7 +577,8 @@ def markdown(summary: dict) -> str:
              "mean ± std over the seeds." if held else
              f"Mode **tuned**: each variant its own Optuna search ({budget['sampler']}) of {budget['trials']} trials "
              f"({runs}) over {', '.join(budget['searched'])}, its first trial the base; variants compared at their "
-             "best, by front and hypervolume.", "", f"Base: {base}.", ""]
+             "best: the best forget quality among trials keeping the utility floor, and the anchored hypervolume.",
+             "", f"Base: {base}.", ""]
     variants = summary["variants"]
     if held:
         for split in summary["reference"]:
@@ -571,12 +591,13 @@ def markdown(summary: dict) -> str:
             lines.append("")
     else:
         names = [s.lstrip("/") or "forget" for s in summary["reference"]]
-        lines += ["## Hypervolume of each variant's front", "",
+        lines += ["## Each variant's forget quality at kept utility / anchored hypervolume", "",
                   "| variant | trials | " + " | ".join(names) + " |", "|---|---:|" + "---:|" * len(names)]
         for key, entry in variants.items():
             lines.append(f"| {key} | {entry['trials']} | " + " | ".join(
-                f"{entry['splits'][s]['hypervolume']:.4f}" for s in summary["reference"]) + " |")
-        lines += ["", "## Each variant's best trial (forget split)", "", f"| variant | {x} | {y} | configuration |",
+                f"{headline(entry['splits'][s])} / {anchored(entry['splits'][s], summary['fronts'][s])}"
+                for s in summary["reference"]) + " |")
+        lines += ["", "## Each variant's headline trial (forget split)", "", f"| variant | {x} | {y} | configuration |",
                   "|---|---:|---:|---|"]
         for key, entry in variants.items():
             best = entry["splits"][""]["best"]

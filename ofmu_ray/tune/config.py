@@ -13,6 +13,7 @@ from ofmu_ray.errors import UsageError
 from ofmu_ray.families import family_of
 from ofmu_ray.families.base import Family
 from ofmu_ray.train.attacks import ROBUST, ROBUST_KEY
+from ofmu_ray.tune.pareto import UTILITY_FLOOR
 
 SAMPLERS = ("tpe", "nsga2", "gp")  # Optuna's multi-objective samplers
 MIN_TRIALS = 4  # the fewest trials `--trials-per-dim` gives a method: its defaults and three more
@@ -75,6 +76,7 @@ class SweepConfig:
     max_failures: int = 0  # Ray Train restarts a trial's workers this often when one dies
     attacks: tuple[str, ...] = ()  # attacks on every trial's final model (its family's `attacks`)
     attack_settings: dict = field(default_factory=dict)  # how hard they push (`--attack-set`)
+    utility_floor: float = UTILITY_FLOOR  # tau: the headline counts trials keeping tau of the target's utility
 
     def __post_init__(self):
         from ofmu_ray.methods import METHODS, check_applies
@@ -97,6 +99,7 @@ class SweepConfig:
                 self.trials_per_dim, self.seeds, self.concurrency, self.checkpoint_every, self.max_failures) < 0:
             raise UsageError("need trials and workers >= 1; seeds, concurrency, checkpoint-every and "
                              "max-failures >= 0")
+        check_utility_floor(self.utility_floor)
         if self.batch_size % self.workers:
             raise UsageError(f"batch size {self.batch_size} is not divisible by {self.workers} workers")
         if self.sampler not in SAMPLERS:
@@ -129,6 +132,17 @@ class SweepConfig:
     @property
     def goal(self) -> Objectives:
         return Objectives(*(self.objectives or self.family.objectives))
+
+
+def check_utility_floor(tau: float) -> None:
+    """`--utility-floor` is a share of the target's utility, strictly between 0 and 1.
+
+    Raises:
+        UsageError: anything else.
+    """
+    if not 0 < tau < 1:
+        raise UsageError(f"--utility-floor {tau}: the share of the target's utility a trial must keep, in (0, 1); "
+                         f"default {UTILITY_FLOOR}")
 
 
 def new_name(cfg: SweepConfig) -> str:

@@ -1,26 +1,63 @@
-"""Pareto fronts of two maximised objectives, and their hypervolume.
+"""Pareto fronts of two maximised objectives, read where a user cares: forgetting gained at kept utility.
 
-For TOFU the objectives are (log10 forget quality, model utility); the hypervolume is the area a
-front dominates above a fixed reference point: the split's log10 forget-quality floor (the
-smallest p-value the KS test can give for that many forget questions: every truth ratio on one
-side of the oracle's) and a model utility of 0. Image benchmarks use (closeness to the retrained
-oracle, test accuracy), both in percent, above (0, 0). With the same point for every method,
-hypervolumes compare across methods; a larger one means a better trade-off.
+For TOFU the objectives are (log10 forget quality, model utility). A sweep's headline, per method
+and split, is the best forget quality among the trials that keep at least tau (default 0.9) of the
+target's utility: the field's way of comparing forgetting at a fixed cost in utility (UWC holds
+retain performance at 90-95 % of the original, OpenUnlearning's meta-evaluation at 80 %).
+
+The hypervolume is anchored at the same region: its reference point is (the target's forget quality,
+tau x the target's utility), utility above the target's counts as the target's, and the area is
+divided by the box up to (the best forget quality there is, the target's utility). So 0 means a
+method never beats the target while keeping tau of its utility, and 1 that its front reaches
+FQ p = 1 at full utility. The older figure, anchored at the split's log10 forget-quality floor and
+zero utility (`hypervolume_floor`), counts area no user values: a model that changes nothing already
+earns most of that box.
 
     >>> front([(-3.0, 0.5), (-1.0, 0.4), (-2.0, 0.3), (-1.0, 0.2)])
     [0, 1]
     >>> round(hypervolume([(-3.0, 0.5), (-1.0, 0.4)], (-4.0, 0.0)), 3)
     1.3
+    >>> region = Region(target=(-10.0, 0.8), tau=0.9, ideal_x=0.0)
+    >>> at_kept_utility([(-2.0, 0.5), (-6.0, 0.75), (-8.0, 0.9)], region)
+    (-6.0, 1)
+    >>> round(anchored_hypervolume([(-6.0, 0.75), (-8.0, 0.9)], region), 3)
+    0.275
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ofmu_ray.tune.config import Objectives
+if TYPE_CHECKING:
+    from ofmu_ray.tune.config import Objectives
 
 Point = tuple[float, float]  # (x objective, y objective), e.g. (log10_forget_quality, model_utility)
+UTILITY_FLOOR = 0.9  # tau: the share of the target's utility a trial must keep to count in the headline
+RANK_FLOORS = (0.8, 0.9, 0.95)  # the taus at which the summary shows each method's rank
+
+
+@dataclass(frozen=True)
+class Region:
+    """Where a split's front is read: the target's point, the share `tau` of its utility a trial must
+    keep, the best x a model can reach (`ideal_x`; TOFU: log10 FQ 0, p = 1; None: no anchored
+    hypervolume), and the target x above which the split cannot show forgetting (`measurable_below`;
+    TOFU: log10 0.05, as NPO's bar for "forgotten"; None: always measurable)."""
+
+    target: Point
+    tau: float = UTILITY_FLOOR
+    ideal_x: float | None = None
+    measurable_below: float | None = None
+
+    @property
+    def kept_utility(self) -> float:
+        return self.tau * self.target[1]
+
+    @property
+    def measurable(self) -> bool:
+        return self.measurable_below is None or self.target[0] <= self.measurable_below
 
 
 def dominates(a: Point, b: Point) -> bool:
@@ -43,15 +80,32 @@ def front(points: Sequence[Point]) -> list[int]:
 
 
 def hypervolume(points: Sequence[Point], reference: Point) -> float:
-    """Area dominated by `points` and bounded below by `reference` (points below it add nothing)."""
-    inside = sorted((max(x, reference[0]), max(y, reference[1])) for x, y in points
-                    if not (math.isnan(x) or math.isnan(y)))
-    area, best_y = 0.0, reference[1]
-    for x, y in reversed(inside):  # sweep from the best forget quality down
-        if y > best_y:
-            area += (x - reference[0]) * (y - best_y)
-            best_y = y
-    return area
+    """Area dominated by `points` and bounded below by `reference` (points below it, and NaN points, add
+    nothing), as moocore computes it for maximised objectives."""
+    import moocore
+    import numpy as np
+
+    data = np.array([p for p in points if not any(math.isnan(v) for v in p)], dtype=float).reshape(-1, 2)
+    return float(moocore.hypervolume(data, ref=reference, maximise=True)) if len(data) else 0.0
+
+
+def at_kept_utility(points: Sequence[Point], region: Region) -> tuple[float, int] | None:
+    """(the best x among the points whose y keeps `region.tau` of the target's, its index), or None
+    when no point keeps it (NaN points never do)."""
+    kept = [(x, i) for i, (x, y) in enumerate(points) if y >= region.kept_utility and not math.isnan(x)]
+    return max(kept, key=lambda k: (k[0], -k[1])) if kept else None
+
+
+def anchored_hypervolume(points: Sequence[Point], region: Region) -> float | None:
+    """The area the points dominate above (the target's x, tau x its y), with y above the target's
+    counted as the target's, as a share of the box up to (`ideal_x`, the target's y). None where the
+    region has no `ideal_x` or the split cannot show forgetting (`Region.measurable`)."""
+    if region.ideal_x is None or not region.measurable:
+        return None
+    (tx, ty), floor = region.target, region.kept_utility
+    box = (region.ideal_x - tx) * (ty - floor)
+    clipped = [(x, min(y, ty)) for x, y in points]
+    return hypervolume(clipped, (tx, floor)) / box if box > 0 else 0.0
 
 
 def equal_compute(trials: dict[str, list[dict]]) -> tuple[float, dict[str, int]]:
@@ -72,36 +126,80 @@ def equal_compute(trials: dict[str, list[dict]]) -> tuple[float, dict[str, int]]
     return budget, fits
 
 
-def summarize_fronts(trials: dict[str, list[dict]], floors: dict[str, float],
-                     objectives: Objectives) -> dict[str, dict]:
+def _headline(points: Sequence[Point], trial_ids: Sequence, region: Region | None) -> dict:
+    """The headline of some trials (`trial_ids[i]` names points[i]): forget quality at kept utility,
+    the trial that reaches it and its utility, and the anchored hypervolume (None without a region)."""
+    best = at_kept_utility(points, region) if region else None
+    return {"fq_at_kept_utility": best[0] if best else None,
+            "fq_at_kept_utility_trial": trial_ids[best[1]] if best else None,
+            "fq_at_kept_utility_mu": points[best[1]][1] if best else None,
+            "hypervolume": anchored_hypervolume(points, region) if region else None}
+
+
+def rank(methods: dict[str, dict]) -> list[str]:
+    """Methods best first: by forget quality at kept utility ("none" last), then anchored hypervolume."""
+    def key(name: str) -> tuple:
+        e = methods[name]
+        fq, hv = e["fq_at_kept_utility"], e["hypervolume"]
+        return (fq is None, -(fq if fq is not None else 0.0), -(hv if hv is not None else 0.0), name)
+
+    return sorted(methods, key=key)
+
+
+def summarize_fronts(trials: dict[str, list[dict]], floors: dict[str, float], objectives: Objectives,
+                     targets: dict[str, Point] | None = None, tau: float = UTILITY_FLOOR,
+                     ideal_x: float | None = None, measurable_below: float | None = None) -> dict[str, dict]:
     """Per split key (`""` and `"/<hard split>"`, as `floors` names them) and method: the front's
-    points, the hypervolume, and the hypervolume at equal compute (of the trials that fit in the
-    least compute any method used, `equal_compute`); `"all"` is the combined front across methods.
+    points, the headline (`at_kept_utility`, `anchored_hypervolume`) and the floor-anchored
+    hypervolume, each also at equal compute (of the trials that fit in the least compute any method
+    used, `equal_compute`); `"all"` is the combined front across methods. Without the target's point
+    for a key (a sweep from before it was logged), the headline is None there.
 
     Args:
         trials: per method, each finished trial's metrics.
-        floors: per split key, the reference point's x (TOFU: the log10 forget-quality floor); its y is 0.
+        floors: per split key, the floor-anchored reference point's x (TOFU: the log10 forget-quality floor).
         objectives: the two metrics the points are made of.
+        targets: per split key, the target's (x, y): where the headline is read from.
+        tau: the share of the target's utility a trial must keep (`--utility-floor`).
+        ideal_x, measurable_below: as `Region` says.
     """
     out: dict[str, dict] = {}
     compute, fits = equal_compute(trials)
     for key, floor in floors.items():
         fq, mu = objectives.names(key)
+        target = (targets or {}).get(key)
+        regions = {t: Region(target, t, ideal_x, measurable_below) if target else None for t in {tau, *RANK_FLOORS}}
+        region = regions[tau]
         table: dict[str, dict] = {}
         combined: list[tuple[str, int, Point]] = []
         for method, rows in trials.items():
-            points = [(r[fq], r[mu]) for r in rows if fq in r and mu in r]
             index = [i for i, r in enumerate(rows) if fq in r and mu in r]
+            points = [(rows[i][fq], rows[i][mu]) for i in index]
             chosen = front(points)
-            within = [p for i, p in zip(index, points, strict=True) if i < fits.get(method, 0)]
+            n = sum(1 for i in index if i < fits.get(method, 0))  # trials are in run order: the first n fit
             table[method] = {"front": [index[i] for i in chosen], "points": [points[i] for i in chosen],
-                             "hypervolume": hypervolume(points, (floor, 0.0)), "trials": len(points),
-                             "hypervolume_equal_compute": hypervolume(within, (floor, 0.0)) if fits else math.nan,
-                             "trials_equal_compute": len(within) if fits else 0}
-            combined += [(method, index[i], points[i]) for i in chosen]
-        best = front([p for _, _, p in combined])
-        table["all"] = {"front": [combined[i][:2] for i in best], "points": [combined[i][2] for i in best],
-                        "hypervolume": hypervolume([p for _, _, p in combined], (floor, 0.0)),
-                        "trials": sum(t["trials"] for t in table.values())}
-        out[key] = {"reference": (floor, 0.0), "objectives": [fq, mu], "methods": table, "compute": compute}
+                             "trials": len(points), **_headline(points, index, region),
+                             "hypervolume_floor": hypervolume(points, (floor, 0.0)),
+                             "trials_equal_compute": n if fits else 0}
+            if fits:
+                within = _headline(points[:n], index[:n], region)
+                table[method] |= {"fq_at_kept_utility_equal_compute": within["fq_at_kept_utility"],
+                                  "hypervolume_equal_compute": within["hypervolume"],
+                                  "hypervolume_floor_equal_compute": hypervolume(points[:n], (floor, 0.0))}
+            combined += [(method, i, p) for i, p in zip(index, points, strict=True)]
+        points = [p for _, _, p in combined]
+        best = front(points)
+        table["all"] = {"front": [combined[i][:2] for i in best], "points": [points[i] for i in best],
+                        "trials": len(points), **_headline(points, [c[:2] for c in combined], region),
+                        "hypervolume_floor": hypervolume(points, (floor, 0.0))}
+        ranks = {}
+        for t, r in sorted(regions.items()):
+            if t in RANK_FLOORS and r:
+                ranks[str(t)] = rank({m: _headline([(x[fq], x[mu]) for x in rows if fq in x and mu in x],
+                                                   range(len(rows)), r) for m, rows in trials.items()})
+        out[key] = {"reference": (floor, 0.0), "objectives": [fq, mu], "methods": table, "compute": compute,
+                    "utility_floor": tau, "measurable": region.measurable if region else None,
+                    "ideal_x": ideal_x, "measurable_below": measurable_below,
+                    "target": dict(zip(objectives.names(), target, strict=True)) if target else None,
+                    "ranks": ranks, "order_changes": len({tuple(r) for r in ranks.values()}) > 1}
     return out

@@ -38,17 +38,18 @@ def run_sweep(cfg: SweepConfig, prepared: dict[str, Prepared], sweep_dir: Path, 
 
     Returns:
         per model, its fronts (`summarize_fronts`) and seed re-runs' table (`{"models": {m: {"fronts",
-        "seeds"}}}`); with several models, each method's hypervolume per model ("hypervolumes"); and the
-        MLflow locations ("mlflow").
+        "seeds"}}}`); with several models, each method's forget quality at kept utility per model
+        ("headline_by_model"); and the MLflow locations ("mlflow").
 
     Raises:
         UsageError: an unknown split, a bad search space, or a resume of a sweep that is not there.
     """
     spaces = load_spaces(cfg.methods, cfg.spaces)
-    floors = {"": 0.0}
-    for benchmark in prepared.values():  # checks the split; each reference computed once, before any trial
-        cfg.family.references(benchmark, cfg.split, cfg.dtype, cfg.attacks, cfg.attack_settings)
+    floors, anchors = {"": 0.0}, {}
+    for model, benchmark in prepared.items():  # checks the split; each reference computed once, before any trial
+        points = cfg.family.references(benchmark, cfg.split, cfg.dtype, cfg.attacks, cfg.attack_settings)
         floors = cfg.family.floors(benchmark, cfg.split, cfg.attacks)  # every model is prepared on the same data
+        anchors[model] = results.anchor_metrics(points, cfg.goal, floors)
     sweep_dir = sweep_dir.resolve()
     name = sweep_dir.name
     if not resume:
@@ -60,7 +61,7 @@ def run_sweep(cfg: SweepConfig, prepared: dict[str, Prepared], sweep_dir: Path, 
     tags = {"bench": cfg.bench, "profile": cfg.profile, "split": cfg.split, "world_size": str(cfg.workers),
             "ofmu.sweep": name, "lora": ",".join(f"{k}={v}" for k, v in cfg.lora.items()) or "none",
             "dtype": cfg.dtype, "objectives": ",".join(cfg.goal.names())}
-    floors = {results.REFERENCE + cfg.goal.x + k: v for k, v in floors.items()}
+    floors = {results.REFERENCE + cfg.goal.x + k: v for k, v in floors.items()}  # logged with the target's point
     optuna = studies.open_storage(studies.storage_url(cfg.optuna_storage, sweep_dir))
     if not resume:
         studies.check_new(optuna, [studies.study_name(name, m, method) for m in prepared for method in cfg.methods])
@@ -69,14 +70,14 @@ def run_sweep(cfg: SweepConfig, prepared: dict[str, Prepared], sweep_dir: Path, 
     out = {}
     for model, benchmark in prepared.items():
         out[model] = _sweep_model(cfg, model, benchmark, spaces, client, experiment, name, tags | {"model": model},
-                                  floors, storage, resume, optuna)
+                                  floors | anchors[model], storage, resume, optuna)
     summary = {"models": out, "search_effort": cfg.search_effort,
                "mlflow": {"tracking_uri": uri, "experiment": f"{cfg.bench}/{cfg.split}", "experiment_id": experiment,
                           "sweep": name}}
     if len(prepared) > 1:
         run = mlflow_log.comparison_run(client, experiment, name, tags, kind="models")
-        summary["hypervolumes"] = results.log_models(client, experiment, name, run, list(prepared),
-                                                     f"{cfg.bench} {cfg.split}")
+        summary["headline_by_model"] = results.log_models(client, experiment, name, run, list(prepared),
+                                                          f"{cfg.bench} {cfg.split}", cfg.utility_floor)
     return summary
 
 
@@ -106,7 +107,7 @@ def trial_context(cfg: SweepConfig, method: str, prepared: Prepared, storage: Pa
 
 
 def _sweep_model(cfg: SweepConfig, model: str, prepared: Prepared, spaces: dict, client, experiment: str, name: str,
-                 tags: dict, floors: dict, storage: Path, resume: bool, optuna) -> dict:
+                 tags: dict, references: dict, storage: Path, resume: bool, optuna) -> dict:
     """Every method of the sweep on one model: a Tune experiment each, then the model's comparison run.
     Trials keep their state and checkpoints under `storage`; each method's Optuna study is in `optuna`."""
     from ofmu_ray.tune.trial_logger import TrialLogger
@@ -124,7 +125,7 @@ def _sweep_model(cfg: SweepConfig, model: str, prepared: Prepared, spaces: dict,
         parent, finished = mlflow_log.parent_run(client, experiment, name, method, method_tags, params)
         if finished:
             continue  # a resumed sweep: this method is done
-        mlflow_log.log_values(client, parent, metrics=floors)
+        mlflow_log.log_values(client, parent, metrics=references)
         logger = TrialLogger(client.tracking_uri, experiment, parent, method_tags, "trial", logged)
         study = studies.study_name(name, model, method)
         fit(cfg, tune_name, searcher(cfg, method, space, study, optuna), trials,
@@ -133,10 +134,11 @@ def _sweep_model(cfg: SweepConfig, model: str, prepared: Prepared, spaces: dict,
         if cfg.seeds:
             _rerun_seeds(cfg, method, model, client, experiment, name, parent, method_tags, context, storage, resume)
         results.log_fronts(client, experiment, name, parent, [method], f"{method}, {model}, {cfg.bench} {cfg.split}",
-                           html=False, model=model)
+                           html=False, model=model, tau=cfg.utility_floor)
     comparison = mlflow_log.comparison_run(client, experiment, name, tags)
     fronts = results.log_fronts(client, experiment, name, comparison, list(cfg.methods),
-                                f"{model}, {cfg.bench} {cfg.split}: all methods", html=True, model=model)
+                                f"{model}, {cfg.bench} {cfg.split}: all methods", html=True, model=model,
+                                tau=cfg.utility_floor)
     seeds = results.seed_table(client, experiment, name, model) if cfg.seeds else []
     if seeds:
         mlflow_log.log_files(client, comparison, {"seeds.csv": seeds}, "pareto")
@@ -151,7 +153,7 @@ def _rerun_seeds(cfg: SweepConfig, method: str, model: str, client, experiment: 
 
     from ofmu_ray.tune.trial_logger import TrialLogger
 
-    runs_of, fronts = results.fronts_of(client, experiment, name, [method], model)
+    runs_of, fronts = results.fronts_of(client, experiment, name, [method], model, cfg.utility_floor)
     points = []
     for i in fronts[""]["methods"][method]["front"]:
         run = runs_of[method][i]

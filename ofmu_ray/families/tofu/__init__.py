@@ -18,7 +18,7 @@ from ofmu_ray.config import MODELS
 from ofmu_ray.errors import UsageError
 from ofmu_ray.families.base import Family, PrepareRequest
 from ofmu_ray.families.tofu.prepare import PROFILES
-from ofmu_ray.train.attacks import ATTACKS, ROBUST_KEY
+from ofmu_ray.train.attacks import ATTACKS, ROBUST_KEY, worst_case
 
 if TYPE_CHECKING:
     from ofmu_ray.train.spec import RunSpec
@@ -37,6 +37,8 @@ class TofuFamily(Family):
     default_epochs = 10.0  # OpenUnlearning's budget on every TOFU split
     default_methods = ("gradascent", "graddiff", "npo", "simnpo", "rmu", "ofmu")
     objectives = ("log10_forget_quality", "model_utility")  # FQ saturates at a floor: its log is what moves
+    ideal_x = {"log10_forget_quality": 0.0}  # p = 1: indistinguishable from the retain oracle
+    measurable_below = {"log10_forget_quality": -1.3010299956639813}  # log10 0.05, NPO's bar for "forgotten"
     allowed_objectives = (*objectives, "robust/log10_forget_quality")  # the worst over `--attacks`
     attacks = ATTACKS
     keep_best = ("log10_forget_quality", "model_utility")
@@ -88,20 +90,28 @@ class TofuFamily(Family):
         return {"bench": "tofu", "data": request.data, "splits": {name: len(data[name]) for name in data}}
 
     def references(self, prepared: Prepared, split: str, dtype: str, attacks: tuple[str, ...] = (),
-                   attack_settings: dict | None = None) -> None:
+                   attack_settings: dict | None = None) -> dict[str, dict[str, float]]:
         """The oracle's and the target's evaluations of `split`, and with `attacks` the attacked
-        target's and oracle's (`attacks.reference`), cached in the prepared folder."""
-        from ofmu_ray.families.tofu.oracle import references
+        target's and oracle's (`attacks.reference`), cached in the prepared folder; the target's and
+        (unless a retain log stands in for it) the oracle's metrics."""
+        from ofmu_ray.families.tofu.evaluate import summarize
+        from ofmu_ray.families.tofu.oracle import cached_eval, references
 
         data = prepared.data()
-        references(prepared, split, data, None, dtype)
+        reference, target = references(prepared, split, data, None, dtype)
+        points = {"target": summarize(target, reference, target)}
+        if not prepared.retain_logs(split):
+            oracle = cached_eval(prepared, f"oracle-{split}", split, data, dtype)
+            points["oracle"] = summarize(oracle, reference, target)
         if attacks:
-            from ofmu_ray.families.tofu.attacks import reference
+            from ofmu_ray.families.tofu.attacks import reference as attacked
 
             if prepared.retain_logs(split):
                 raise UsageError("--attacks needs the retain oracle as a model (--oracle), not its retain log: "
                                  "the relearning reference fine-tunes it")
-            reference(prepared, split, attacks, self.attack_config(attack_settings), data)
+            scores = attacked(prepared, split, attacks, self.attack_config(attack_settings), data)["target"]
+            points["target"] |= worst_case(scores, attacks, ("log10_forget_quality",))
+        return points
 
     def floors(self, prepared: Prepared, split: str, attacks: tuple[str, ...] = ()) -> dict[str, float]:
         """The log10 forget-quality floor of the forget split and of each hard split (the smallest KS

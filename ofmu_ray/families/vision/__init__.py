@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from ofmu_ray.cache import Prepared
 from ofmu_ray.families.base import Family, PrepareRequest
-from ofmu_ray.train.attacks import ATTACKS, AttackConfig
+from ofmu_ray.train.attacks import ATTACKS, AttackConfig, worst_case
 
 if TYPE_CHECKING:
     from ofmu_ray.train.spec import RunSpec
@@ -32,6 +32,7 @@ class VisionFamily(Family):
     # closeness to the retrained oracle (100 - the protocol's avg_gap), so that over-forgetting counts
     # against a method as under-forgetting does; and test accuracy, the utility axis
     objectives = ("oracle_closeness", "ta")
+    ideal_x = {"oracle_closeness": 100.0, "ua": 100.0, "mia_efficacy": 100.0}  # percentages
     allowed_objectives = ("oracle_closeness", "ta", "ra", "ua", "mia_efficacy", "robust/oracle_closeness",
                           "robust/ua")  # the worst over `--attacks`
     attacks = ATTACKS
@@ -54,12 +55,18 @@ class VisionFamily(Family):
                               request.data, rebuild=rebuild, progress=progress)
 
     def references(self, prepared: Prepared, split: str, dtype: str, attacks: tuple[str, ...] = (),
-                   attack_settings: dict | None = None) -> None:
-        """With `attacks`, the attacked target's and oracle's metrics (`attacks.reference`), cached."""
+                   attack_settings: dict | None = None) -> dict[str, dict[str, float]]:
+        """The target's and the oracle's metrics, as prepared; with `attacks`, the attacked target's and
+        oracle's (`attacks.reference`), cached, and the target's worst case."""
+        from ofmu_ray.families.vision.evaluate import evaluate_prepared
+
+        points = {who: evaluate_prepared(prepared, who) for who in ("target", "oracle")}
         if attacks:
             from ofmu_ray.families.vision.attacks import reference
 
-            reference(prepared, attacks, self.attack_config(attack_settings))
+            scores = reference(prepared, attacks, self.attack_config(attack_settings))["target"]
+            points["target"] |= worst_case(scores, attacks, ("ua", "oracle_closeness"))
+        return points
 
     def forget_rows(self, prepared: Prepared, split: str) -> int:
         from ofmu_ray.families.vision.load import vision_of

@@ -17,7 +17,7 @@ from ofmu_ray.errors import UsageError
 from ofmu_ray.families.base import Family, PrepareRequest
 from ofmu_ray.families.wmdp.generate import TOPIC
 from ofmu_ray.families.wmdp.prepare import PROFILES
-from ofmu_ray.train.attacks import ATTACKS
+from ofmu_ray.train.attacks import ATTACKS, worst_case
 
 if TYPE_CHECKING:
     from ofmu_ray.train.spec import RunSpec
@@ -38,6 +38,7 @@ class WmdpFamily(Family):
     default_methods = ("rmu", "npo", "simnpo", "graddiff", "ofmu")  # WMDP's own baseline and those that retain
     # closeness to chance, not raw forgetting: answering the topic worse than chance reveals the answer
     objectives = ("forget_closeness", "utility_acc")
+    ideal_x = {"forget_closeness": 1.0, "forget_error": 1.0}
     allowed_objectives = ("forget_closeness", "forget_error", "utility_acc", "robust/forget_closeness",
                           "robust/forget_error")  # the worst over `--attacks`
     attacks = ATTACKS
@@ -67,12 +68,20 @@ class WmdpFamily(Family):
                                   progress=progress)
 
     def references(self, prepared: Prepared, split: str, dtype: str, attacks: tuple[str, ...] = (),
-                   attack_settings: dict | None = None) -> None:
-        """With `attacks`, the attacked target's and oracle's metrics (`attacks.reference`), cached."""
-        if attacks:
-            from ofmu_ray.families.wmdp.attacks import reference
+                   attack_settings: dict | None = None) -> dict[str, dict[str, float]]:
+        """The target's (and synth-wmdp's oracle's) accuracies, as prepared; with `attacks`, the attacked
+        target's and oracle's metrics (`attacks.reference`), cached, and the target's worst case."""
+        from ofmu_ray.families.wmdp.evaluate import summarize_mcq
 
-            reference(prepared, attacks, self.attack_config(attack_settings))
+        report = prepared.report
+        points = {who: summarize_mcq(acc, report) for who, acc in report["metrics"].items()
+                  if who in ("target", "oracle")}
+        if attacks:
+            from ofmu_ray.families.wmdp.attacks import ROBUST_METRICS, reference
+
+            scores = reference(prepared, attacks, self.attack_config(attack_settings))["target"]
+            points["target"] |= worst_case(scores, attacks, ROBUST_METRICS)
+        return points
 
     def forget_rows(self, prepared: Prepared, split: str) -> int:
         return len(prepared.data()["forget_corpus"])
