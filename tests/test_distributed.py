@@ -91,7 +91,7 @@ def test_a_run_resumed_from_its_checkpoint_ends_as_the_uninterrupted_run(tiny, t
 def test_bad_run_settings_are_refused(tiny):
     with pytest.raises(UsageError, match="keep_best 'mu': TOFU-style benchmarks evaluate log10_forget_quality"):
         runs.run_spec(tiny, split="forget10", method="graddiff", steps=2, eval_every=1, keep_best="mu")
-    with pytest.raises(UsageError, match=r"rl cannot unlearn text models \(synth-tofu\)"):
+    with pytest.raises(UsageError, match=r"rl cannot unlearn from question-answer rows \(synth-tofu\)"):
         runs.run_spec(tiny, split="forget10", method="rl", steps=2)
     with pytest.raises(ValueError, match="need evaluate=True"):
         RunSpec(prepared_root=str(tiny.root), split="forget10", method="graddiff", evaluate=False, eval_every=2)
