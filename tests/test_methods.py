@@ -166,13 +166,13 @@ def test_pdu_flattens_the_logit_margin_and_moves_its_dual_variable_by_projected_
     model = ToyLM(seed=2)
     z = _logits(model, FORGET)
     margins = [(z[b, t - 1].max() - z[b, t - 1].mean()) ** 2 for b, t, _ in _answer_tokens(FORGET)]
-    cfg = {"alpha": 2.0, "epsilon_ratio": 0.9, "dual_lr": 3.0, "dual_warmup": 0.5}
+    cfg = {"alpha": 2.0, "epsilon_margin": 0.05, "dual_lr": 3.0, "dual_warmup": 0.5}
     method = get_method("pdu")(model, build_config("pdu", cfg), budget=4)  # warmup: 2 steps
     loss, logs = method.loss(FORGET, RETAIN)
     assert logs["margin_loss"].item() == pytest.approx((sum(margins) / len(margins)).item(), rel=1e-12)
     retain0 = nll(model, RETAIN).item()
-    assert logs["epsilon"].item() == pytest.approx(0.9 * retain0, rel=1e-12)  # from the target's retain loss
-    assert loss.item() == pytest.approx(logs["margin_loss"].item() + 2.0 * (retain0 - 0.9 * retain0), rel=1e-12)
+    assert logs["epsilon"].item() == pytest.approx(retain0 + 0.05, rel=1e-12)  # from the target's retain loss
+    assert loss.item() == pytest.approx(logs["margin_loss"].item() + 2.0 * (retain0 - retain0 - 0.05), rel=1e-12)
 
     method = get_method("pdu")(ToyLM(seed=2), build_config("pdu", cfg), budget=4)
     history = [method.step(FORGET, RETAIN) for _ in range(4)]
