@@ -15,8 +15,8 @@ on every model without a number to look up: epsilon = the retain NLL measured on
 batch, before any update (the target's), plus `epsilon_margin` nats per token. An additive margin, not
 a multiple, because targets differ most in how well they have memorised their retain set: synth-tofu's
 targets (recipe 3) sit at 0.004 (tiny) and 0.001 (small) nats per token on retain90, measured on
-batches of 16, where a multiple would leave no room at all. The default 0.1 lets the retain tokens' geometric-mean probability fall by at most
-1 - e^-0.1 ~ 10 % before lambda grows.
+batches of 16, where a multiple would leave no room at all. The default 0.1 lets the retain tokens'
+geometric-mean probability fall by at most 1 - e^-0.1 ~ 10 % before lambda grows.
 
 Data parallelism: lambda and epsilon are updated from the *global* retain NLL (the ranks' shares
 averaged), so every rank holds the same values at every step, as one process would.
