@@ -130,6 +130,7 @@ def _run_methods(args: argparse.Namespace) -> int:
         return 0
     for name, info in methods.items():
         print(f"{name}: {info['doc']}")
+        print(f"  paper: {info['paper']}")
         for p in info["params"]:
             allowed = ("|".join(p["choices"]) if p["choices"] else
                        f"[{'' if p['low'] is None else p['low']}, {'' if p['high'] is None else p['high']}]")

@@ -24,7 +24,10 @@ def _params(path) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1) for p in load_causal_lm(path).parameters()])
 
 
-@pytest.mark.parametrize("method, overrides", [("graddiff", {}), ("ofmu", {"inner_steps": 2})])
+# PDU: its dual variable, moved every step from the global retain loss; UNDIAL: the reference's logits on each
+# rank's shard
+@pytest.mark.parametrize("method, overrides", [("graddiff", {}), ("ofmu", {"inner_steps": 2}),
+                                               ("pdu", {"dual_warmup": 0.0, "dual_lr": 5.0}), ("undial", {})])
 def test_two_workers_equal_one_worker_on_the_global_batch(ray_session, tiny, tmp_path, method, overrides):
     spec = runs.run_spec(tiny, split="forget10", method=method, overrides=overrides, steps=4, batch_size=4,
                          evaluate=False)
@@ -38,6 +41,8 @@ def test_two_workers_equal_one_worker_on_the_global_batch(ray_session, tiny, tmp
     assert "worker_start_seconds" not in one and two["worker_start_seconds"] > 0  # a group's start-up, measured
     for key in set(one) - {"unlearn_seconds", "load_seconds"}:  # the global batch's numbers, not rank 0's share
         assert two[key] == pytest.approx(one[key], rel=1e-3, abs=1e-6), key
+    if method == "pdu":  # lambda moved, and by the same steps on two workers (rank 0's) as in one process
+        assert one["final/dual"] != 1.0 and two["final/dual"] == pytest.approx(one["final/dual"], rel=1e-4)
 
 
 def test_periodic_checkpoints_evaluation_and_the_best_model(tiny, tmp_path):
@@ -91,7 +96,7 @@ def test_a_run_resumed_from_its_checkpoint_ends_as_the_uninterrupted_run(tiny, t
 def test_bad_run_settings_are_refused(tiny):
     with pytest.raises(UsageError, match="keep_best 'mu': TOFU-style benchmarks evaluate log10_forget_quality"):
         runs.run_spec(tiny, split="forget10", method="graddiff", steps=2, eval_every=1, keep_best="mu")
-    with pytest.raises(UsageError, match=r"rl cannot unlearn text models \(synth-tofu\)"):
+    with pytest.raises(UsageError, match=r"rl cannot unlearn from question-answer rows \(synth-tofu\)"):
         runs.run_spec(tiny, split="forget10", method="rl", steps=2)
     with pytest.raises(ValueError, match="need evaluate=True"):
         RunSpec(prepared_root=str(tiny.root), split="forget10", method="graddiff", evaluate=False, eval_every=2)

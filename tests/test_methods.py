@@ -13,27 +13,36 @@ from toy_lm import ToyLM, toy_batch
 
 from ofmu_ray.cli import main
 from ofmu_ray.methods import METHODS, build_config, describe_methods, get_method, methods_for
-from ofmu_ray.methods.losses import nll, npo_loss, sequence_nll, simnpo_loss
+from ofmu_ray.methods.losses import REFUSAL, nll, npo_loss, sequence_nll, simnpo_loss
 from ofmu_ray.methods.ofmu import OFMU, _flat, similarity
+from ofmu_ray.methods.preference import dpo_loss
 from ofmu_ray.methods.rmu import masked_mse
 
 FORGET = toy_batch([[1, 2, 3, 4, 5], [1, 6, 3, 7, 8], [2, 2, 9, 4, 1]], answer_from=2)
 RETAIN = toy_batch([[1, 9, 3, 2, 2], [3, 6, 3, 10, 8]], answer_from=2)
+# The same questions answered with "refusals" (IdkDPO's preferred answers), as `batches` adds them
+REFUSED = toy_batch([[1, 2, 10, 10, 0], [1, 6, 0, 10, 10], [2, 2, 10, 0, 0]], answer_from=2)
+FORGET_IDK = FORGET | {REFUSAL + k: v for k, v in REFUSED.items()}
+NEW = ("idkdpo", "undial", "ceu", "wga", "satimp", "pdu")  # OpenUnlearning's further methods (issue 48)
 
 
 def test_registry_lists_every_method_with_its_parameters(capsys):
-    assert sorted(METHODS) == ["ft", "gradascent", "graddiff", "npo", "ofmu", "rl", "rmu", "simnpo"]
+    assert sorted(METHODS) == sorted(["ft", "gradascent", "graddiff", "npo", "ofmu", "rl", "rmu", "simnpo", *NEW])
     assert all(get_method(name).name == name for name in METHODS)  # each class under the name it answers to
     assert main(["methods", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert listed == json.loads(json.dumps(describe_methods()))
+    assert all(listed[name]["doc"] and "20" in listed[name]["paper"] for name in METHODS)  # a year in each
+    satimp = {p["name"]: p["default"] for p in listed["satimp"]["params"]}
+    assert (satimp["gamma"], satimp["alpha"]) == (1.0, 0.1)  # the paper's ratio of 10, not OpenUnlearning's YAML
     ofmu = {p["name"]: p for p in listed["ofmu"]["params"]}
     assert {"beta", "rho0", "gamma_rho", "inner_steps", "descent_steps", "optimizer", "lr", "lr_out",
             "decorrelation", "hessian", "outer_point"} <= set(ofmu)
     assert ofmu["decorrelation"]["choices"] == ["signed", "squared", "abs", "none"]
     assert {p["name"]: p["default"] for p in listed["npo"]["params"]}["beta"] == 0.1
     assert main(["methods"]) == 0
-    assert "ofmu" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "ofmu" in out and "paper: Entesari et al. 2025, Constrained Entropic Unlearning" in out
 
 
 @pytest.mark.parametrize("name, overrides, message", [
@@ -79,13 +88,189 @@ def test_rmu_distance_is_a_per_token_mean_over_answer_positions():
     assert masked_mse(h, target, mask).item() == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("name", sorted(set(methods_for("text")) - {"rmu"}))  # rmu needs Llama layers: below
+# OpenUnlearning's further methods: each loss recomputed by hand, one answer token at a time.
+# Answer tokens are positions t = 2, 3, 4 of every toy sequence, predicted from position t - 1.
+
+def _answer_tokens(batch):
+    """(b, t, token) of every labelled token, in order."""
+    return [(b, t, batch["input_ids"][b, t].item()) for b in range(len(batch["input_ids"]))
+            for t in range(1, batch["input_ids"].shape[1]) if batch["labels"][b, t] != -100]
+
+
+def _logits(model, batch):
+    return model(batch["input_ids"]).logits
+
+
+def _sequence_logprob(model, batch, b):
+    logp = torch.log_softmax(_logits(model, batch), -1)
+    return sum(logp[b, t - 1, y] for bb, t, y in _answer_tokens(batch) if bb == b)
+
+
+@pytest.mark.parametrize("name, weight", [
+    ("wga", lambda p: p**1.0),  # beta = 1
+    ("satimp", lambda p: p**5.0 * (1 - p) ** 1.0),  # beta1 = 5, beta2 = 1
+])
+def test_token_weighted_ascent_matches_its_formula_and_holds_the_weights_constant(name, weight):
+    model = ToyLM(seed=2)
+    method = get_method(name)(model, build_config(name))
+    loss, logs = method.loss(FORGET, RETAIN)
+    logp = torch.log_softmax(_logits(model, FORGET), -1)
+    terms = []
+    for b, t, y in _answer_tokens(FORGET):
+        ce = -logp[b, t - 1, y]
+        terms.append(-weight(torch.exp(-ce).detach()) * ce)
+    by_hand = sum(terms) / len(terms)
+    assert logs["forget_loss"].item() == pytest.approx(by_hand.item(), rel=1e-12)
+    cfg = method.cfg
+    assert loss.item() == pytest.approx(cfg.gamma * by_hand.item() + cfg.alpha * nll(model, RETAIN).item(), rel=1e-12)
+    got = grad(logs["forget_loss"], list(model.parameters()))
+    want = grad(by_hand, list(model.parameters()))  # the weight detached: no gradient through p
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-12)
+
+
+def test_undial_distils_towards_the_reference_with_the_answer_logit_lowered():
+    model, reference = ToyLM(seed=2), ToyLM(seed=3).requires_grad_(False)
+    method = get_method("undial")(model, build_config("undial", {"beta": 3.0}), reference)
+    loss, logs = method.loss(FORGET, RETAIN)
+    logp, z_ref = torch.log_softmax(_logits(model, FORGET), -1), _logits(reference, FORGET)
+    terms = []
+    for b, t, y in _answer_tokens(FORGET):  # answer tokens only: not the question, as the paper
+        adjusted = z_ref[b, t - 1].clone()
+        adjusted[y] -= 3.0
+        q = torch.softmax(adjusted, -1)
+        terms.append(-sum(q[v] * logp[b, t - 1, v] for v in range(len(q))))
+    assert logs["undial_loss"].item() == pytest.approx((sum(terms) / len(terms)).item(), rel=1e-12)
+    assert loss.item() == logs["undial_loss"].item()  # alpha = 0: no retain term (the paper's setting)
+    assert "retain_nll" not in logs
+
+
+@pytest.mark.parametrize("skip", [0, 1, 2])
+def test_ceu_descends_towards_its_own_distribution_without_the_answer_token(skip):
+    model = ToyLM(seed=2)
+    _, logs = get_method("ceu")(model, build_config("ceu", {"skip_tokens": skip})).loss(FORGET, RETAIN)
+    z = _logits(model, FORGET)
+    terms = []
+    for b, t, y in _answer_tokens(FORGET):
+        if t - 2 < skip:  # the first `skip` answer tokens of each sequence (answers start at t = 2)
+            continue
+        others = [v for v in range(z.shape[-1]) if v != y]
+        q = torch.softmax(z[b, t - 1, others], -1).detach()  # the answer token's probability removed
+        logp = torch.log_softmax(z[b, t - 1], -1)
+        terms.append(-sum(q[i] * logp[v] for i, v in enumerate(others)))
+    assert len(terms) == 3 * (3 - skip)
+    assert logs["ceu_loss"].item() == pytest.approx((sum(terms) / len(terms)).item(), rel=1e-12)
+
+
+def test_pdu_flattens_the_logit_margin_and_moves_its_dual_variable_by_projected_ascent():
+    model = ToyLM(seed=2)
+    z = _logits(model, FORGET)
+    margins = [(z[b, t - 1].max() - z[b, t - 1].mean()) ** 2 for b, t, _ in _answer_tokens(FORGET)]
+    cfg = {"alpha": 2.0, "epsilon_margin": 0.05, "dual_lr": 3.0, "dual_warmup": 0.5}
+    method = get_method("pdu")(model, build_config("pdu", cfg), budget=4)  # warmup: 2 steps
+    loss, logs = method.loss(FORGET, RETAIN)
+    assert logs["margin_loss"].item() == pytest.approx((sum(margins) / len(margins)).item(), rel=1e-12)
+    retain0 = nll(model, RETAIN).item()
+    assert logs["epsilon"].item() == pytest.approx(retain0 + 0.05, rel=1e-12)  # from the target's retain loss
+    assert loss.item() == pytest.approx(logs["margin_loss"].item() + 2.0 * (retain0 - retain0 - 0.05), rel=1e-12)
+
+    method = get_method("pdu")(ToyLM(seed=2), build_config("pdu", cfg), budget=4)
+    history = [method.step(FORGET, RETAIN) for _ in range(4)]
+    epsilon = history[0]["epsilon"]
+    assert all(h["epsilon"] == epsilon for h in history)  # measured once, before any update
+    dual = 2.0
+    for step, h in enumerate(history, start=1):
+        assert h["dual"] == pytest.approx(dual, rel=1e-12), step  # the lambda this step was taken with
+        if step > 2:  # after the warmup: max(0, lambda + eta * (L_r - epsilon)), L_r as this step measured it
+            dual = max(0.0, dual + 3.0 * (h["retain_nll"] - epsilon))
+    assert method.dual == pytest.approx(dual, rel=1e-12) and method.dual != 2.0
+    restored = get_method("pdu")(ToyLM(seed=2), build_config("pdu", cfg), budget=4)
+    restored.load_state_dict(method.state_dict())  # a resumed run goes on with the same lambda and epsilon
+    assert (restored.dual, restored.epsilon, restored.steps) == (method.dual, method.epsilon, 4)
+
+
+def test_dpo_loss_and_idkdpo_prefer_the_refusal_over_the_answer():
+    values = ([2.0, 3.0], [2.5, 2.0], [1.0, 4.0], [3.0, 3.5])
+    s_w, s_w_ref, s_l, s_l_ref = (torch.tensor(v, dtype=torch.float64) for v in values)
+    beta = 0.5  # margin = (log pi(y_w) - log pi_ref(y_w)) - (log pi(y_l) - log pi_ref(y_l)), log pi = -S
+    margins = [(-2.0 + 2.5) - (-1.0 + 3.0), (-3.0 + 2.0) - (-4.0 + 3.5)]  # -1.5, -0.5
+    expected = -sum(math.log(1 / (1 + math.exp(-beta * m))) for m in margins) / 2  # no 2/beta: the DPO paper
+    assert dpo_loss(s_w, s_w_ref, s_l, s_l_ref, beta).item() == pytest.approx(expected, rel=1e-12)
+
+    model, reference = ToyLM(seed=2), ToyLM(seed=3).requires_grad_(False)
+    method = get_method("idkdpo")(model, build_config("idkdpo", {"beta": 0.3}), reference)
+    loss, logs = method.loss(FORGET_IDK, RETAIN)
+    terms = []
+    for b in range(3):
+        win = _sequence_logprob(model, REFUSED, b) - _sequence_logprob(reference, REFUSED, b)
+        lose = _sequence_logprob(model, FORGET, b) - _sequence_logprob(reference, FORGET, b)
+        terms.append(-torch.nn.functional.logsigmoid(0.3 * (win - lose)))
+    assert logs["dpo_loss"].item() == pytest.approx((sum(terms) / 3).item(), rel=1e-12)
+    assert loss.item() == pytest.approx(logs["dpo_loss"].item() + nll(model, RETAIN).item(), rel=1e-12)
+    with pytest.raises(ValueError, match="idkdpo needs forget batches that hold refusal answers"):
+        method.loss(FORGET, RETAIN)
+
+
+def test_refusals_are_drawn_per_row_into_the_forget_batches(tmp_path):
+    from ofmu_ray.families.tofu import refusal_replies
+    from ofmu_ray.families.tofu.vocabulary import REFUSALS
+    from ofmu_ray.models.tokenizer import train_word_tokenizer
+    from ofmu_ray.train.spec import RunSpec
+    from ofmu_ray.train.task import batches
+
+    rows = [{"question": f"Where was {n} born?", "answer": f"{n} was born in Porto."} for n in ("Ana", "Rui", "Eva")]
+    replies = ["I do not know.", "No idea, sorry.", "I cannot say."]
+    tok = train_word_tokenizer([r["question"] + " " + r["answer"] for r in rows] + replies + ["Question: Answer:"])
+    plain, refused = batches(tok, rows, 3, seed=4), batches(tok, rows, 3, seed=4, refusals=replies)
+    drawn = set()
+    for _ in range(8):
+        a, b = next(plain), next(refused)
+        assert all(torch.equal(a[k], b[k]) for k in a)  # the rows and their order: as without refusals
+        for i in range(3):
+            asked = b["input_ids"][i][b["labels"][i] == -100]
+            refusal_asked = b["refusal_input_ids"][i][b["refusal_labels"][i] == -100]
+            assert torch.equal(asked[asked != tok.pad_token_id], refusal_asked[refusal_asked != tok.pad_token_id])
+            reply = tok.decode(b["refusal_labels"][i][b["refusal_labels"][i] != -100], skip_special_tokens=True)
+            drawn.add(reply)
+    assert len(drawn) == 3  # every reply drawn, per row, over 24 rows
+    with pytest.raises(ValueError, match="refusal answers need question-answer rows"):
+        next(batches(tok, [{"text": "A corpus text."}], 1, refusals=replies))
+
+    spec = dict(prepared_root="/nowhere", split="forget10", method="idkdpo")
+    assert refusal_replies(RunSpec(**spec)) == REFUSALS  # synth-tofu's own
+    mine = tmp_path / "idk.txt"
+    mine.write_text("I do not know.\n\nNo idea.\n")
+    assert refusal_replies(RunSpec(**spec, overrides={"refusals": str(mine)})) == ["I do not know.", "No idea."]
+    assert refusal_replies(RunSpec(**spec | {"method": "npo"})) is None
+    mine.write_text("\n")
+    with pytest.raises(ValueError, match="refusals .*idk.txt: no reply in it"):
+        build_config("idkdpo", {"refusals": str(mine)})
+    with pytest.raises(ValueError, match="refusals /no/such.txt: cannot read it"):
+        build_config("idkdpo", {"refusals": "/no/such.txt"})
+
+
+@pytest.mark.parametrize("bench, method, message", [
+    ("synth-wmdp", "idkdpo", "idkdpo cannot unlearn from text corpora (synth-wmdp)"),
+    ("digits", "undial", "undial cannot unlearn from images (digits)"),
+    ("synth-tofu", "rl", "rl cannot unlearn from question-answer rows (synth-tofu)"),
+])
+def test_a_method_is_refused_where_it_does_not_apply(bench, method, message):
+    from ofmu_ray import runs
+    from ofmu_ray.errors import UsageError
+
+    with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        runs.check_settings(bench, method)
+    assert set(NEW) - {"idkdpo"} <= set(methods_for("corpus"))  # token-level losses: corpora too
+    assert not set(NEW) & set(methods_for("image"))
+
+
+@pytest.mark.parametrize("name", sorted(set(methods_for("qa")) - {"rmu"}))  # rmu needs Llama layers: below
 def test_every_method_steps_and_logs_finite_numbers(name):
-    model, reference = ToyLM(), ToyLM().requires_grad_(False)
+    model, reference = ToyLM(), ToyLM(seed=1).requires_grad_(False)  # UNDIAL distils from a different model
     cls = get_method(name)
     before = _flat(p.detach() for p in model.parameters()).clone()
     method = cls(model, build_config(name, {"inner_steps": 1} if name == "ofmu" else {}), reference)
-    logs = method.step(FORGET, RETAIN)
+    logs = method.step(FORGET_IDK, RETAIN)  # the refusal answers ride along; only IdkDPO reads them
     assert logs and all(math.isfinite(v) for v in logs.values())
     assert not torch.equal(before, _flat(p.detach() for p in model.parameters()))
 

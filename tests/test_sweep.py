@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from ofmu_ray.cli import main
 from ofmu_ray.families import FAMILIES
+from ofmu_ray.methods import build_config
 from ofmu_ray.methods.ofmu import OFMUConfig
 from ofmu_ray.tune.config import Objectives
 from ofmu_ray.tune.pareto import summarize_fronts
@@ -165,6 +166,31 @@ def test_a_sweep_of_each_family_logs_fronts_on_its_own_objectives(bench, request
     target = family.references(prepared, split, "fp32", attacks)["target"]
     for key in fronts:
         assert list(fronts[key]["target"].values()) == [target[n] for n in family_objectives(family, key)], key
+
+
+OPENUNLEARNING = ("idkdpo", "undial", "ceu", "wga", "satimp", "pdu")  # issue 48's methods
+
+
+def test_a_sweep_tunes_openunlearnings_methods_in_their_spaces(ray_session, tiny, cache_dir, mlflow_uri, tmp_path,
+                                                               monkeypatch):
+    """Two trials of each: its defaults first, then a point of its `tune_spaces/` file."""
+    from ofmu_ray.tune.spaces import load_space
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["sweep", "--profile", "tiny", "--cache-dir", cache_dir, "--methods", ",".join(OPENUNLEARNING),
+                 "--trials", "2", "--steps", "2", "--batch-size", "4", "--tracking-uri", mlflow_uri]) == 0
+    trials = _runs(mlflow_uri, "trial")
+    assert sorted(t.data.tags["method"] for t in trials) == sorted(OPENUNLEARNING * 2)
+    assert all(t.info.status == "FINISHED" and math.isfinite(t.data.metrics["model_utility"]) for t in trials)
+    for method in OPENUNLEARNING:
+        first, second = sorted((t for t in trials if t.data.tags["method"] == method),
+                               key=lambda t: int(t.data.tags["trial_index"]))
+        space, defaults = load_space(method), build_config(method)
+        for key, dim in space.items():
+            assert float(first.data.params[f"method.{key}"]) == getattr(defaults, key), (method, key)
+            low, high = dim.values
+            assert low <= float(second.data.params[f"method.{key}"]) <= high, (method, key)
+        assert any(float(second.data.params[f"method.{k}"]) != getattr(defaults, k) for k in space), method
 
 
 def test_resume_after_the_driver_is_killed(tiny, cache_dir, mlflow_uri, tmp_path):

@@ -45,6 +45,6 @@ def test_prepare_unlearn_and_evaluate_a_registered_toy_family(monkeypatch, mlflo
     assert json.loads((tmp_path / "eval" / "TOY_SUMMARY.json").read_text()) == summary
 
     assert main(["unlearn", *cache, "--method", "npo"]) == 2  # what the family's modality rules out
-    assert "npo cannot unlearn image models (toy)" in capsys.readouterr().err
+    assert "npo cannot unlearn from images (toy)" in capsys.readouterr().err
     assert main(["prepare", *cache, "--model", "x"]) == 2  # an option its bench does not take
     assert "--model: for --bench synth-tofu, tofu, synth-wmdp, wmdp, not toy" in capsys.readouterr().err

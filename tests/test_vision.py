@@ -95,6 +95,6 @@ def test_digits_target_and_retrained_oracle_differ_on_the_forget_set(digits, cap
 def test_methods_that_do_not_apply_are_refused(digits, cache_dir, mlflow_uri, tmp_path, capsys):
     argv = ["sweep", "--bench", "digits", "--cache-dir", cache_dir, "--methods", "npo", "--tracking-uri", mlflow_uri]
     assert main(argv) == 2
-    assert "npo cannot unlearn image models (digits); choose from gradascent, graddiff, ofmu, ft, rl" in \
+    assert "npo cannot unlearn from images (digits); choose from gradascent, graddiff, ofmu, ft, rl" in \
         capsys.readouterr().err
     assert not (tmp_path / "mlruns.db").exists()

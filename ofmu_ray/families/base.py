@@ -55,7 +55,7 @@ class Family:
     label: ClassVar[str]  # what help texts call it, e.g. "TOFU-style"
     benches: ClassVar[dict[str, tuple[str, ...]]]  # each bench it serves -> the `OPTIONS` that bench takes
     default_splits: ClassVar[dict[str, str]]  # bench -> what `--split` means when it is not given
-    modality: ClassVar[str]  # "text" or "image": which methods apply (`Method.modalities`)
+    modality: ClassVar[str]  # "qa", "corpus" or "image": which methods apply (`Method.modalities`)
     default_steps: ClassVar[int]  # forget batches of a run when neither `--steps` nor `--epochs` is given
     default_epochs: ClassVar[float | None] = None  # or passes over the forget split, when set (TOFU-style)
     default_methods: ClassVar[tuple[str, ...]]  # what a sweep runs when `--methods` is not given

@@ -3,10 +3,12 @@
 The registry names each method's class by its module; the class is imported when first asked for,
 so that listing the names (`ofmu-ray --help`) needs no torch.
 
-    >>> sorted(METHODS)
-    ['ft', 'gradascent', 'graddiff', 'npo', 'ofmu', 'rl', 'rmu', 'simnpo']
+    >>> " ".join(sorted(METHODS))
+    'ceu ft gradascent graddiff idkdpo npo ofmu pdu rl rmu satimp simnpo undial wga'
     >>> methods_for("image")
     ['gradascent', 'graddiff', 'ofmu', 'ft', 'rl']
+    >>> sorted(set(methods_for("qa")) - set(methods_for("corpus")))
+    ['idkdpo']
     >>> build_config("npo", {"beta": "0.2"}).beta
     0.2
 """
@@ -29,7 +31,17 @@ METHODS: dict[str, str] = {
     "ofmu": "ofmu:OFMU",
     "ft": "baselines:FineTune",
     "rl": "baselines:RandomLabel",
+    # OpenUnlearning's further methods
+    "idkdpo": "preference:IdkDPO",
+    "undial": "distillation:UNDIAL",
+    "ceu": "distillation:CEU",
+    "wga": "token_weighted:WGA",
+    "satimp": "token_weighted:SatImp",
+    "pdu": "pdu:PDU",
 }
+
+# What each `modality` a family names holds (`methods.base`): the words of the error that refuses a method
+MODALITIES = {"qa": "question-answer rows", "corpus": "text corpora", "image": "images"}
 
 
 def get_method(name: str) -> type[Method]:
@@ -45,15 +57,15 @@ def get_method(name: str) -> type[Method]:
 
 
 def methods_for(modality: str) -> list[str]:
-    """The methods that can unlearn `text` or `image` models, in registry order."""
+    """The methods that can unlearn from `modality` (one of `MODALITIES`), in registry order."""
     return [name for name in METHODS if modality in get_method(name).modalities]
 
 
 def check_applies(methods: list[str] | tuple[str, ...], modality: str, bench: str) -> None:
-    """Raises ValueError naming the methods that cannot unlearn `modality` (`text` or `image`) models."""
+    """Raises ValueError naming the methods that cannot unlearn from `modality` (one of `MODALITIES`)."""
     wrong = [m for m in methods if m not in methods_for(modality)]
     if wrong:
-        raise ValueError(f"{', '.join(wrong)} cannot unlearn {modality} models ({bench}); choose from "
+        raise ValueError(f"{', '.join(wrong)} cannot unlearn from {MODALITIES[modality]} ({bench}); choose from "
                          f"{', '.join(methods_for(modality))}")
 
 
@@ -63,11 +75,12 @@ def build_config(name: str, overrides: dict[str, Any] | None = None) -> MethodCo
 
 
 def describe_methods() -> dict[str, dict[str, Any]]:
-    """Every method with its hyper-parameters, defaults and ranges (what `ofmu-ray methods` prints)."""
-    return {name: {"doc": (cls.__doc__ or "").strip().splitlines()[0],
+    """Every method with its description, paper, hyper-parameters, defaults and ranges (what `ofmu-ray
+    methods` prints)."""
+    return {name: {"doc": (cls.__doc__ or "").strip().splitlines()[0], "paper": cls.paper,
                    "needs_reference": cls.needs_reference, "modalities": list(cls.modalities),
                    "params": cls.Config.describe()}
             for name, cls in ((n, get_method(n)) for n in METHODS)}
 
 
-__all__ = ["METHODS", "build_config", "check_applies", "describe_methods", "get_method", "methods_for"]
+__all__ = ["METHODS", "MODALITIES", "build_config", "check_applies", "describe_methods", "get_method", "methods_for"]

@@ -16,6 +16,11 @@ from ofmu_ray.config import Validated, param
 from ofmu_ray.methods.distributed import all_reduce_mean
 from ofmu_ray.methods.losses import Batch
 
+# What a method can unlearn from (a family's `modality`): question-answer rows (TOFU-style), text
+# corpora (WMDP-style) or labelled images
+QA, CORPUS, IMAGE = "qa", "corpus", "image"
+TEXT = (QA, CORPUS)
+
 MAX_GRAD_NORM = 1.0  # HF Trainer's default, so OpenUnlearning's baselines clip at 1.0 too
 WEIGHT_DECAY = 0.01  # OpenUnlearning's TOFU setting
 
@@ -42,10 +47,14 @@ class Method:
     """Base class: subclasses set `name`, `Config` and implement `step`."""
 
     name: ClassVar[str]
+    paper: ClassVar[str]  # where the method comes from, as `ofmu-ray methods` cites it
     Config: ClassVar[type[MethodConfig]] = MethodConfig
     needs_reference: ClassVar[bool] = False
+    # True: every forget batch also holds its questions answered with a refusal reply (`refusal_*` keys,
+    # `train.task.batches`), which only question-answer rows can give
+    needs_refusals: ClassVar[bool] = False
     ddp: ClassVar[bool] = True  # False: the method averages its own gradients (autograd.grad)
-    modalities: ClassVar[tuple[str, ...]] = ("text", "image")  # what it can unlearn
+    modalities: ClassVar[tuple[str, ...]] = (*TEXT, IMAGE)  # what it can unlearn from
 
     def __init__(self, model: torch.nn.Module, cfg: MethodConfig, reference: torch.nn.Module | None = None,
                  budget: int | None = None):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from ofmu_ray.config import param
-from ofmu_ray.methods.base import LossMethod, OptimizerConfig, unwrap
+from ofmu_ray.methods.base import IMAGE, TEXT, LossMethod, OptimizerConfig, unwrap
 from ofmu_ray.methods.losses import Batch, nll, npo_loss, sequence_nll, simnpo_loss
 
 
@@ -28,6 +28,7 @@ class GradAscent(LossMethod):
     """Gradient ascent on the forget NLL: L = -NLL(forget)."""
 
     name = "gradascent"
+    paper = "Jang et al. 2023, Knowledge Unlearning for Mitigating Privacy Risks in Language Models (arXiv 2210.01504)"
     Config = GradAscentConfig
 
     def loss(self, forget: Batch, retain: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -45,6 +46,7 @@ class GradDiff(LossMethod):
     """L = gamma * (-NLL(forget)) + alpha * NLL(retain)."""
 
     name = "graddiff"
+    paper = "Liu et al. 2022, Continual Learning and Private Unlearning (arXiv 2203.12817); a TOFU baseline"
     Config = GradDiffConfig
 
     def loss(self, forget, retain):
@@ -64,9 +66,10 @@ class NPO(LossMethod):
     """Negative preference optimisation against the frozen target: gamma * L_NPO + alpha * NLL(retain)."""
 
     name = "npo"
+    paper = "Zhang et al. 2024, Negative Preference Optimization (COLM 2024, arXiv 2404.05868)"
     Config = NPOConfig
     needs_reference = True
-    modalities = ("text",)
+    modalities = TEXT
 
     def loss(self, forget, retain):
         s_model, _ = sequence_nll(self.model, forget)
@@ -94,8 +97,9 @@ class SimNPO(LossMethod):
     """Reference-free, length-normalised NPO: gamma * L_SimNPO + alpha * NLL(retain)."""
 
     name = "simnpo"
+    paper = "Fan et al. 2024, Simplicity Prevails: Rethinking Negative Preference Optimization (arXiv 2410.07163)"
     Config = SimNPOConfig
-    modalities = ("text",)
+    modalities = TEXT
 
     def loss(self, forget, retain):
         s_model, lengths = sequence_nll(self.model, forget)
@@ -109,6 +113,8 @@ class FineTune(LossMethod):
     """Fine-tuning on the retain set only (FT): forgetting by catastrophic forgetting, L = NLL(retain)."""
 
     name = "ft"
+    paper = ("Warnecke et al. 2023 (NDSS); as in Jia et al. 2023, Model Sparsity Can Simplify Machine Unlearning "
+             "(arXiv 2304.04934)")
 
     def loss(self, forget, retain):
         retain_nll = nll(self.model, retain)
@@ -120,7 +126,8 @@ class RandomLabel(LossMethod):
     released code draws them), together with the retain images and their labels."""
 
     name = "rl"
-    modalities = ("image",)
+    paper = "Golatkar et al. 2020 (CVPR); as in Fan et al. 2024, SalUn (ICLR 2024, arXiv 2310.12508)"
+    modalities = (IMAGE,)
 
     def __init__(self, model, cfg, reference=None, budget=None):
         super().__init__(model, cfg, reference, budget)

@@ -16,16 +16,30 @@ from ofmu_ray.models.factory import at_least_fp32
 from ofmu_ray.models.prompt import IGNORE
 
 Batch = dict[str, torch.Tensor]
+# A forget batch's questions answered with refusal replies ride along under these keys
+# (`refusal_input_ids`, ...): what IdkDPO prefers to the true answers
+REFUSAL = "refusal_"
+
+
+def answer_logits(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The logits that predict each next token (B, T-1, V, in at least fp32), the tokens they predict
+    (B, T-1; unlabelled ones set to 0, a valid index) and the mask of the labelled ones (B, T-1)."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    labels = batch["labels"][:, 1:]
+    mask = labels != IGNORE
+    return logits[:, :-1].to(at_least_fp32(logits.dtype)), labels.clamp_min(0), mask
 
 
 def token_nll(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token NLL of the labelled tokens and their mask, both (B, T-1)."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    labels = batch["labels"][:, 1:]
-    mask = labels != IGNORE
-    logits = logits[:, :-1].to(at_least_fp32(logits.dtype))
-    nll = F.cross_entropy(logits.transpose(1, 2), labels.clamp_min(0), reduction="none")
+    logits, labels, mask = answer_logits(model, batch)
+    nll = F.cross_entropy(logits.transpose(1, 2), labels, reduction="none")
     return nll * mask, mask
+
+
+def token_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of per-token `values` (B, T-1) over the labelled tokens of the global batch (`global_mean`)."""
+    return global_mean((values * mask).sum(), mask.sum())
 
 
 def nll(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
@@ -36,7 +50,7 @@ def nll(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
         total = F.cross_entropy(logits.to(at_least_fp32(logits.dtype)), batch["labels"], reduction="sum")
         return global_mean(total, len(batch["labels"]))
     per_token, mask = token_nll(model, batch)
-    return global_mean(per_token.sum(), mask.sum())
+    return token_mean(per_token, mask)
 
 
 def sequence_nll(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:

@@ -196,6 +196,7 @@ class OFMU(Method):
     """
 
     name = "ofmu"
+    paper = "Asif & Amiri 2025, OFMU: Optimization-Driven Framework for Machine Unlearning (arXiv 2509.22483)"
     Config = OFMUConfig
     ddp = False
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from ofmu_ray.config import param
-from ofmu_ray.methods.base import LossMethod, OptimizerConfig, unwrap
+from ofmu_ray.methods.base import TEXT, LossMethod, OptimizerConfig, unwrap
 from ofmu_ray.methods.distributed import global_mean
 from ofmu_ray.methods.losses import Batch, at_least_fp32
 from ofmu_ray.models.prompt import IGNORE
@@ -50,7 +50,8 @@ class RMU(LossMethod):
     """L = ||h_l(forget) - c*u||^2 + alpha * ||h_l(retain) - h_l^ref(retain)||^2 (per-token means)."""
 
     name = "rmu"
-    modalities = ("text",)
+    paper = "Li et al. 2024, The WMDP Benchmark (ICML 2024, arXiv 2403.03218)"
+    modalities = TEXT
     Config = RMUConfig
     needs_reference = True
 

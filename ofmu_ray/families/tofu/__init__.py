@@ -32,7 +32,7 @@ class TofuFamily(Family):
     label = "TOFU-style"
     benches = {"synth-tofu": ("model",), "tofu": ("data", "model", "oracle", "retain_logs", "prompt", "max_new_tokens")}
     default_splits = {"synth-tofu": "forget10", "tofu": "forget10"}
-    modality = "text"
+    modality = "qa"  # question-answer rows (`methods.base.QA`)
     default_steps = 20
     default_epochs = 10.0  # OpenUnlearning's budget on every TOFU split
     default_methods = ("gradascent", "graddiff", "npo", "simnpo", "rmu", "ofmu")
@@ -155,7 +155,7 @@ class TofuFamily(Family):
         return causal_lm_task(
             spec, prepared.model_dir("target"), prepared.prompt, data[spec.split], data[retain_split(spec.split)],
             device, lambda model, tok: evaluate_loaded(prepared, spec.split, model, tok, data, spec.dtype),
-            self.result_files, attack if spec.attacks else None)
+            self.result_files, attack if spec.attacks else None, refusal_replies(spec))
 
     def evaluate(self, prepared: Prepared, which: str, *, split: str, retain_logs: str | None = None,
                  dtype: str = "fp32") -> tuple[dict, dict | None]:
@@ -181,6 +181,24 @@ class TofuFamily(Family):
             for role, g in roles.items():
                 print(f"{split:<10}{role:<8}{g['log10_forget_quality']:>9.2f}{g['floor']:>9.2f}"
                       f"{g['floor_share']:>7.1%}{g['forget_truth_ratio']:>12.3f}{g['model_utility']:>7.3f}")
+
+
+def refusal_replies(spec: RunSpec) -> list[str] | tuple[str, ...] | None:
+    """The refusal replies a run's forget batches draw from, when its method prefers refusals (IdkDPO):
+    the file its `refusals` setting names, else synth-tofu's own (`vocabulary.REFUSALS`, used for real
+    TOFU data too); None for every other method."""
+    from ofmu_ray.methods import build_config, get_method
+
+    if not get_method(spec.method).needs_refusals:
+        return None
+    path = build_config(spec.method, spec.overrides).refusals
+    if path:
+        from ofmu_ray.methods.preference import read_refusals
+
+        return read_refusals(path)
+    from ofmu_ray.families.tofu.vocabulary import REFUSALS
+
+    return REFUSALS
 
 
 TOFU = TofuFamily()

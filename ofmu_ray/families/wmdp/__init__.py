@@ -31,7 +31,7 @@ class WmdpFamily(Family):
     label = "WMDP-style"
     benches = {"synth-wmdp": ("model",), "wmdp": ("data", "model")}
     default_splits = {"synth-wmdp": TOPIC, "wmdp": "bio"}
-    modality = "text"
+    modality = "corpus"  # text corpora (`methods.base.CORPUS`): no questions to answer with a refusal
     # whole corpora, not one forget split: the RMU release runs 150 batches of 4; measured on
     # synth-wmdp, RMU needs 50-60 batches of 16 to leave the topic and no method moves it in 20
     default_steps = 80
