@@ -299,14 +299,14 @@ def format_table(fronts: dict) -> str:
         else:
             lines.append(f"{name}: the headline needs the target's point, which this sweep did not log "
                          "(swept before it was); the fronts above the floor-anchored reference follow")
-        lines.append(f"  {'method':<12}{'trials':>7}{'headline':>10}{'trial':>10}{y:>16}{'hypervolume':>16}"
+        lines.append(f"  {'method':<12}{'trials':>7}{'headline':>10}{'trial':>14}{'its utility':>13}{'hypervolume':>16}"
                      f"{'at equal compute':>30}")
         for method in [*pareto.rank({m: e for m, e in summary["methods"].items() if m != "all"}), "all"]:
             entry = summary["methods"][method]
             mu = entry["fq_at_kept_utility_mu"]
             equal = at_equal_compute(entry, summary, "tr", "")
-            lines.append(f"  {method:<12}{entry['trials']:>7}{headline(entry):>10}{_trial_name(entry, method):>10}"
-                         f"{'-' if mu is None else f'{mu:.3f}':>16}{anchored(entry, summary):>16}{equal:>30}")
+            lines.append(f"  {method:<12}{entry['trials']:>7}{headline(entry):>10}{_trial_name(entry, method):>14}"
+                         f"{'-' if mu is None else f'{mu:.3f}':>13}{anchored(entry, summary):>16}{equal:>30}")
         if summary["ranks"]:
             lines.append("  rank by tau: " + "; ".join(f"{t}: {' > '.join(r)}" for t, r in summary["ranks"].items())
                          + ("  (the order changes with tau)" if summary["order_changes"] else "  (the same order)"))
