@@ -1,12 +1,13 @@
-"""The OFMU-vs-baselines study: equal-budget sweeps of all six methods, seed re-runs of every
-front, OFMU's ablations, and the report `benchmarks/RESULTS.md`, regenerated from the MLflow store.
+"""The OFMU-vs-baselines study: equal-budget sweeps of the OFMU paper's six methods (or `--methods`),
+seed re-runs of every front, OFMU's ablations, and the report `benchmarks/RESULTS.md`, regenerated
+from the MLflow store.
 
     python benchmarks/study.py                  # the issue's budget: small, forget01/05/10, 2 models
     python benchmarks/study.py --splits forget10 --models tiny-llama-2l --trials 4 --seeds 2
     python benchmarks/study.py --report-only    # RESULTS.md again from the store, nothing run
 
 What it runs, all logged to one MLflow store (`--tracking-uri`, default `benchmarks/study.db`):
-- per forget split, one `ofmu-ray sweep` over `--models` of the six TOFU methods with the same
+- per forget split, one `ofmu-ray sweep` over `--models` of the methods with the same
   trials and steps each, and `--seeds` re-runs of every front configuration (experiment
   `synth-tofu/<split>`, sweep `<name>-<split>`); an interrupted study resumes its sweeps;
 - OFMU's ablations on the first model and the last split, one `ofmu-ray ablate` per axis
@@ -43,17 +44,15 @@ SPLIT_KEYS = ("", "/paraphrase", "/multihop", "/crosslingual")
 
 def run_sweeps(args: argparse.Namespace) -> None:
     from ofmu_ray.cli import main
-    from ofmu_ray.families import FAMILIES
-
-    methods = FAMILIES["synth-tofu"].default_methods  # the six TOFU-style methods
 
     for split in args.splits:
         name = f"{args.name}-{split}"
         resume = (Path(args.sweeps_dir) / name / "sweep.json").is_file()
         argv = ["sweep", "--bench", "synth-tofu", "--profile", args.profile, "--split", split,
-                "--models", ",".join(args.models), "--methods", ",".join(methods), "--trials", str(args.trials),
+                "--models", ",".join(args.models), "--methods", ",".join(args.methods), "--trials", str(args.trials),
                 *(["--steps", str(args.steps)] if args.steps else ["--epochs", str(args.epochs)]),
                 "--seeds", str(args.seeds), "--tracking-uri", args.tracking_uri,
+                "--utility-floor", str(args.utility_floor),
                 *(["--attacks", args.attacks] if args.attacks != "none" else []),
                 "--sweeps-dir", args.sweeps_dir, "--name", name, *(["--cache-dir", args.cache_dir] if args.cache_dir
                                                                    else []), *(["--resume"] if resume else [])]
@@ -76,7 +75,7 @@ def run_ablations(args: argparse.Namespace) -> None:
                 "--values", ",".join(map(str, ABLATIONS[axis])), "--mode", args.ablation_mode, *budget,
                 "--base", *args.base, *(["--steps", str(args.ablation_steps)] if args.ablation_steps else
                                         ["--epochs", str(args.epochs)]), "--tracking-uri", args.tracking_uri,
-                "--ablations-dir", args.ablations_dir, "--name", name,
+                "--utility-floor", str(args.utility_floor), "--ablations-dir", args.ablations_dir, "--name", name,
                 *(["--cache-dir", args.cache_dir] if args.cache_dir else []),
                 *(["--resume"] if (folder / ABLATION_FILE).is_file() else [])]
         if main(argv) != 0:  # resuming a finished ablation runs no trial again
@@ -271,6 +270,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="small")
     parser.add_argument("--splits", default="forget01,forget05,forget10")
     parser.add_argument("--models", default="tiny-llama-2l,tiny-llama-4l")
+    parser.add_argument("--methods", default=None, help="any registered text methods, comma-separated (default: the "
+                        "six of the OFMU paper's comparison)")
+    parser.add_argument("--utility-floor", type=float, default=0.9, metavar="TAU",
+                        help="the headline counts the trials keeping TAU x the target's utility")
     parser.add_argument("--trials", type=int, default=8, help="per method and model, the default included")
     parser.add_argument("--epochs", type=float, default=10, help="passes over the forget split per run, every method")
     parser.add_argument("--steps", type=int, default=None, help="or forget batches per run (instead of --epochs)")
@@ -295,6 +298,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true", help="only regenerate the report from the store")
     args = parser.parse_args(argv)
     args.splits, args.models, args.ablations = args.splits.split(","), args.models.split(","), args.ablations.split(",")
+    from ofmu_ray.families import FAMILIES
+    from ofmu_ray.methods import METHODS
+
+    args.methods = args.methods.split(",") if args.methods else list(FAMILIES["synth-tofu"].default_methods)
+    if set(args.methods) - set(METHODS):
+        parser.error(f"--methods: unknown {', '.join(sorted(set(args.methods) - set(METHODS)))}; choose from "
+                     f"{', '.join(METHODS)}")
     unknown = set(args.ablations) - set(ABLATIONS)
     if unknown:
         parser.error(f"--ablations: unknown {', '.join(sorted(unknown))}; choose from {', '.join(ABLATIONS)}")

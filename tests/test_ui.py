@@ -160,7 +160,7 @@ def test_a_person_finds_each_methods_front_in_the_ui_and_the_optuna_dashboard(re
         browser.save_screenshot(str(shots / "mlflow-sweep-runs.png"))
 
         browser.get(run_address(experiment, trial.info.run_id, base))
-        objectives = [f"{name}\n{trial.data.metrics[name]}" for name in (fq, mu)]
+        objectives = [f"{name}\n{_as_the_ui_shows(trial.data.metrics[name])}" for name in (fq, mu)]
         wait.until(lambda _: all(shows(row) for row in objectives), "the trial's objectives are not in its metrics")
 
         browser.get(run_address(experiment, comparison.info.run_id, base))
@@ -192,6 +192,11 @@ def test_a_person_finds_each_methods_front_in_the_ui_and_the_optuna_dashboard(re
                        "the study's trials are not drawn on a Pareto front")
             assert shows(fq) and shows(mu)  # the study's objectives by name
             browser.save_screenshot(str(shots / "optuna-dashboard-pareto.png"))
+
+
+def _as_the_ui_shows(value: float) -> str:
+    """A metric as the UI prints it (JavaScript's number to string): 0.0 is "0"."""
+    return str(int(value)) if value.is_integer() else repr(value)
 
 
 def test_ui_and_dashboard_refuse_a_sweep_that_is_not_there(mlflow_uri, tmp_path, capsys):

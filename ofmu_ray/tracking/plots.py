@@ -16,8 +16,9 @@ def plot_png(trials: dict[str, list], fronts: dict, title: str, path: Path) -> P
     """One split, drawn where a user reads it: every trial as a dot, each method's front as a step line,
     the target and the oracle marked, the utility floor (tau x the target's) as a horizontal line and
     the "forgotten" bar (TOFU: p = 0.05) as a vertical one. The x axis runs from a little below the
-    target's forget quality to the best there is; trials worse than that are drawn at its left edge as
-    open triangles (clipped). Without the target's point, every trial and the floor-anchored reference.
+    target's forget quality to the best there is, the y axis from one utility box below the floor;
+    trials outside are drawn at its edge as open triangles (clipped). Without the target's point,
+    every trial and the floor-anchored reference.
 
     Args:
         trials: per method, every trial's two objectives on this split.
@@ -26,23 +27,29 @@ def plot_png(trials: dict[str, list], fronts: dict, title: str, path: Path) -> P
     import math
 
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig, ax = plt.subplots(figsize=(9, 5))
     target, oracle = fronts.get("target"), fronts.get("oracle")
-    edge = -math.inf
+    edge, bottom = -math.inf, -math.inf
     if target:
         tx, ty = target.values()
         right = fronts["ideal_x"] if fronts["ideal_x"] is not None else max(
             [tx, *(p[0] for ps in trials.values() for p in ps if not math.isnan(p[0]))])
         edge = tx - 0.1 * max(right - tx, 1e-9)
+        floor = fronts["utility_floor"] * ty
+        bottom = floor - (ty - floor)  # one utility box below the floor: what lies lower counts for nothing
+        top = max([ty, *(p[1] for ps in trials.values() for p in ps if not math.isnan(p[1]))])
         ax.set_xlim(edge - 0.02 * (right - edge), right + 0.02 * (right - edge))
+        ax.set_ylim(bottom - 0.04 * (top - bottom), top + 0.04 * (top - bottom))
     for i, (method, points) in enumerate(trials.items()):
         color, entry = COLORS[i % len(COLORS)], fronts["methods"][method]
-        inside = [p for p in points if p[0] >= edge]
-        clipped = [p for p in points if p[0] < edge]
-        ax.scatter([p[0] for p in inside], [p[1] for p in inside], color=color, alpha=0.35, s=18)
-        ax.scatter([edge] * len(clipped), [p[1] for p in clipped], color=color, alpha=0.5, s=24, marker="<",
-                   facecolors="none")
-        front = [(max(x, edge), y) for x, y in entry["points"]]
+        shown = [(max(x, edge), max(y, bottom)) for x, y in points]
+        clipped = [x < edge or y < bottom for x, y in points]
+        ax.scatter([p[0] for p, c in zip(shown, clipped, strict=True) if not c],
+                   [p[1] for p, c in zip(shown, clipped, strict=True) if not c], color=color, alpha=0.35, s=18)
+        ax.scatter([p[0] for p, c in zip(shown, clipped, strict=True) if c],
+                   [p[1] for p, c in zip(shown, clipped, strict=True) if c], color=color, alpha=0.5, s=24,
+                   marker="<", facecolors="none")
+        front = [(max(x, edge), max(y, bottom)) for x, y in entry["points"]]
         best = entry.get("fq_at_kept_utility")
         ax.plot([p[0] for p in front], [p[1] for p in front], "-", color=color, drawstyle="steps-pre",
                 label=f"{method} ({'none' if best is None else f'{best:.2f}'} at kept utility)" if target
@@ -55,15 +62,15 @@ def plot_png(trials: dict[str, list], fronts: dict, title: str, path: Path) -> P
             ax.axvline(fronts["measurable_below"], color="gray", ls=":", lw=1, label="forgotten (p = 0.05)")
         if oracle:
             ax.scatter(*oracle.values(), marker="D", s=60, color="black", facecolors="none", label="retain oracle")
-        if any(p[0] < edge for ps in trials.values() for p in ps):
-            ax.scatter([], [], marker="<", color="gray", facecolors="none", label="worse than the target (clipped)")
+        if any(x < edge or y < bottom for ps in trials.values() for x, y in ps):
+            ax.scatter([], [], marker="<", color="gray", facecolors="none", label="outside the region (clipped)")
     else:
         ref = fronts["reference"]
         ax.scatter([ref[0]], [ref[1]], marker="x", color="black", label="reference point")
     xlabel, ylabel = _axes(fronts["objectives"])
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the plot: it covers no trial
     return _save(fig, path)
 
 
