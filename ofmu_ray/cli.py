@@ -292,7 +292,7 @@ def _run_unlearn(args: argparse.Namespace) -> int:
 
 
 def _add_utility_floor(p: argparse.ArgumentParser) -> None:
-    from ofmu_ray.tune.pareto import UTILITY_FLOOR
+    from ofmu_ray.tune.config import UTILITY_FLOOR
 
     p.add_argument("--utility-floor", type=float, default=UTILITY_FLOOR, metavar="TAU",
                    help="the headline is each method's best forget quality among the trials that keep at least TAU x "

@@ -14,7 +14,7 @@ import torch
 
 from ofmu_ray.config import Validated, param
 from ofmu_ray.methods.distributed import all_reduce_mean
-from ofmu_ray.methods.losses import Batch
+from ofmu_ray.methods.losses import Batch, nll
 
 # What a method can unlearn from (a family's `modality`): question-answer rows (TOFU-style), text
 # corpora (WMDP-style) or labelled images
@@ -98,6 +98,17 @@ class LossMethod(Method):
     def loss(self, forget: Batch, retain: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The loss to minimise, and the terms worth logging (this rank's shares, see `global_mean`)."""
         raise NotImplementedError
+
+    def with_retain(self, forget_loss: torch.Tensor, name: str,
+                    retain: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """`gamma * forget_loss + alpha * NLL(retain)` for a config with both weights, and both terms to
+        log (`name`, `retain_nll`); with alpha 0 the retain batch is not even scored."""
+        loss, logs = self.cfg.gamma * forget_loss, {name: forget_loss}
+        if self.cfg.alpha > 0:
+            retain_nll = nll(self.model, retain)
+            loss = loss + self.cfg.alpha * retain_nll
+            logs["retain_nll"] = retain_nll
+        return loss, logs
 
     def step(self, forget: Batch, retain: Batch) -> dict[str, float]:
         self.model.train()

@@ -75,14 +75,7 @@ class NPO(LossMethod):
         s_model, _ = sequence_nll(self.model, forget)
         with torch.no_grad():
             s_ref, _ = sequence_nll(self.reference, forget)
-        forget_loss = npo_loss(s_model, s_ref, self.cfg.beta)
-        loss = self.cfg.gamma * forget_loss
-        logs = {"npo_loss": forget_loss}
-        if self.cfg.alpha > 0:
-            retain_nll = nll(self.model, retain)
-            loss = loss + self.cfg.alpha * retain_nll
-            logs["retain_nll"] = retain_nll
-        return loss, logs
+        return self.with_retain(npo_loss(s_model, s_ref, self.cfg.beta), "npo_loss", retain)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from ofmu_ray.config import param
 from ofmu_ray.methods.base import TEXT, LossMethod, OptimizerConfig
-from ofmu_ray.methods.losses import Batch, answer_logits, nll, token_mean
+from ofmu_ray.methods.losses import Batch, answer_logits, token_mean
 
 
 def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -72,12 +72,7 @@ class UNDIAL(LossMethod):
         with torch.no_grad():
             ref_logits, _, _ = answer_logits(self.reference, forget)
         forget_loss = token_mean(soft_cross_entropy(logits, undial_target(ref_logits, labels, self.cfg.beta)), mask)
-        loss, logs = self.cfg.gamma * forget_loss, {"undial_loss": forget_loss}
-        if self.cfg.alpha > 0:
-            retain_nll = nll(self.model, retain)
-            loss = loss + self.cfg.alpha * retain_nll
-            logs["retain_nll"] = retain_nll
-        return loss, logs
+        return self.with_retain(forget_loss, "undial_loss", retain)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import torch
 
 from ofmu_ray.config import param
 from ofmu_ray.methods.base import TEXT, LossMethod, OptimizerConfig
-from ofmu_ray.methods.losses import Batch, nll, token_mean, token_nll
+from ofmu_ray.methods.losses import Batch, token_mean, token_nll
 
 
 def weighted_ascent_loss(per_token_nll: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -48,13 +48,7 @@ class _WeightedAscent(LossMethod):
 
     def loss(self, forget: Batch, retain: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         per_token, mask = token_nll(self.model, forget)
-        forget_loss = weighted_ascent_loss(per_token, mask, self.weight(per_token))
-        loss, logs = self.cfg.gamma * forget_loss, {"forget_loss": forget_loss}
-        if self.cfg.alpha > 0:
-            retain_nll = nll(self.model, retain)
-            loss = loss + self.cfg.alpha * retain_nll
-            logs["retain_nll"] = retain_nll
-        return loss, logs
+        return self.with_retain(weighted_ascent_loss(per_token, mask, self.weight(per_token)), "forget_loss", retain)
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,6 @@ from urllib.parse import quote
 
 from mlflow.tracking import MlflowClient
 
-from ofmu_ray.tune.pareto import rank
-
 UI = "http://127.0.0.1:5000"  # where `ofmu-ray ui` serves by default
 TRAINING_LAYOUT = "workflowType=machine_learning"  # the UI's "Model training" layout, not GenAI
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")  # the tag MLflow's UI writes for training
@@ -135,8 +133,7 @@ def fronts_markdown(fronts: dict, title: str, experiment_id: str, run_id: str, p
             lines += ["the sweep logged no target point: the headline needs it.", ""]
         lines += [f"| method | trials | headline | its trial's `{y}` | hypervolume | above (floor {floor:.2f}, 0) "
                   "| at equal compute (headline / hypervolume) |", "|---|---:|---:|---:|---:|---:|---:|"]
-        for method in [*rank({m: e for m, e in summary["methods"].items() if m != "all"}),
-                       *(["all"] if len(summary["methods"]) > 2 else [])]:
+        for method in [*summary["order"], *(["all"] if len(summary["methods"]) > 2 else [])]:
             entry = summary["methods"][method]
             mu = entry["fq_at_kept_utility_mu"]
             lines.append(f"| {'all methods' if method == 'all' else method} | {entry['trials']} | {headline(entry)} "

@@ -45,8 +45,8 @@ from ofmu_ray.tracking import mlflow_log
 from ofmu_ray.tracking.browse import anchored, headline
 from ofmu_ray.train.launch import start_ray
 from ofmu_ray.tune import results
-from ofmu_ray.tune.config import ABLATION_MODES, Objectives, SweepConfig
-from ofmu_ray.tune.pareto import UTILITY_FLOOR, hypervolume, summarize_fronts
+from ofmu_ray.tune.config import ABLATION_MODES, UTILITY_FLOOR, Objectives, SweepConfig
+from ofmu_ray.tune.pareto import hypervolume, summarize_fronts
 from ofmu_ray.tune.spaces import Dimension, held_settings, load_spaces, searched_dims
 from ofmu_ray.tune.sweep import trial_context
 from ofmu_ray.tune.trial_logger import TrialLogger

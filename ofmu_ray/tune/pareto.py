@@ -29,13 +29,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from ofmu_ray.tune.config import Objectives
+from ofmu_ray.tune.config import UTILITY_FLOOR, Objectives
 
 Point = tuple[float, float]  # (x objective, y objective), e.g. (log10_forget_quality, model_utility)
-UTILITY_FLOOR = 0.9  # tau: the share of the target's utility a trial must keep to count in the headline
 RANK_FLOORS = (0.8, 0.9, 0.95)  # the taus at which the summary shows each method's rank
 
 
@@ -201,5 +198,6 @@ def summarize_fronts(trials: dict[str, list[dict]], floors: dict[str, float], ob
                     "utility_floor": tau, "measurable": region.measurable if region else None,
                     "ideal_x": ideal_x, "measurable_below": measurable_below,
                     "target": dict(zip(objectives.names(), target, strict=True)) if target else None,
+                    "order": rank({m: e for m, e in table.items() if m != "all"}),  # best first, at tau
                     "ranks": ranks, "order_changes": len({tuple(r) for r in ranks.values()}) > 1}
     return out

@@ -19,9 +19,8 @@ from ofmu_ray.families import family_of
 from ofmu_ray.families.base import Family
 from ofmu_ray.tracking import browse
 from ofmu_ray.tracking.mlflow_log import connect, find_runs, finish, log_files, log_table
-from ofmu_ray.tune import pareto
-from ofmu_ray.tune.config import Objectives
-from ofmu_ray.tune.pareto import UTILITY_FLOOR, summarize_fronts
+from ofmu_ray.tune.config import UTILITY_FLOOR, Objectives
+from ofmu_ray.tune.pareto import summarize_fronts
 
 REFERENCE = "reference/"  # + the x objective + split key: the floor-anchored reference points' x, on every parent run
 ANCHORS = ("target", "oracle")  # + "/" + a metric: the target's and the oracle's points, on every parent run
@@ -301,7 +300,7 @@ def format_table(fronts: dict) -> str:
                          "(swept before it was); the fronts above the floor-anchored reference follow")
         lines.append(f"  {'method':<12}{'trials':>7}{'headline':>10}{'trial':>14}{'its utility':>13}{'hypervolume':>16}"
                      f"{'at equal compute':>30}")
-        for method in [*pareto.rank({m: e for m, e in summary["methods"].items() if m != "all"}), "all"]:
+        for method in [*summary["order"], "all"]:
             entry = summary["methods"][method]
             mu = entry["fq_at_kept_utility_mu"]
             equal = at_equal_compute(entry, summary, "tr", "")
