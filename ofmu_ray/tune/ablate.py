@@ -379,7 +379,7 @@ def run_ablation(cfg: SweepConfig, ablation: Ablation, prepared: Prepared, folde
     budget = {"steps": context.spec.steps, "epochs": cfg.epochs, "batch_size": cfg.batch_size, "workers": cfg.workers}
     budget |= {"trials": trials, "sampler": cfg.sampler, "searched": list(searched)} if searched else {
         "seeds": ablation.seeds}
-    region = {"targets": results.targets_of(anchored, cfg.goal, floors), "tau": cfg.utility_floor,
+    region = {"targets": results.points_of(anchored["target"], cfg.goal, floors), "tau": cfg.utility_floor,
               **results.region_settings(cfg.family, cfg.goal)}
     summary = summarize(client, experiment, name, ablation, cfg.goal, floors, budget, region)
     _log_comparison(client, experiment, name, tags, summary, parents)

@@ -46,11 +46,10 @@ def sweep_anchors(client, experiment: str, sweep: str, model: str | None = None)
     return {}
 
 
-def targets_of(anchors: dict, objectives: Objectives, keys) -> dict[str, tuple[float, float]]:
-    """Per split key, the target's (x, y) where the sweep logged both."""
-    target = anchors.get("target", {})
-    return {key: (target[x], target[y]) for key in keys for x, y in [objectives.names(key)]
-            if x in target and y in target}
+def points_of(metrics: dict[str, float], objectives: Objectives, keys) -> dict[str, tuple[float, float]]:
+    """Per split key, a model's (x, y) from its `metrics` (the target's or the oracle's), where both are there."""
+    return {key: (metrics[x], metrics[y]) for key in keys for x, y in [objectives.names(key)]
+            if x in metrics and y in metrics}
 
 
 def region_settings(family: Family, objectives: Objectives) -> dict:
@@ -115,9 +114,9 @@ def fronts_of(client, experiment: str, sweep: str, methods: list[str] | None = N
     objectives, floors = sweep_reference(client, experiment, sweep)
     anchors = sweep_anchors(client, experiment, sweep, model)
     fronts = summarize_fronts({m: [r.data.metrics for r in rs] for m, rs in runs.items()}, floors, objectives,
-                              targets_of(anchors, objectives, floors), tau,
+                              points_of(anchors.get("target", {}), objectives, floors), tau,
                               **region_settings(sweep_family(client, experiment, sweep), objectives))
-    oracle = targets_of({"target": anchors.get("oracle", {})}, objectives, floors)
+    oracle = points_of(anchors.get("oracle", {}), objectives, floors)
     for key, summary in fronts.items():  # marked on the plots
         summary["oracle"] = dict(zip(objectives.names(), oracle[key], strict=True)) if key in oracle else None
     return runs, fronts
