@@ -165,13 +165,13 @@ def summarize_fronts(trials: dict[str, list[dict]], floors: dict[str, float], ob
     for key, floor in floors.items():
         fq, mu = objectives.names(key)
         target = (targets or {}).get(key)
-        regions = {t: Region(target, t, ideal_x, measurable_below) if target else None for t in {tau, *RANK_FLOORS}}
-        region = regions[tau]
+        region = Region(target, tau, ideal_x, measurable_below) if target else None
         table: dict[str, dict] = {}
         combined: list[tuple[str, int, Point]] = []
+        by_method: dict[str, list[Point]] = {}
         for method, rows in trials.items():
             index = [i for i, r in enumerate(rows) if fq in r and mu in r]
-            points = [(rows[i][fq], rows[i][mu]) for i in index]
+            points = by_method[method] = [(rows[i][fq], rows[i][mu]) for i in index]
             chosen = front(points)
             n = sum(1 for i in index if i < fits.get(method, 0))  # trials are in run order: the first n fit
             table[method] = {"front": [index[i] for i in chosen], "points": [points[i] for i in chosen],
@@ -189,11 +189,8 @@ def summarize_fronts(trials: dict[str, list[dict]], floors: dict[str, float], ob
         table["all"] = {"front": [combined[i][:2] for i in best], "points": [points[i] for i in best],
                         "trials": len(points), **_headline(points, [c[:2] for c in combined], region),
                         "hypervolume_floor": hypervolume(points, (floor, 0.0))}
-        ranks = {}
-        for t, r in sorted(regions.items()):
-            if t in RANK_FLOORS and r:
-                ranks[str(t)] = rank({m: _headline([(x[fq], x[mu]) for x in rows if fq in x and mu in x],
-                                                   range(len(rows)), r) for m, rows in trials.items()})
+        ranks = {str(t): rank({m: _headline(ps, range(len(ps)), Region(target, t, ideal_x, measurable_below))
+                               for m, ps in by_method.items()}) for t in RANK_FLOORS} if target else {}
         out[key] = {"reference": (floor, 0.0), "objectives": [fq, mu], "methods": table, "compute": compute,
                     "utility_floor": tau, "measurable": region.measurable if region else None,
                     "ideal_x": ideal_x, "measurable_below": measurable_below,
