@@ -302,7 +302,7 @@ def _add_utility_floor(p: argparse.ArgumentParser) -> None:
 
 def _add_sweep(sub: argparse._SubParsersAction) -> None:
     from ofmu_ray.methods import METHODS
-    from ofmu_ray.tune.config import SAMPLERS
+    from ofmu_ray.tune.config import RERUNS, SAMPLERS
 
     families = _families()
     methods = "; ".join(f"{f.label}: {', '.join(f.default_methods)}" for f in families)
@@ -326,6 +326,9 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--concurrency", type=int, default=0, help="trials at once (0: as many as the CPUs hold)")
     p.add_argument("--seeds", type=int, default=0,
                    help="re-run each method's front configurations with K new seeds (mean and std)")
+    p.add_argument("--rerun", default="front", choices=RERUNS,
+                   help="what --seeds re-runs: every front configuration, or only the headline's trial (the best "
+                        "forget quality at kept utility; none where no trial kept it), the selection a study reports")
     p.add_argument("--sampler", default="tpe", choices=SAMPLERS, help="Optuna's multi-objective sampler")
     p.add_argument("--sampler-seed", type=int, default=0)
     _add_utility_floor(p)
@@ -360,7 +363,8 @@ def _sweep_config(args: argparse.Namespace):
         epochs=args.epochs, trials_per_dim=args.trials_per_dim, attacks=_names(args.attacks),
         attack_settings=parse_sets(args.attack_set),
         batch_size=args.batch_size, workers=args.workers, cpus_per_worker=_cpus(args),
-        gpus_per_worker=args.gpus_per_worker, concurrency=args.concurrency, seeds=args.seeds, sampler=args.sampler,
+        gpus_per_worker=args.gpus_per_worker, concurrency=args.concurrency, seeds=args.seeds, rerun=args.rerun,
+        sampler=args.sampler,
         seed=args.sampler_seed, spaces=parse_sets(args.space), lora=_lora(args), lora_save=args.lora_save,
         models=_names(args.models or args.model), data=args.data, oracles=_names(args.oracle),
         retain_logs=_names(args.retain_logs), prompt=args.prompt, max_new_tokens=args.max_new_tokens,

@@ -202,3 +202,85 @@ def plot_curves(panels: dict[str, dict[str, list[tuple[int, float]]]], xlabel: s
     fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def plot_anytime(panels: dict[str, dict[str, tuple[list[float], list[float]]]], ylabel: str, title: str,
+                 path: Path) -> Path:
+    """A study's headline as a search spends more: per panel (its x axis: trials used, cumulative FLOPs),
+    one step line per method, the mean over searches; FLOPs on a log scale."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.2), squeeze=False)
+    for ax, (xlabel, lines) in zip(axes[0], panels.items(), strict=True):
+        for i, (method, (xs, ys)) in enumerate(lines.items()):
+            ax.plot(xs, ys, "-", drawstyle="steps-post", color=COLORS[i % len(COLORS)], label=method)
+        if "FLOPs" in xlabel:
+            ax.set_xscale("log")
+        ax.set(xlabel=xlabel, ylabel=f"{ylabel}, higher is better")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_intervals(points: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]],
+                   labels: tuple[str, str], title: str, path: Path) -> Path:
+    """Each method as one point (x mean, y mean) with its intervals as error bars, and the diagonal
+    y = x: e.g. the standard headline against the robust one (below the diagonal: the attacks undo
+    some forgetting).
+
+    Args:
+        points: per method, ((x mean, x low, x high), (y mean, y low, y high)).
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    for i, (method, ((x, xl, xh), (y, yl, yh))) in enumerate(points.items()):
+        ax.errorbar([x], [y], xerr=[[x - xl], [xh - x]], yerr=[[y - yl], [yh - y]], fmt="o", capsize=4,
+                    color=COLORS[i % len(COLORS)], label=method)
+    values = [v for (x, y) in points.values() for v in (*x, *y)]
+    if values:
+        ax.plot([min(values), max(values)], [min(values), max(values)], color="gray", ls="--", lw=1, label="y = x")
+    ax.set(xlabel=f"{labels[0]}, higher is better", ylabel=f"{labels[1]}, higher is better", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    return _save(fig, path)
+
+
+def plot_attainment(surfaces: dict[str, dict[float, list[tuple[float, float]]]], fronts: dict, title: str,
+                    path: Path) -> Path:
+    """Empirical attainment surfaces of a method's repeated searches: per method, the points attained
+    by at least one search (thin), by half of them (thick) and by all (dashed), as step lines, with
+    the target and the utility floor of `fronts` (`summarize_fronts(...)[key]`) marked.
+
+    Args:
+        surfaces: per method, per percentile of searches (0-100], the surface's points (x, y).
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 5))
+    styles = {"best": dict(lw=0.8, ls="-", alpha=0.6), "median": dict(lw=2.2, ls="-"), "worst": dict(lw=1.0, ls="--")}
+    everything = [p for levels in surfaces.values() for pts in levels.values() for p in pts]
+    target = fronts.get("target")
+    xs, ys = [p[0] for p in everything] or [0.0], [p[1] for p in everything] or [0.0]
+    if target:  # the region of interest, as `plot_png` draws it: what lies left of the target counts for nothing
+        tx, ty = target.values()
+        left, bottom = tx - 0.1 * max(max(xs) - tx, 1e-9), fronts["utility_floor"] * ty * 0.9
+    else:
+        left, bottom = min(xs) - 0.05 * (max(xs) - min(xs) or 1.0), min(ys)
+    for i, (method, levels) in enumerate(surfaces.items()):
+        ordered = sorted(levels)
+        named = {"best": ordered[0], "median": min(ordered, key=lambda p: abs(p - 50)), "worst": ordered[-1]}
+        for name, level in named.items():
+            pts = sorted((max(x, left), max(y, bottom)) for x, y in levels[level])  # x rising, y falling: a
+            # staircase from the left edge down to the bottom
+            ax.plot([left, *(p[0] for p in pts)], [*(p[1] for p in pts), bottom], drawstyle="steps-post",
+                    color=COLORS[i % len(COLORS)], label=f"{method}" if name == "median" else None, **styles[name])
+    if target:
+        ax.scatter([tx], [ty], marker="*", s=160, color="black", label="target", zorder=5)
+        ax.axhline(fronts["utility_floor"] * ty, color="gray", ls="--", lw=1, label="utility floor")
+    ax.set_xlim(left=left)
+    ax.set_ylim(bottom=bottom)
+    x, y = _axes(fronts["objectives"])
+    ax.set(xlabel=x, ylabel=y, title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    return _save(fig, path)

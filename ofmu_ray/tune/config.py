@@ -18,6 +18,7 @@ SAMPLERS = ("tpe", "nsga2", "gp")  # Optuna's multi-objective samplers
 MIN_TRIALS = 4  # the fewest trials `--trials-per-dim` gives a method: its defaults and three more
 ABLATION_MODES = ("held", "tuned")  # `ofmu-ray ablate --mode`: see tune/ablate.py
 UTILITY_FLOOR = 0.9  # tau: the share of the target's utility a trial must keep to count in the headline
+RERUNS = ("front", "headline")  # what `--seeds` re-runs: every front configuration, or the headline's trial
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,8 @@ class SweepConfig:
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 0.0
     concurrency: int = 0  # trials at once; 0 = as many as the cluster's CPUs hold
-    seeds: int = 0  # re-run each method's front configurations with this many new seeds
+    seeds: int = 0  # re-run each method's front configurations (or its headline's, `rerun`) with this many new seeds
+    rerun: str = "front"  # which configurations `seeds` re-runs (`RERUNS`)
     sampler: str = "tpe"
     seed: int = 0  # the sampler's seed
     spaces: dict = field(default_factory=dict)  # method -> the user's YAML file
@@ -102,6 +104,8 @@ class SweepConfig:
         check_utility_floor(self.utility_floor)
         if self.batch_size % self.workers:
             raise UsageError(f"batch size {self.batch_size} is not divisible by {self.workers} workers")
+        if self.rerun not in RERUNS:
+            raise UsageError(f"unknown --rerun {self.rerun!r}; choose from {', '.join(RERUNS)}")
         if self.sampler not in SAMPLERS:
             raise UsageError(f"unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}")
         extra = set(self.spaces) - set(self.methods)

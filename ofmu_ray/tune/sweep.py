@@ -147,18 +147,26 @@ def _sweep_model(cfg: SweepConfig, model: str, prepared: Prepared, spaces: dict,
 
 def _rerun_seeds(cfg: SweepConfig, method: str, model: str, client, experiment: str, name: str, parent: str,
                  method_tags: dict, context: TrialContext, storage: Path, resume: bool) -> None:
-    """Runs each front configuration of `method` again with seeds 1..K. New seeds, not the
-    sweep's own run: that one was picked for looking good, so it would flatter the mean."""
+    """Runs each front configuration of `method` (`rerun="headline"`: the headline's trial, if any
+    trial kept the utility) again with K new seeds, s*K+1..s*K+K for sampler seed s, so that searches
+    differing in their sampler seed share no re-run. New seeds, not the sweep's own run: that one was
+    picked for looking good, so it would flatter the mean (the winner's curse)."""
     from ray import tune
 
     from ofmu_ray.tune.trial_logger import TrialLogger
 
     runs_of, fronts = results.fronts_of(client, experiment, name, [method], model, cfg.utility_floor)
+    entry = fronts[""]["methods"][method]
+    headline = entry["fq_at_kept_utility_trial"]
+    chosen = entry["front"] if cfg.rerun == "front" else [headline] if headline is not None else []
+    if not chosen:
+        return
     points = []
-    for i in fronts[""]["methods"][method]["front"]:
+    for i in chosen:
         run = runs_of[method][i]
         hp = {k[len("method."):]: v for k, v in run.data.params.items() if k.startswith("method.")}
-        points += [hp | {"seed": s, "source": run.data.tags["ray_trial_id"]} for s in range(1, cfg.seeds + 1)]
+        first = cfg.seed * cfg.seeds + 1
+        points += [hp | {"seed": s, "source": run.data.tags["ray_trial_id"]} for s in range(first, first + cfg.seeds)]
     logger = TrialLogger(client.tracking_uri, experiment, parent, method_tags, "seed",
                          (*cfg.family.result_files, "history.json"))
     fit(cfg, f"{slug(model)}.{method}-seeds", None, 1, {"point": tune.grid_search(points)}, context, logger,
