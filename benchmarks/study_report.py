@@ -140,30 +140,31 @@ def claims(cell: Cell, seed: int) -> list[tuple[str, str, str]]:
     x, y = cell.objectives.names()
     rows = []
 
-    def judge(metric: str, higher: bool) -> tuple[str, list[str]]:
+    def judge(metric: str, higher: bool, digits: int = 2) -> tuple[str, list[str]]:
         calls, said = {}, []
         for b in cell.methods:
             if b != "ofmu":
                 iv = paired(cell.groups("ofmu", metric), cell.groups(b, metric), seed)
                 calls[b] = call(iv, higher)
-                said.append(f"vs {b} {iv if iv else 'n/a'} ({calls[b]})")
+                said.append(f"vs {b} {iv.format(digits, sign=True) if iv else 'n/a'} ({calls[b]})")
         verdict = ("does not hold" if "loss" in calls.values() else
                    "holds" if calls and set(calls.values()) == {"win"} else "cannot tell at this budget")
         return verdict, said
 
-    def mean(metric: str) -> str:
-        return ", ".join(f"{m} {bootstrap(cell.groups(m, metric), seed) or 'n/a'}" for m in cell.methods)
+    def mean(metric: str, digits: int) -> str:
+        intervals = {m: bootstrap(cell.groups(m, metric), seed) for m in cell.methods}
+        return ", ".join(f"{m} {iv.format(digits) if iv else 'n/a'}" for m, iv in intervals.items())
 
     fq, fq_said = judge(x, True)
-    mu, mu_said = judge(y, True)
+    mu, mu_said = judge(y, True, 3)
     both = "does not hold" if "does not hold" in (fq, mu) else "holds" if fq == mu == "holds" else \
         "cannot tell at this budget"
     rows.append(("Highest forget quality and model utility", both,
                  f"{x} (OFMU - baseline): {'; '.join(fq_said)}. {y}: {'; '.join(mu_said)}."))
-    for metric, claim in (("fq_variance", "Lowest forget-quality variance across the hard splits"),
-                          ("mu_degradation", "Lowest model-utility degradation")):
-        verdict, said = judge(metric, False)
-        rows.append((claim, verdict, f"means: {mean(metric)}. OFMU - baseline: {'; '.join(said)}."))
+    for metric, claim, digits in (("fq_variance", "Lowest forget-quality variance across the hard splits", 2),
+                                  ("mu_degradation", "Lowest model-utility degradation", 3)):
+        verdict, said = judge(metric, False, digits)
+        rows.append((claim, verdict, f"means: {mean(metric, digits)}. OFMU - baseline: {'; '.join(said)}."))
     if "/robust" in cell.keys:
         robust = cell.objectives.names("/robust")[0]
         verdict, said = judge(robust, True)
@@ -360,8 +361,7 @@ def _cell_lines(client, cell: Cell, seed: int, figures: dict[str, Path], base: P
             for k in cell.keys:
                 iv = by_key[k]
                 calls.append(call(iv) if iv else _unpaired(cell, b, k, compute))
-                cells.append(f"{iv.mean:+.2f} [{iv.low:+.2f}, {iv.high:+.2f}] {calls[-1]}" if iv else
-                             f"{calls[-1]} ({_missing(cell, b, k, compute)})")
+                cells.append(f"{iv.format(sign=True)} {calls[-1]}" if iv else _no_interval(cell, b, k, compute))
             lines.append(f"| {b} | " + " | ".join(cells) + f" | {calls.count('win')}-{calls.count('loss')}-"
                          f"{calls.count('tie')} |")
     by_trials, _, n, changed = anytime_curves(cell)
@@ -394,6 +394,23 @@ def _missing(cell: Cell, baseline: str, key: str, compute: bool) -> str:
 
     missing = [m for m in ("ofmu", baseline) if none(m)]
     return " and ".join(f"{'OFMU' if m == 'ofmu' else m} none" for m in missing) or "n/a"
+
+
+def _no_interval(cell: Cell, baseline: str, key: str, compute: bool) -> str:
+    """A table cell without an interval: the call and which side selected nothing, or the bare
+    difference where each side has one value (one search, at equal compute)."""
+    from ofmu_ray.tune.verdict import mean_of_means
+
+    missing = _missing(cell, baseline, key, compute)
+    if missing != "n/a":
+        return f"{_unpaired(cell, baseline, key, compute)} ({missing})"
+    values = [cell.equal_compute(m, key) if compute else cell.groups(m, cell.objectives.names(key)[0])
+              for m in ("ofmu", baseline)]
+    pairs = [(a, b) for a, b in zip(*values, strict=True) if a and b]
+    if not pairs:
+        return "n/a (no search where both selected something)"
+    difference = mean_of_means([a for a, _ in pairs]) - mean_of_means([b for _, b in pairs])
+    return f"{difference:+.2f} (no interval: one value a side)"
 
 
 def _unpaired(cell: Cell, baseline: str, key: str, compute: bool) -> str:

@@ -214,8 +214,13 @@ def plot_anytime(panels: dict[str, dict[str, tuple[list[float], list[float]]]], 
         for i, (method, (xs, ys)) in enumerate(lines.items()):
             ax.plot(xs, ys, "-", drawstyle="steps-post", color=COLORS[i % len(COLORS)], label=method)
         if "FLOPs" in xlabel:
-            ax.set_xscale("log")
-        ax.set(xlabel=xlabel, ylabel=f"{ylabel}, higher is better")
+            from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
+
+            ax.set_xscale("log")  # labels at 1, 2 and 5 of each decade: a study's FLOPs span one or two
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set(xlabel=xlabel, ylabel=f"{ylabel}\n(higher is better)")
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.suptitle(title)

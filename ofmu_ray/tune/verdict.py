@@ -44,7 +44,12 @@ class Interval:
     runs: int
 
     def __str__(self) -> str:
-        return f"{self.mean:.2f} [{self.low:.2f}, {self.high:.2f}]"
+        return self.format()
+
+    def format(self, digits: int = 2, sign: bool = False) -> str:
+        """'mean [low, high]' at `digits` decimals (`sign`: always signed, as differences are)."""
+        f = f"{'+' if sign else ''}.{digits}f"
+        return f"{self.mean:{f}} [{self.low:{f}}, {self.high:{f}}]"
 
 
 def _present(groups: Groups) -> list[list[float]]:
