@@ -22,7 +22,7 @@ import json
 import math
 import statistics
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 REPORT = "study-report"  # the ofmu.kind of the run the report is logged to
@@ -58,7 +58,7 @@ class Cell:
     objectives: object  # `Objectives`
     keys: list[str]
     wall_hours: float
-    methods: list[str] = field(default_factory=list)
+    methods: list[str]
 
     @property
     def tau(self) -> float:
@@ -76,6 +76,10 @@ class Cell:
         """Per search, the method's headline within the least compute any method spent (None: none kept the floor)."""
         values = [s.fronts[key]["methods"][method].get("fq_at_kept_utility_equal_compute") for s in self.searches]
         return [None if v is None else [v] for v in values]
+
+    def values(self, method: str, key: str, compute: bool) -> list[list[float] | None]:
+        """What the verdict compares on `key`: the re-runs' x (`groups`), or at equal compute the selected trial's."""
+        return self.equal_compute(method, key) if compute else self.groups(method, self.objectives.names(key)[0])
 
     def kept(self, method: str) -> tuple[int, int]:
         """(re-runs that kept tau x the target's utility, re-runs) on the forget split."""
@@ -111,8 +115,6 @@ def load(client, study: str) -> tuple[list[Cell], list[str]]:
     return cells, unfinished
 
 
-
-
 def headlines(cell: Cell, seed: int) -> dict[str, dict[str, object]]:
     """Per method and split key, the re-runs' mean x with its interval (None: no value)."""
     from ofmu_ray.tune.verdict import bootstrap
@@ -126,10 +128,7 @@ def differences(cell: Cell, seed: int, compute: bool = False) -> dict[str, dict[
     trials at equal compute)."""
     from ofmu_ray.tune.verdict import paired
 
-    def values(method: str, key: str):
-        return cell.equal_compute(method, key) if compute else cell.groups(method, cell.objectives.names(key)[0])
-
-    return {b: {k: paired(values("ofmu", k), values(b, k), seed) for k in cell.keys}
+    return {b: {k: paired(cell.values("ofmu", k, compute), cell.values(b, k, compute), seed) for k in cell.keys}
             for b in cell.methods if b != "ofmu"}
 
 
@@ -251,9 +250,7 @@ def cost(cell: Cell) -> dict[str, float]:
             "wall_hours": cell.wall_hours}
 
 
-
-
-def _figures(cell: Cell, folder: Path) -> dict[str, Path]:
+def _figures(cell: Cell, folder: Path, seed: int) -> dict[str, Path]:
     """The cell's figures: the fronts of every search's trials, the anytime curves, the standard
     against the robust headline, the attainment surfaces."""
     from ofmu_ray.families import family_of
@@ -282,7 +279,7 @@ def _figures(cell: Cell, folder: Path) -> dict[str, Path]:
         robust = cell.objectives.names("/robust")[0]
         points = {}
         for m in cell.methods:
-            a, b = bootstrap(cell.groups(m, x)), bootstrap(cell.groups(m, robust))
+            a, b = bootstrap(cell.groups(m, x), seed), bootstrap(cell.groups(m, robust), seed)
             if a and b:
                 points[m] = ((a.mean, a.low, a.high), (b.mean, b.low, b.high))
         out["robust"] = plot_intervals(points, (x, robust), f"synth-tofu {split}: the selected configurations' "
@@ -331,7 +328,8 @@ def _cell_lines(client, cell: Cell, seed: int, figures: dict[str, Path], base: P
             run, reruns = s.trials[m][chosen], s.reruns.get(m, [])
             values = [q.data.metrics.get(x, math.nan) for q in reruns]
             kept = sum(q.data.metrics.get(y, -1) >= cell.tau * ty for q in reruns)
-            config = ", ".join(f"{k[7:]}={v}" for k, v in sorted(run.data.params.items()) if k.startswith("method."))
+            config = ", ".join(f"{k[7:]}={_short(v)}" for k, v in sorted(run.data.params.items())
+                               if k.startswith("method."))
             lines.append(f"| {m} | {i} | {run.info.run_name} | {run.data.metrics[x]:.2f} | {run.data.metrics[y]:.3f} "
                          f"| {statistics.fmean(values):.2f} | {kept}/{len(reruns)} | {config} |")
     heads = headlines(cell, seed)
@@ -385,14 +383,18 @@ def _cell_lines(client, cell: Cell, seed: int, figures: dict[str, Path], base: P
     return lines
 
 
+def _short(value: str) -> str:
+    """A hyper-parameter as MLflow holds it (text), numbers to 3 significant digits."""
+    try:
+        return f"{float(value):.3g}"
+    except ValueError:
+        return value
+
+
 def _missing(cell: Cell, baseline: str, key: str, compute: bool) -> str:
     """Which of OFMU and `baseline` selected nothing on `key` in any search ('n/a': both did, in
     different searches, or one value each: no interval)."""
-    def none(method: str) -> bool:
-        groups = cell.equal_compute(method, key) if compute else cell.groups(method, cell.objectives.names(key)[0])
-        return not any(groups)
-
-    missing = [m for m in ("ofmu", baseline) if none(m)]
+    missing = [m for m in ("ofmu", baseline) if not any(cell.values(m, key, compute))]
     return " and ".join(f"{'OFMU' if m == 'ofmu' else m} none" for m in missing) or "n/a"
 
 
@@ -404,9 +406,8 @@ def _no_interval(cell: Cell, baseline: str, key: str, compute: bool) -> str:
     missing = _missing(cell, baseline, key, compute)
     if missing != "n/a":
         return f"{_unpaired(cell, baseline, key, compute)} ({missing})"
-    values = [cell.equal_compute(m, key) if compute else cell.groups(m, cell.objectives.names(key)[0])
-              for m in ("ofmu", baseline)]
-    pairs = [(a, b) for a, b in zip(*values, strict=True) if a and b]
+    pairs = [(a, b) for a, b in zip(cell.values("ofmu", key, compute), cell.values(baseline, key, compute),
+                                    strict=True) if a and b]
     if not pairs:
         return "n/a (no search where both selected something)"
     difference = mean_of_means([a for a, _ in pairs]) - mean_of_means([b for _, b in pairs])
@@ -455,7 +456,7 @@ def write_report(tracking_uri: str, study: str, out: Path, seed: int = 0) -> Pat
         lines += [f"Cells started and not finished, left out: {', '.join(unfinished)}.", ""]
     figures = {}
     for cell in cells:
-        figures[cell.split] = _figures(cell, folder)
+        figures[cell.split] = _figures(cell, folder, seed)
         lines += _cell_lines(client, cell, seed, figures[cell.split], out.parent)
     out.write_text("\n".join(lines))
     experiment = mlflow_log.experiment_id(client, f"study/{study}")
