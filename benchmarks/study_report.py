@@ -366,7 +366,8 @@ def _cell_lines(client, cell: Cell, seed: int, figures: dict[str, Path], base: P
     final = " > ".join(m for m in sorted(by_trials, key=lambda m: -by_trials[m][-1] if math.isfinite(by_trials[m][-1])
                                          else math.inf))
     lines += ["", "### Does the ranking settle?", "",
-              f"Mean headline over searches against the trials used and the compute spent. At N = {n} trials the "
+              "Mean headline over searches (the best trial's own value, before any re-run) against the trials used "
+              f"and the compute spent. At N = {n} trials the "
               f"order is {final}; it last changed at n = {changed}"
               + (", so it was still changing at N." if changed == n else f", and held for the last {n - changed} "
                  "trials."), "",
