@@ -73,9 +73,12 @@ class Cell:
                 [r.data.metrics.get(metric, math.nan) for r in s.reruns.get(method, [])] for s in self.searches]
 
     def equal_compute(self, method: str, key: str) -> list[list[float] | None]:
-        """Per search, the method's headline within the least compute any method spent (None: none kept the floor)."""
-        values = [s.fronts[key]["methods"][method].get("fq_at_kept_utility_equal_compute") for s in self.searches]
-        return [None if v is None else [v] for v in values]
+        """Per search, `key`'s x of the trial the method selects among those within the least compute any
+        method spent, selected on the forget split as `groups`' are (None: none of them kept the floor)."""
+        x = self.objectives.names(key)[0]
+        chosen = [s.fronts[""]["methods"][method].get("fq_at_kept_utility_equal_compute_trial") for s in self.searches]
+        return [None if i is None else [s.trials[method][i].data.metrics.get(x, math.nan)]
+                for s, i in zip(self.searches, chosen, strict=True)]
 
     def values(self, method: str, key: str, compute: bool) -> list[list[float] | None]:
         """What the verdict compares on `key`: the re-runs' x (`groups`), or at equal compute the selected trial's."""
@@ -350,7 +353,9 @@ def _cell_lines(client, cell: Cell, seed: int, figures: dict[str, Path], base: P
         lines += ["", f"### OFMU - baseline, at {title}", "",
                   "Paired by search, over the searches where both selected something; 95 % interval; win / loss / "
                   "tie: the interval excludes 0 in OFMU's favour / against it / neither. Where a side selected nothing "
-                  "in any search ('none'), it ranks last, as in the headline: OFMU none is a loss.", "",
+                  "in any search ('none'), it ranks last, as in the headline: OFMU none is a loss. 'No interval': "
+                  "nothing varies (one value a side, or the same values in every search, as when only a method's "
+                  "defaults fit in the compute): the difference is shown and not called.", "",
                   *([_fits(cell), ""] if compute else []),
                   "| baseline | " + " | ".join(key_name(k) for k in cell.keys) + " | wins-losses-ties |",
                   "|---|" + "---:|" * len(cell.keys) + "---:|"]
@@ -401,7 +406,8 @@ def _missing(cell: Cell, baseline: str, key: str, compute: bool) -> str:
 
 def _no_interval(cell: Cell, baseline: str, key: str, compute: bool) -> str:
     """A table cell without an interval: the call and which side selected nothing, or the bare
-    difference where each side has one value (one search, at equal compute)."""
+    difference where nothing varies (at equal compute: one search, or the same two trials selected
+    in every search, e.g. the defaults when only the first trial fits)."""
     from ofmu_ray.tune.verdict import mean_of_means
 
     missing = _missing(cell, baseline, key, compute)
@@ -412,7 +418,7 @@ def _no_interval(cell: Cell, baseline: str, key: str, compute: bool) -> str:
     if not pairs:
         return "n/a (no search where both selected something)"
     difference = mean_of_means([a for a, _ in pairs]) - mean_of_means([b for _, b in pairs])
-    return f"{difference:+.2f} (no interval: one value a side)"
+    return f"{difference:+.2f} (no interval)"
 
 
 def _unpaired(cell: Cell, baseline: str, key: str, compute: bool) -> str:

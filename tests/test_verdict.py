@@ -26,6 +26,7 @@ def test_the_bootstrap_is_reproducible_and_hierarchical():
     within = verdict.bootstrap([groups[0]], seed=7)  # one search: over its seeds only
     assert within.searches == 1 and within.high - within.low < 0.35
     assert verdict.bootstrap([[-1.0], None], seed=0) is None  # one value: nothing to resample
+    assert verdict.bootstrap([[-1.0], [-1.0], [-1.0]], seed=0) is None  # one run repeated: no spread
 
 
 def test_paired_differences_use_the_searches_where_both_selected_something():
@@ -36,6 +37,8 @@ def test_paired_differences_use_the_searches_where_both_selected_something():
     assert verdict.call(difference) == "win" and verdict.call(verdict.paired(base, ofmu, seed=0)) == "loss"
     assert verdict.paired([None, [-1.0]], [[-2.0], None]) is None  # no search holds both
     assert verdict.paired([[-1.0]], [[-2.0]]) is None  # one value a side in one search
+    # at equal compute, the same two trials selected in both searches: one difference, measured once
+    assert verdict.paired([[-1.0], [-1.0]], [[-2.0], [-2.0]]) is None
 
 
 def test_the_call_reads_the_interval_in_the_direction_that_is_better():

@@ -181,6 +181,7 @@ def summarize_fronts(trials: dict[str, list[dict]], floors: dict[str, float], ob
             if fits:
                 within = _headline(points[:n], index[:n], region)
                 table[method] |= {"fq_at_kept_utility_equal_compute": within["fq_at_kept_utility"],
+                                  "fq_at_kept_utility_equal_compute_trial": within["fq_at_kept_utility_trial"],
                                   "hypervolume_equal_compute": within["hypervolume"],
                                   "hypervolume_floor_equal_compute": hypervolume(points[:n], (floor, 0.0))}
             combined += [(method, i, p) for i, p in zip(index, points, strict=True)]

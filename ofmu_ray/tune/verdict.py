@@ -63,8 +63,9 @@ def mean_of_means(groups: Groups) -> float:
 
 
 def bootstrap(groups: Groups, seed: int = 0, draws: int = DRAWS) -> Interval | None:
-    """`mean_of_means` with its hierarchical bootstrap interval; None with fewer than two values
-    (one value has no spread to resample). With one search the interval is over its runs only."""
+    """`mean_of_means` with its hierarchical bootstrap interval; None with fewer than two values, or
+    values that are all the same (no spread to resample). With one search the interval is over its
+    runs only."""
     import numpy as np
 
     present = [np.array(g) for g in _present(groups)]
@@ -76,6 +77,8 @@ def bootstrap(groups: Groups, seed: int = 0, draws: int = DRAWS) -> Interval | N
     for d in range(draws):
         picked = rng.integers(len(present), size=len(present))
         means[d] = np.mean([rng.choice(present[i], size=len(present[i])).mean() for i in picked])
+    if np.ptp(means) == 0:  # every value the same: one run repeated (the same trial in every search), no spread
+        return None
     tail = (1 - LEVEL) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
     return Interval(mean_of_means(groups), float(low), float(high), len(present), runs)
@@ -84,7 +87,8 @@ def bootstrap(groups: Groups, seed: int = 0, draws: int = DRAWS) -> Interval | N
 def paired(a: Groups, b: Groups, seed: int = 0, draws: int = DRAWS) -> Interval | None:
     """a - b over the searches where both have a value: the mean over those searches of (a's mean -
     b's mean), resampling the searches together and each side's runs within them; None with no such
-    search, or with one search holding one value a side."""
+    search, with one search holding one value a side, or where the difference never varies (at equal
+    compute, the same two trials selected in every search)."""
     import numpy as np
 
     pairs = [(np.array(x), np.array(y)) for x, y in zip(_kept(a), _kept(b), strict=True) if x and y]
@@ -97,6 +101,8 @@ def paired(a: Groups, b: Groups, seed: int = 0, draws: int = DRAWS) -> Interval 
         picked = rng.integers(len(pairs), size=len(pairs))
         diffs[d] = np.mean([rng.choice(pairs[i][0], size=len(pairs[i][0])).mean()
                             - rng.choice(pairs[i][1], size=len(pairs[i][1])).mean() for i in picked])
+    if np.ptp(diffs) == 0:  # as in `bootstrap`: nothing varies, so nothing to give an interval of
+        return None
     tail = (1 - LEVEL) / 2 * 100
     low, high = np.percentile(diffs, [tail, 100 - tail])
     return Interval(mean, float(low), float(high), len(pairs), sum(len(x) + len(y) for x, y in pairs))
