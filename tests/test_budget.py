@@ -51,6 +51,9 @@ def test_equal_compute_takes_each_methods_trials_in_order_up_to_the_least_total(
     assert fronts["dear"]["hypervolume_floor"] == pytest.approx(8 * 0.5)  # both trials
     assert fronts["dear"]["hypervolume_floor_equal_compute"] == pytest.approx(6 * 0.5)  # the first alone
     assert fronts["dear"]["fq_at_kept_utility"] == -2.0 and fronts["dear"]["fq_at_kept_utility_equal_compute"] == -4.0
+    # the trial that gives each headline: the study reads the other split keys from it
+    dear = fronts["dear"]
+    assert dear["fq_at_kept_utility_trial"] == 1 and dear["fq_at_kept_utility_equal_compute_trial"] == 0
     assert fronts["dear"]["hypervolume"] == pytest.approx(0.8) and fronts["dear"]["hypervolume_equal_compute"] == (
         pytest.approx(0.6))
     assert fronts["cheap"]["hypervolume_equal_compute"] == fronts["cheap"]["hypervolume"]
