@@ -478,9 +478,22 @@ def write_report(tracking_uri: str, study: str, out: Path, seed: int = 0) -> Pat
                                                  "cost": cost(c)} for c in cells}, indent=1))
         mlflow_log.log_files(client, run, {"RESULTS.md": out, "verdict.json": summary} |
                              {p.name: p for f in figures.values() for p in f.values()}, "report")
-    browse.describe(client, run, out.read_text())
+    browse.describe(client, run, _description(out.read_text()))
     client.set_terminated(run, "FINISHED")
     return out
+
+
+def _description(report: str, limit: int = 7500) -> str:
+    """The report as the run's description, cut at a line before MLflow's 8000-character limit."""
+    if len(report) <= limit:
+        return report
+    kept, size = [], 0
+    for line in report.splitlines():
+        if size + len(line) + 1 > limit:
+            break
+        kept.append(line)
+        size += len(line) + 1
+    return "\n".join(kept + ["", "(cut here: the whole report is this run's artifact `report/RESULTS.md`)"])
 
 
 def _plain(table: dict) -> dict:
