@@ -254,7 +254,7 @@ def plot_intervals(points: dict[str, tuple[tuple[float, float, float], tuple[flo
 def plot_attainment(surfaces: dict[str, dict[float, list[tuple[float, float]]]], fronts: dict, title: str,
                     path: Path) -> Path:
     """Empirical attainment surfaces of a method's repeated searches: per method, the points attained
-    by at least one search (thin), by half of them (thick) and by all (dashed), as step lines, with
+    by at least one search (thin), by at least half of them (thick) and by all (dashed), as step lines, with
     the target and the utility floor of `fronts` (`summarize_fronts(...)[key]`) marked.
 
     Args:
@@ -273,7 +273,7 @@ def plot_attainment(surfaces: dict[str, dict[float, list[tuple[float, float]]]],
         left, bottom = min(xs) - 0.05 * (max(xs) - min(xs) or 1.0), min(ys)
     for i, (method, levels) in enumerate(surfaces.items()):
         ordered = sorted(levels)
-        named = {"best": ordered[0], "median": min(ordered, key=lambda p: abs(p - 50)), "worst": ordered[-1]}
+        named = {"best": ordered[0], "median": min(p for p in ordered if p >= 50), "worst": ordered[-1]}
         for name, level in named.items():
             pts = sorted((max(x, left), max(y, bottom)) for x, y in levels[level])  # x rising, y falling: a
             # staircase from the left edge down to the bottom
