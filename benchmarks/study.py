@@ -166,7 +166,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--methods: the verdict compares OFMU with at least one baseline")
     if min(args.searches, args.trials, args.seeds) < 1:
         parser.error("--searches, --trials and --seeds must be at least 1")
-    check_utility_floor(args.utility_floor)
+    try:
+        check_utility_floor(args.utility_floor)
+    except ValueError as e:  # UsageError
+        parser.error(str(e))
     command = "python benchmarks/study.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if not args.report_only:
         run_cell(args, command.strip())

@@ -302,6 +302,8 @@ def _cell_lines(client, cell: Cell, seed: int, figures: dict[str, Path], base: P
     r = len(cell.searches)
     batches = int(cell.searches[0].trials[cell.methods[0]][0].data.metrics["forget_batches"])
     span = "`--steps`" if "steps" in p else f"{float(p['epochs']):g} epochs of the forget split"
+    short = sum(1 for s in cell.searches for rs in (*s.trials.values(), *s.reruns.values()) for q in rs
+                if q.data.tags.get("ofmu.short_budget"))
     lines = [f"## {cell.split}", "",
              f"- **Command:** `{p['command']}`",
              f"- **Benchmark:** synth-tofu `{p['profile']}` {cell.split}, model `{p['model']}`; the prepared build's "
@@ -309,7 +311,8 @@ def _cell_lines(client, cell: Cell, seed: int, figures: dict[str, Path], base: P
              f"- **Budget:** {r} search(es) (sampler seeds 0..{r - 1}) of {p['trials']} trials per method, the first "
              f"at its defaults, every run {batches} forget batches ({span}) for every method; each search's selected "
              f"configuration re-run on {p['seeds']} fresh seeds. Attacks: "
-             f"{p['attacks']}." + (f" Own search spaces: {p['spaces']}." if "spaces" in p else ""),
+             f"{p['attacks']}." + (f" Own search spaces: {p['spaces']}." if "spaces" in p else "")
+             + f" Runs that stopped short of the budget (diverged): {short}.",
              f"- **Target:** {x} {tx:.2f}, {y} {ty:.3f}; utility floor {cell.tau:g} x {ty:.3f} = {cell.tau * ty:.3f}.",
              f"- **Cost:** {spent['trials']} trials and {spent['reruns']} re-runs, {spent['flops']:.3g} FLOPs, "
              f"{spent['run_hours']:.2f} h of runs ({spent['wall_hours']:.2f} h wall clock).",
