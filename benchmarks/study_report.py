@@ -84,11 +84,10 @@ class Cell:
         """What the verdict compares on `key`: the re-runs' x (`groups`), or at equal compute the selected trial's."""
         return self.equal_compute(method, key) if compute else self.groups(method, self.objectives.names(key)[0])
 
-    def kept(self, method: str) -> tuple[int, int]:
-        """(re-runs that kept tau x the target's utility, re-runs) on the forget split."""
+    def kept(self, runs: list) -> int:
+        """How many of `runs` kept tau x the target's utility on the forget split."""
         floor = self.tau * self.target("")[1]
-        values = [v for g in self.groups(method, self.objectives.y) if g for v in g]
-        return sum(v >= floor for v in values), len(values)
+        return sum(r.data.metrics.get(self.objectives.y, -math.inf) >= floor for r in runs)
 
 
 def load(client, study: str) -> tuple[list[Cell], list[str]]:
@@ -133,6 +132,13 @@ def differences(cell: Cell, seed: int, compute: bool = False) -> dict[str, dict[
 
     return {b: {k: paired(cell.values("ofmu", k, compute), cell.values(b, k, compute), seed) for k in cell.keys}
             for b in cell.methods if b != "ofmu"}
+
+
+def numbers(cell: Cell, seed: int) -> dict:
+    """Everything the report and `verdict.json` read of a cell, computed once: the headlines, the
+    differences at equal data and equal compute, and the anytime curves (`anytime_curves`)."""
+    return {"headlines": headlines(cell, seed), "equal_data": differences(cell, seed),
+            "equal_compute": differences(cell, seed, True), "anytime": anytime_curves(cell)}
 
 
 def claims(cell: Cell, seed: int) -> list[tuple[str, str, str]]:
@@ -253,7 +259,7 @@ def cost(cell: Cell) -> dict[str, float]:
             "wall_hours": cell.wall_hours}
 
 
-def _figures(cell: Cell, folder: Path, seed: int) -> dict[str, Path]:
+def _figures(cell: Cell, folder: Path, found: dict) -> dict[str, Path]:
     """The cell's figures: the fronts of every search's trials, the anytime curves, the standard
     against the robust headline, the attainment surfaces."""
     from ofmu_ray.families import family_of
@@ -270,19 +276,17 @@ def _figures(cell: Cell, folder: Path, seed: int) -> dict[str, Path]:
     out = {"fronts": plot_png({m: [(t.get(x, math.nan), t.get(y, math.nan)) for t in ts] for m, ts in pooled.items()},
                               fronts, f"synth-tofu {split}: every trial of the {len(cell.searches)} search(es)",
                               folder / f"{split}_fronts.png")}
-    by_trials, by_flops, _, _ = anytime_curves(cell)
+    by_trials, by_flops, _, _ = found["anytime"]
     out["anytime"] = plot_anytime(
         {"trials used": {m: (list(range(1, len(c) + 1)), c) for m, c in by_trials.items()},
          "cumulative FLOPs": by_flops}, f"best {x} at kept utility",
         f"synth-tofu {split}: the headline as a search spends more (mean over searches)",
         folder / f"{split}_anytime.png")
     if "/robust" in cell.keys:
-        from ofmu_ray.tune.verdict import bootstrap
-
         robust = cell.objectives.names("/robust")[0]
         points = {}
         for m in cell.methods:
-            a, b = bootstrap(cell.groups(m, x), seed), bootstrap(cell.groups(m, robust), seed)
+            a, b = found["headlines"][m][""], found["headlines"][m]["/robust"]
             if a and b:
                 points[m] = ((a.mean, a.low, a.high), (b.mean, b.low, b.high))
         out["robust"] = plot_intervals(points, (x, robust), f"synth-tofu {split}: the selected configurations' "
@@ -293,7 +297,7 @@ def _figures(cell: Cell, folder: Path, seed: int) -> dict[str, Path]:
     return out
 
 
-def _cell_lines(client, cell: Cell, seed: int, figures: dict[str, Path], base: Path) -> list[str]:
+def _cell_lines(client, cell: Cell, seed: int, found: dict, figures: dict[str, Path], base: Path) -> list[str]:
     from ofmu_ray.tune.verdict import call
 
     p, x, y = cell.params, *cell.objectives.names()
@@ -333,12 +337,12 @@ def _cell_lines(client, cell: Cell, seed: int, figures: dict[str, Path], base: P
                 continue
             run, reruns = s.trials[m][chosen], s.reruns.get(m, [])
             values = [q.data.metrics.get(x, math.nan) for q in reruns]
-            kept = sum(q.data.metrics.get(y, -1) >= cell.tau * ty for q in reruns)
+            kept = cell.kept(reruns)
             config = ", ".join(f"{k[7:]}={_short(v)}" for k, v in sorted(run.data.params.items())
                                if k.startswith("method."))
             lines.append(f"| {m} | {i} | {run.info.run_name} | {run.data.metrics[x]:.2f} | {run.data.metrics[y]:.3f} "
                          f"| {statistics.fmean(values):.2f} | {kept}/{len(reruns)} | {config} |")
-    heads = headlines(cell, seed)
+    heads = found["headlines"]
     lines += ["", "### Headline per method", "",
               f"Mean {x} of the re-runs, 95 % interval (hierarchical bootstrap over searches, then seeds), per split "
               "key; 'none': searches that selected nothing.", "",
@@ -346,8 +350,8 @@ def _cell_lines(client, cell: Cell, seed: int, figures: dict[str, Path], base: P
               "|---|---:|" + "---:|" * len(cell.keys) + "---:|"]
     for m in cell.methods:
         none = sum(s.selected(m) is None for s in cell.searches)
-        kept, total = cell.kept(m)
-        share = f"{kept}/{total}" if total else "-"
+        reruns = [q for s in cell.searches if s.selected(m) is not None for q in s.reruns.get(m, [])]
+        share = f"{cell.kept(reruns)}/{len(reruns)}" if reruns else "-"
         lines.append(f"| {m} | {none}/{r} | " + " | ".join(str(heads[m][k] or "n/a") for k in cell.keys) +
                      f" | {share} |")
     for title, compute in (("equal data (each method its trials; the re-runs)", False),
@@ -362,7 +366,7 @@ def _cell_lines(client, cell: Cell, seed: int, figures: dict[str, Path], base: P
                   *([_fits(cell), ""] if compute else []),
                   "| baseline | " + " | ".join(key_name(k) for k in cell.keys) + " | wins-losses-ties |",
                   "|---|" + "---:|" * len(cell.keys) + "---:|"]
-        for b, by_key in differences(cell, seed, compute).items():
+        for b, by_key in found["equal_compute" if compute else "equal_data"].items():
             calls, cells = [], []
             for k in cell.keys:
                 iv = by_key[k]
@@ -370,7 +374,7 @@ def _cell_lines(client, cell: Cell, seed: int, figures: dict[str, Path], base: P
                 cells.append(f"{iv.format(sign=True)} {calls[-1]}" if iv else _no_interval(cell, b, k, compute))
             lines.append(f"| {b} | " + " | ".join(cells) + f" | {calls.count('win')}-{calls.count('loss')}-"
                          f"{calls.count('tie')} |")
-    by_trials, _, n, changed = anytime_curves(cell)
+    by_trials, _, n, changed = found["anytime"]
     final = " > ".join(m for m in sorted(by_trials, key=lambda m: -by_trials[m][-1] if math.isfinite(by_trials[m][-1])
                                          else math.inf))
     lines += ["", "### Does the ranking settle?", "",
@@ -464,10 +468,11 @@ def write_report(tracking_uri: str, study: str, out: Path, seed: int = 0) -> Pat
              f"interval of 4000 resamples, bootstrap seed {seed}.", ""]
     if unfinished:
         lines += [f"Cells started and not finished, left out: {', '.join(unfinished)}.", ""]
-    figures = {}
+    figures, computed = {}, {}
     for cell in cells:
-        figures[cell.split] = _figures(cell, folder, seed)
-        lines += _cell_lines(client, cell, seed, figures[cell.split], out.parent)
+        computed[cell.split] = numbers(cell, seed)
+        figures[cell.split] = _figures(cell, folder, computed[cell.split])
+        lines += _cell_lines(client, cell, seed, computed[cell.split], figures[cell.split], out.parent)
     out.write_text("\n".join(lines))
     experiment = mlflow_log.experiment_id(client, f"study/{study}")
     found = mlflow_log.find_runs(client, experiment, ofmu__kind=REPORT, ofmu__study=study)
@@ -475,9 +480,8 @@ def write_report(tracking_uri: str, study: str, out: Path, seed: int = 0) -> Pat
         experiment, run_name="report", tags={"ofmu.kind": REPORT, "ofmu.study": study}).info.run_id
     with tempfile.TemporaryDirectory() as tmp:
         summary = Path(tmp) / "verdict.json"
-        summary.write_text(json.dumps({c.split: {"headlines": _plain(headlines(c, seed)),
-                                                 "equal_data": _plain(differences(c, seed)),
-                                                 "equal_compute": _plain(differences(c, seed, True)),
+        summary.write_text(json.dumps({c.split: {**{k: _plain(computed[c.split][k])
+                                                    for k in ("headlines", "equal_data", "equal_compute")},
                                                  "cost": cost(c)} for c in cells}, indent=1))
         mlflow_log.log_files(client, run, {"RESULTS.md": out, "verdict.json": summary} |
                              {p.name: p for f in figures.values() for p in f.values()}, "report")
